@@ -1,0 +1,161 @@
+//! `flexbridge check-config`: what the service would run with.
+
+use std::fmt::Write as _;
+
+use secrecy::SecretString;
+
+use crate::config::{ConfigProblem, Settings};
+
+/// A variable's line in the report.
+enum Shown {
+    Value(String),
+    Secret(bool),
+    Unset(&'static str),
+}
+
+fn opt<T: AsRef<str>>(value: Option<&T>, unset: &'static str) -> Shown {
+    value.map_or(Shown::Unset(unset), |v| Shown::Value(v.as_ref().to_owned()))
+}
+
+fn secret(value: Option<&SecretString>) -> Shown {
+    Shown::Secret(value.is_some())
+}
+
+/// The variables and how each is shown.
+fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
+    let secs = |d: std::time::Duration| Shown::Value(d.as_secs().to_string());
+    vec![
+        ("HOST", Shown::Value(s.host.clone())),
+        ("PORT", Shown::Value(s.port.to_string())),
+        (
+            "PUBLIC_BASE_URL",
+            opt(
+                s.public_base_url.as_ref(),
+                "rebuilt per request from X-Forwarded-Proto / X-Forwarded-Host / Host",
+            ),
+        ),
+        (
+            "TWILIO_ACCOUNT_SID",
+            opt(s.twilio.account_sid.as_ref(), "unset"),
+        ),
+        ("TWILIO_AUTH_TOKEN", secret(s.twilio.auth_token.as_ref())),
+        ("TWILIO_API_KEY", opt(s.twilio.api_key.as_ref(), "unset")),
+        ("TWILIO_API_SECRET", secret(s.twilio.api_secret.as_ref())),
+        (
+            "TWILIO_VALIDATE_SIGNATURES",
+            Shown::Value(s.twilio.validate_signatures.to_string()),
+        ),
+        (
+            "TWILIO_API_BASE_URL",
+            Shown::Value(s.twilio.api_base_url.as_ref().to_owned()),
+        ),
+        (
+            "FLEX_API_BASE_URL",
+            Shown::Value(s.twilio.flex_api_base_url.as_ref().to_owned()),
+        ),
+        ("SIP_URI_HOST", opt(s.voice.sip_uri_host.as_ref(), "unset")),
+        ("SIP_SECURE", Shown::Value(s.voice.sip_secure.to_string())),
+        (
+            "STUDIO_WEBHOOK_URL",
+            opt(s.voice.studio_webhook_url.as_ref(), "unset"),
+        ),
+        (
+            "FLEX_WORKSPACE_SID",
+            opt(s.flex.workspace_sid.as_ref(), "unset"),
+        ),
+        (
+            "FLEX_WORKFLOW_SID",
+            opt(s.flex.workflow_sid.as_ref(), "unset"),
+        ),
+        ("TOOL_API_KEY", secret(s.tools.api_key.as_ref())),
+        ("HANDOVER_DEDUP_SECONDS", secs(s.tools.handover_dedup)),
+        (
+            "STUDIO_FLOW_SID",
+            opt(s.tools.studio_flow_sid.as_ref(), "unset"),
+        ),
+        (
+            "UPSTREAM_TIMEOUT_MS",
+            Shown::Value(s.upstream_timeout.as_millis().to_string()),
+        ),
+        ("ASAPP_API_HOST", opt(s.asapp.api_host.as_ref(), "unset")),
+        ("ASAPP_API_ID", opt(s.asapp.api_id.as_ref(), "unset")),
+        ("ASAPP_API_SECRET", secret(s.asapp.api_secret.as_ref())),
+        (
+            "POLYAI_API_BASE_URL",
+            Shown::Value(s.polyai.api_base_url.as_ref().to_owned()),
+        ),
+        ("POLYAI_API_KEY", secret(s.polyai.api_key.as_ref())),
+        (
+            "POLYAI_CONNECTOR_ID",
+            opt(s.polyai.connector_id.as_ref(), "unset"),
+        ),
+        (
+            "FALLBACK_MESSAGE",
+            Shown::Value(s.voice.fallback_message.clone()),
+        ),
+        ("METRICS_TOKEN", secret(s.metrics_token.as_ref())),
+        (
+            "LOG_FORMAT",
+            s.log_format
+                .map_or(Shown::Unset("pretty on a terminal, else json"), |f| {
+                    Shown::Value(format!("{f:?}").to_lowercase())
+                }),
+        ),
+    ]
+}
+
+/// Whether each route can do its normal job, and what to set if not.
+pub fn route_readiness(s: &Settings) -> Vec<(&'static str, Result<String, String>)> {
+    let transfer = match (&s.voice.studio_webhook_url, &s.flex.workflow_sid) {
+        (Some(_), _) => Ok("returns transfers to the Studio flow".to_owned()),
+        (None, Some(_)) => Ok("enqueues transfers straight into Flex".to_owned()),
+        (None, None) => Err("set STUDIO_WEBHOOK_URL (or FLEX_WORKFLOW_SID)".to_owned()),
+    };
+    vec![
+        (
+            "/receive-call",
+            s.voice
+                .sip_uri_host
+                .as_ref()
+                .map(|h| format!("dials sip:{{Called}}@{h}"))
+                .ok_or_else(|| "set SIP_URI_HOST".to_owned()),
+        ),
+        ("/refer-handler", transfer),
+    ]
+}
+
+/// The whole report, and whether every set value was well formed.
+pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "flexbridge configuration{}",
+        if settings.dev { " (--dev)" } else { "" }
+    );
+    for (variable, shown) in variables(settings) {
+        let text = match problems.iter().find(|p| p.variable == variable) {
+            Some(problem) => format!("INVALID: {}", problem.message),
+            None => match shown {
+                Shown::Value(v) => v,
+                Shown::Secret(true) => "set (hidden)".to_owned(),
+                Shown::Secret(false) => "(unset)".to_owned(),
+                Shown::Unset(why) => format!("({why})"),
+            },
+        };
+        let _ = writeln!(out, "  {variable:<28} {text}");
+    }
+    let _ = writeln!(out, "routes");
+    for (route, readiness) in route_readiness(settings) {
+        let text = match readiness {
+            Ok(what) => format!("ready: {what}"),
+            Err(todo) => format!("fallback only: {todo}"),
+        };
+        let _ = writeln!(out, "  {route:<28} {text}");
+    }
+    if problems.is_empty() {
+        let _ = writeln!(out, "ok: every set value is well formed");
+    } else {
+        let _ = writeln!(out, "error: {} malformed value(s)", problems.len());
+    }
+    out
+}

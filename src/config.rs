@@ -1,0 +1,364 @@
+//! Settings, read once from the environment at start-up into typed values.
+//!
+//! Every variable is optional: a route whose settings are missing answers
+//! with its fallback and logs which variable it needs. A variable that is
+//! *set but malformed* is an error reported with the variable's name, so a
+//! typo is caught by `flexbridge check-config` or at start-up, not by a caller.
+//! An empty value counts as unset.
+
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::domain::{
+    AccountSid, ApiBaseUrl, ApiKeySid, FlowSid, PublicBaseUrl, SipHost, StudioWebhookUrl,
+    WorkflowSid, WorkspaceSid,
+};
+
+/// Everything flexbridge is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on (`HOST`).
+    pub host: String,
+    /// Port to listen on (`PORT`); 0 picks a free one (tests).
+    pub port: u16,
+    /// The origin Twilio calls (`PUBLIC_BASE_URL`); `None` means rebuild it per request.
+    pub public_base_url: Option<PublicBaseUrl>,
+    /// Twilio account, credentials and API origins.
+    pub twilio: TwilioSettings,
+    /// The watsonx voice path.
+    pub voice: VoiceSettings,
+    /// TaskRouter targets for Flex.
+    pub flex: FlexSettings,
+    /// AI-assistant tool routes.
+    pub tools: ToolSettings,
+    /// Whole-request deadline of every outbound call (`UPSTREAM_TIMEOUT_MS`).
+    pub upstream_timeout: Duration,
+    /// ASAPP GenerativeAgent.
+    pub asapp: AsappSettings,
+    /// PolyAI.
+    pub polyai: PolyAiSettings,
+    /// Bearer token required on `/metrics` when set (`METRICS_TOKEN`).
+    pub metrics_token: Option<SecretString>,
+    /// Log output format (`LOG_FORMAT`); `None` picks by terminal.
+    pub log_format: Option<LogFormat>,
+    /// Started with `--dev`: demo values and dry-run outbound calls.
+    pub dev: bool,
+}
+
+/// Twilio account, credentials and API origins.
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    /// `TWILIO_ACCOUNT_SID`.
+    pub account_sid: Option<AccountSid>,
+    /// `TWILIO_AUTH_TOKEN`: signs webhooks; REST auth without an API key.
+    pub auth_token: Option<SecretString>,
+    /// `TWILIO_API_KEY`.
+    pub api_key: Option<ApiKeySid>,
+    /// `TWILIO_API_SECRET`.
+    pub api_secret: Option<SecretString>,
+    /// `TWILIO_VALIDATE_SIGNATURES`; off only when explicitly disabled or `--dev`.
+    pub validate_signatures: bool,
+    /// `TWILIO_API_BASE_URL`.
+    pub api_base_url: ApiBaseUrl,
+    /// `FLEX_API_BASE_URL`.
+    pub flex_api_base_url: ApiBaseUrl,
+}
+
+/// The watsonx voice path (`/receive-call`, `/refer-handler`) and the voice fallback.
+#[derive(Debug, Clone)]
+pub struct VoiceSettings {
+    /// `SIP_URI_HOST`.
+    pub sip_uri_host: Option<SipHost>,
+    /// `SIP_SECURE`: append `;secure=true` (TLS/SRTP trunking) to the SIP URI.
+    pub sip_secure: bool,
+    /// `STUDIO_WEBHOOK_URL`.
+    pub studio_webhook_url: Option<StudioWebhookUrl>,
+    /// `FALLBACK_MESSAGE`: spoken when nothing else can be done.
+    pub fallback_message: String,
+}
+
+/// TaskRouter targets for Flex.
+#[derive(Debug, Clone)]
+pub struct FlexSettings {
+    /// `FLEX_WORKSPACE_SID`.
+    pub workspace_sid: Option<WorkspaceSid>,
+    /// `FLEX_WORKFLOW_SID`.
+    pub workflow_sid: Option<WorkflowSid>,
+}
+
+/// AI-assistant tool routes (`/tools/*`).
+#[derive(Debug, Clone)]
+pub struct ToolSettings {
+    /// `TOOL_API_KEY`: accepted instead of a Twilio signature.
+    pub api_key: Option<SecretString>,
+    /// `HANDOVER_DEDUP_SECONDS`.
+    pub handover_dedup: Duration,
+    /// `STUDIO_FLOW_SID`, for `/tools/studio-handover`.
+    pub studio_flow_sid: Option<FlowSid>,
+}
+
+/// ASAPP GenerativeAgent (`/engage`, `/call-complete`).
+#[derive(Debug, Clone)]
+pub struct AsappSettings {
+    /// `ASAPP_API_HOST`.
+    pub api_host: Option<ApiBaseUrl>,
+    /// `ASAPP_API_ID`.
+    pub api_id: Option<String>,
+    /// `ASAPP_API_SECRET`.
+    pub api_secret: Option<SecretString>,
+}
+
+/// PolyAI (`/polyai/*`).
+#[derive(Debug, Clone)]
+pub struct PolyAiSettings {
+    /// `POLYAI_API_BASE_URL`.
+    pub api_base_url: ApiBaseUrl,
+    /// `POLYAI_API_KEY`.
+    pub api_key: Option<SecretString>,
+    /// `POLYAI_CONNECTOR_ID`.
+    pub connector_id: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Human-readable, for a terminal.
+    Pretty,
+}
+
+/// The default `FALLBACK_MESSAGE`.
+pub const DEFAULT_FALLBACK_MESSAGE: &str =
+    "We're sorry, we can't connect your call right now. Please try again later.";
+
+/// Demo values `--dev` uses for variables that are not in the environment at all.
+pub const DEV_DEFAULTS: &[(&str, &str)] = &[
+    ("SIP_URI_HOST", "assistant.example.invalid"),
+    (
+        "STUDIO_WEBHOOK_URL",
+        "https://webhooks.twilio.com/v1/Accounts/AC00000000000000000000000000000000/Flows/FW00000000000000000000000000000000",
+    ),
+    ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+    ("FLEX_WORKSPACE_SID", "WS00000000000000000000000000000000"),
+    ("FLEX_WORKFLOW_SID", "WW00000000000000000000000000000000"),
+];
+
+/// One malformed variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong with its value (never the value of a secret).
+    pub message: String,
+}
+
+/// Every malformed variable found, so a user fixes them all in one go.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", p.variable, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads variables through a lookup function and collects problems.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Reader<'_> {
+    /// The trimmed value, `None` when unset or empty.
+    fn raw(&self, variable: &str) -> Option<String> {
+        (self.lookup)(variable)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T, E: fmt::Display>(
+        &mut self,
+        variable: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        let raw = self.raw(variable)?;
+        match parse(&raw) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.problems.push(ConfigProblem {
+                    variable,
+                    message: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    fn parse_or<T, E: fmt::Display>(
+        &mut self,
+        variable: &'static str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> T {
+        self.parse(variable, parse).unwrap_or(default)
+    }
+
+    fn text(&mut self, variable: &'static str) -> Option<String> {
+        self.raw(variable)
+    }
+
+    fn secret(&mut self, variable: &'static str) -> Option<SecretString> {
+        self.raw(variable).map(SecretString::from)
+    }
+
+    fn flag(&mut self, variable: &'static str, default: bool) -> bool {
+        self.parse_or(variable, default, parse_bool)
+    }
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+fn parse_ranged(
+    text: &str,
+    range: std::ops::RangeInclusive<u64>,
+    why: &str,
+) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from {} to {}{why}",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
+impl Settings {
+    /// Read settings from the process environment.
+    ///
+    /// # Errors
+    /// Lists every variable that is set but malformed.
+    pub fn from_env(dev: bool) -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok(), dev)
+    }
+
+    /// Read settings through `lookup` (the environment, or a map in tests).
+    ///
+    /// With `dev`, variables absent from `lookup` take their [`DEV_DEFAULTS`]
+    /// value (set one to an empty string to keep it unset) and signature
+    /// checks are off.
+    ///
+    /// # Errors
+    /// Lists every variable that is set but malformed.
+    pub fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        dev: bool,
+    ) -> Result<Self, ConfigError> {
+        let (settings, problems) = Self::load(lookup, dev);
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Like [`Settings::from_lookup`], but always returns settings (a
+    /// malformed variable counts as unset) together with the problems found.
+    pub fn load(lookup: &dyn Fn(&str) -> Option<String>, dev: bool) -> (Self, Vec<ConfigProblem>) {
+        let with_dev_defaults = |name: &str| {
+            lookup(name).or_else(|| {
+                dev.then(|| DEV_DEFAULTS.iter().find(|(n, _)| *n == name))
+                    .flatten()
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let mut r = Reader {
+            lookup: &with_dev_defaults,
+            problems: Vec::new(),
+        };
+        let settings = Self {
+            host: r.text("HOST").unwrap_or_else(|| "0.0.0.0".to_owned()),
+            port: r.parse_or("PORT", 8080, |t| {
+                t.parse::<u16>()
+                    .map_err(|_| "expected a port number from 0 to 65535")
+            }),
+            public_base_url: r.parse("PUBLIC_BASE_URL", PublicBaseUrl::parse),
+            twilio: TwilioSettings {
+                account_sid: r.parse("TWILIO_ACCOUNT_SID", AccountSid::parse),
+                auth_token: r.secret("TWILIO_AUTH_TOKEN"),
+                api_key: r.parse("TWILIO_API_KEY", ApiKeySid::parse),
+                api_secret: r.secret("TWILIO_API_SECRET"),
+                validate_signatures: r.flag("TWILIO_VALIDATE_SIGNATURES", true) && !dev,
+                api_base_url: r
+                    .parse("TWILIO_API_BASE_URL", ApiBaseUrl::parse)
+                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://api.twilio.com")),
+                flex_api_base_url: r
+                    .parse("FLEX_API_BASE_URL", ApiBaseUrl::parse)
+                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://flex-api.twilio.com")),
+            },
+            voice: VoiceSettings {
+                sip_uri_host: r.parse("SIP_URI_HOST", SipHost::parse),
+                sip_secure: r.flag("SIP_SECURE", true),
+                studio_webhook_url: r.parse("STUDIO_WEBHOOK_URL", StudioWebhookUrl::parse),
+                fallback_message: r
+                    .text("FALLBACK_MESSAGE")
+                    .unwrap_or_else(|| DEFAULT_FALLBACK_MESSAGE.to_owned()),
+            },
+            flex: FlexSettings {
+                workspace_sid: r.parse("FLEX_WORKSPACE_SID", WorkspaceSid::parse),
+                workflow_sid: r.parse("FLEX_WORKFLOW_SID", WorkflowSid::parse),
+            },
+            tools: ToolSettings {
+                api_key: r.secret("TOOL_API_KEY"),
+                handover_dedup: Duration::from_secs(r.parse_or(
+                    "HANDOVER_DEDUP_SECONDS",
+                    600,
+                    |t| parse_ranged(t, 0..=86_400, " seconds (0 turns dedup off)"),
+                )),
+                studio_flow_sid: r.parse("STUDIO_FLOW_SID", FlowSid::parse),
+            },
+            upstream_timeout: Duration::from_millis(r.parse_or("UPSTREAM_TIMEOUT_MS", 8000, |t| {
+                parse_ranged(
+                    t,
+                    100..=14_000,
+                    " milliseconds (Twilio gives up on a webhook after 15 s)",
+                )
+            })),
+            asapp: AsappSettings {
+                api_host: r.parse("ASAPP_API_HOST", ApiBaseUrl::parse),
+                api_id: r.text("ASAPP_API_ID"),
+                api_secret: r.secret("ASAPP_API_SECRET"),
+            },
+            polyai: PolyAiSettings {
+                api_base_url: r
+                    .parse("POLYAI_API_BASE_URL", ApiBaseUrl::parse)
+                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://api.polyai.app")),
+                api_key: r.secret("POLYAI_API_KEY"),
+                connector_id: r.text("POLYAI_CONNECTOR_ID"),
+            },
+            metrics_token: r.secret("METRICS_TOKEN"),
+            log_format: r.parse("LOG_FORMAT", |t| match t.to_ascii_lowercase().as_str() {
+                "json" => Ok(LogFormat::Json),
+                "pretty" => Ok(LogFormat::Pretty),
+                _ => Err("expected json or pretty"),
+            }),
+            dev,
+        };
+        (settings, r.problems)
+    }
+}

@@ -1,0 +1,21 @@
+//! Domain types: every value from Twilio, an assistant or the environment is
+//! parsed into one of these before any route logic sees it.
+
+mod phone;
+mod sid;
+mod sip;
+mod web_url;
+
+pub use phone::{E164, E164Error};
+pub use sid::{
+    AccountSid, ApiKeySid, CallSid, ConversationServiceSid, ConversationSid, FlowSid,
+    InteractionSid, Sid, SidError, SidKind, WorkflowSid, WorkspaceSid,
+};
+pub use sip::{
+    ReferTo, ReferToError, SESSION_HISTORY_HEADER, SessionHistoryKey, SessionKeyError, SipHeader,
+    SipHost, SipHostError, USER_TO_USER_HEADER, user_to_user_data,
+};
+pub use web_url::{
+    ApiBaseUrl, PublicBaseUrl, StudioWebhookUrl, UrlError, encode_query_component,
+    encode_query_text,
+};

@@ -1,0 +1,231 @@
+//! Absolute URLs flexbridge is configured with, and the query encoding it
+//! uses whenever it adds values to one.
+
+use std::fmt;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use url::Url;
+
+/// Characters left as they are in query names and values: RFC 3986
+/// "unreserved" only. Everything else is percent-encoded, so a URL we build
+/// is plain ASCII whatever the caller or the assistant sent.
+const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encode bytes as one query name or value.
+pub fn encode_query_component(bytes: &[u8]) -> String {
+    percent_encoding::percent_encode(bytes, QUERY_COMPONENT).to_string()
+}
+
+/// Percent-encode text as one query name or value.
+pub fn encode_query_text(text: &str) -> String {
+    utf8_percent_encode(text, QUERY_COMPONENT).to_string()
+}
+
+/// Why a text is not an acceptable absolute URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not a URL at all, or a relative one.
+    #[error("not an absolute URL ({0})")]
+    Invalid(#[from] url::ParseError),
+    /// Another scheme than http or https.
+    #[error("the scheme must be https (or http for local testing)")]
+    Scheme,
+    /// A part this kind of URL must not have.
+    #[error("must not contain {0}")]
+    Forbidden(&'static str),
+}
+
+/// Parse an absolute http(s) URL with a host, no credentials and no fragment.
+fn parse_http_url(text: &str) -> Result<Url, UrlError> {
+    let url = Url::parse(text)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(UrlError::Scheme);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlError::Forbidden("user name or password"));
+    }
+    if url.fragment().is_some() {
+        return Err(UrlError::Forbidden("a #fragment"));
+    }
+    Ok(url)
+}
+
+/// The public origin Twilio uses to reach flexbridge, e.g. `https://flexbridge.fly.dev`.
+///
+/// A path prefix is allowed (for a proxy that mounts flexbridge under
+/// `/flexbridge`); it is kept without its trailing `/`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicBaseUrl(String);
+
+impl PublicBaseUrl {
+    /// Parse an absolute http(s) URL without query or fragment.
+    ///
+    /// # Errors
+    /// When the text is not such a URL.
+    pub fn parse(text: &str) -> Result<Self, UrlError> {
+        let url = parse_http_url(text)?;
+        if url.query().is_some() {
+            return Err(UrlError::Forbidden("a ?query"));
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// The absolute URL of a path served by flexbridge (`path` starts with `/`).
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+}
+
+impl AsRef<str> for PublicBaseUrl {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PublicBaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An origin of an API flexbridge calls (Twilio, Flex, a vendor); tests
+/// point these at local servers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiBaseUrl(String);
+
+impl ApiBaseUrl {
+    /// Parse an absolute http(s) URL without query or fragment.
+    ///
+    /// # Errors
+    /// When the text is not such a URL.
+    pub fn parse(text: &str) -> Result<Self, UrlError> {
+        PublicBaseUrl::parse(text).map(|base| Self(base.0))
+    }
+
+    /// A built-in default origin; `origin` must be an http(s) URL with no
+    /// path, query or trailing `/` (checked by this module's tests).
+    pub(crate) fn from_static(origin: &'static str) -> Self {
+        Self(origin.to_owned())
+    }
+
+    /// The absolute URL of an API path (`path` starts with `/`).
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+}
+
+impl AsRef<str> for ApiBaseUrl {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiBaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The Trigger webhook URL of a Studio flow
+/// (`https://webhooks.twilio.com/v1/Accounts/AC…/Flows/FW…`).
+///
+/// It may already carry a query string; flexbridge keeps it and appends its
+/// own parameters after it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StudioWebhookUrl(Url);
+
+impl StudioWebhookUrl {
+    /// Parse an absolute http(s) URL without fragment.
+    ///
+    /// # Errors
+    /// When the text is not such a URL.
+    pub fn parse(text: &str) -> Result<Self, UrlError> {
+        parse_http_url(text).map(Self)
+    }
+
+    /// This URL with `params` appended to its query, every name and value
+    /// percent-encoded (see [`encode_query_component`]).
+    pub fn with_params<'a>(&self, params: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+        let mut query = self.0.query().unwrap_or_default().to_owned();
+        for (name, value) in params {
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str(&encode_query_text(name));
+            query.push('=');
+            query.push_str(&encode_query_component(value));
+        }
+        let mut url = self.0.clone();
+        url.set_query((!query.is_empty()).then_some(query.as_str()));
+        url.into()
+    }
+}
+
+impl AsRef<str> for StudioWebhookUrl {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for StudioWebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_base_url_drops_trailing_slash_and_keeps_prefix() {
+        let base = PublicBaseUrl::parse("https://flexbridge.fly.dev/").unwrap();
+        assert_eq!(
+            base.join("/refer-handler"),
+            "https://flexbridge.fly.dev/refer-handler"
+        );
+        let prefixed = PublicBaseUrl::parse("https://example.com/fb/").unwrap();
+        assert_eq!(
+            prefixed.join("/refer-handler"),
+            "https://example.com/fb/refer-handler"
+        );
+    }
+
+    #[test]
+    fn public_base_url_rejects_relative_query_and_other_schemes() {
+        for bad in [
+            "flexbridge.fly.dev",
+            "/x",
+            "ftp://a.b",
+            "https://a.b/?x=1",
+            "https://u:p@a.b",
+            "https://a.b/#f",
+        ] {
+            assert!(PublicBaseUrl::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn studio_url_keeps_its_query_and_encodes_every_added_value() {
+        let studio =
+            StudioWebhookUrl::parse("https://webhooks.twilio.com/v1/Flows/FW1?a=1&b=x%20y")
+                .unwrap();
+        let url = studio.with_params([
+            ("FlowEvent", &b"return"[..]),
+            ("K", "a&b=c d/é+!*'()~".as_bytes()),
+        ]);
+        assert_eq!(
+            url,
+            "https://webhooks.twilio.com/v1/Flows/FW1?a=1&b=x%20y&FlowEvent=return&K=a%26b%3Dc%20d%2F%C3%A9%2B%21%2A%27%28%29~"
+        );
+        let plain = StudioWebhookUrl::parse("https://webhooks.twilio.com/v1/Flows/FW1").unwrap();
+        assert_eq!(
+            plain.with_params([("A", &b"\xff"[..])]),
+            "https://webhooks.twilio.com/v1/Flows/FW1?A=%FF"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! flexbridge: the webhooks that connect AI voice and chat agents to Twilio
+//! Flex, in one service.
+//!
+//! # Layout
+//!
+//! - [`config`]: settings from the environment, parsed once into typed values.
+//! - [`domain`]: the values routes work with (SIDs, E.164 numbers, SIP
+//!   Refer-To and User-to-User, URLs), each parsed, never re-validated.
+//! - [`twiml`]: TwiML documents written through quick-xml.
+//! - [`twilio`]: Twilio's webhook protocol (request parameters).
+//! - [`voice`]: voice answers and the fallback that keeps callers in care.
+//! - [`routes`]: one handler module per route; [`startup`] holds the route table.
+//! - [`errors`]: request-level errors and their HTTP answers.
+//! - [`telemetry`]: logs and the per-request span.
+//! - [`cli`], [`check_config`]: the command line.
+//!
+//! Errors are typed per concern with thiserror. Voice routes never surface
+//! an error to Twilio: [`voice::reply`] turns every failure into TwiML.
+
+pub mod check_config;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod errors;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+pub mod twilio;
+pub mod twiml;
+pub mod voice;

@@ -1,0 +1,55 @@
+//! `POST /refer-handler`: the assistant transferred the call (SIP REFER);
+//! hand it back to the Studio flow, or straight to Flex, with the watsonx
+//! session history key and the transfer's SIP headers.
+
+use actix_web::web;
+use tracing_actix_web::RootSpan;
+
+use crate::config::Settings;
+use crate::domain::{CallSid, ReferTo};
+use crate::twilio::TwilioRequest;
+use crate::twiml::VoiceResponse;
+use crate::voice::{self, Handback, TwimlReply, VoiceError};
+
+/// Answer a `<Redirect>` to Studio (or an `<Enqueue>` into Flex) carrying the key.
+#[tracing::instrument(name = "refer-handler", skip_all)]
+pub async fn refer_handler(
+    settings: web::Data<Settings>,
+    request: TwilioRequest,
+    span: RootSpan,
+) -> TwimlReply {
+    let call_sid = super::call_sid(&request, &span);
+    let result = hand_back_transfer(&settings, &request, call_sid.as_ref());
+    voice::reply(&settings, call_sid.as_ref(), result)
+}
+
+fn hand_back_transfer(
+    settings: &Settings,
+    request: &TwilioRequest,
+    call_sid: Option<&CallSid>,
+) -> Result<VoiceResponse, VoiceError> {
+    let target = request
+        .get("ReferTransferTarget")
+        .filter(|t| !t.trim().is_empty())
+        .ok_or(VoiceError::MissingReferTarget)?;
+    let refer_to = ReferTo::parse(target)?;
+    // A transfer without a key still goes back to Studio or Flex, with its
+    // other headers: an agent without history beats a dropped call.
+    let key = refer_to.session_history_key();
+    if let Err(error) = &key {
+        tracing::warn!(
+            error.code = error.code(),
+            error.message = %error,
+            "transfer without a session history key"
+        );
+    }
+    Ok(voice::hand_back(
+        settings,
+        &Handback {
+            call_sid,
+            key: key.as_ref().ok(),
+            error: key.as_ref().err().map(|e| e.code()),
+            refer_to: Some(&refer_to),
+        },
+    ))
+}

@@ -1,0 +1,72 @@
+//! Building and running the HTTP server: the route table lives here.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::routes;
+use crate::telemetry::FlexbridgeRootSpan;
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    /// The port actually bound (differs from the setting when it was 0).
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Bind `HOST:PORT` and prepare the server.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub fn build(settings: Settings) -> std::io::Result<Self> {
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
+        let port = listener.local_addr()?.port();
+        let settings = web::Data::new(settings);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::<FlexbridgeRootSpan>::new())
+                .app_data(settings.clone())
+                .configure(route_table)
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serve until stopped (SIGTERM / SIGINT drain in-flight requests first).
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Every route flexbridge serves.
+pub fn route_table(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(routes::healthz))
+        .service(
+            web::resource("/receive-call")
+                .route(web::post().to(routes::receive_call))
+                .route(web::get().to(routes::receive_call)),
+        )
+        .service(
+            web::resource("/refer-handler")
+                .route(web::post().to(routes::refer_handler))
+                .route(web::get().to(routes::refer_handler)),
+        );
+}

@@ -1,0 +1,101 @@
+//! The `TwilioRequest` extractor: a webhook's parameters, read once with the
+//! body limit applied.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::{Method, header};
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt;
+
+use crate::errors::{MAX_BODY_BYTES, RequestError};
+
+/// A Twilio webhook request: the form parameters of a `POST` (or none for a
+/// `GET`) and the query parameters, each in the order sent, repeated names
+/// kept (Twilio's signature covers every one of them).
+#[derive(Debug, Clone, Default)]
+pub struct TwilioRequest {
+    form: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+}
+
+impl TwilioRequest {
+    /// Build from already-decoded parameters (tests and tools).
+    pub fn new(form: Vec<(String, String)>, query: Vec<(String, String)>) -> Self {
+        Self { form, query }
+    }
+
+    /// The first value of `name`: from the form body, else from the query.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .chain(&self.query)
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The form parameters, in order.
+    pub fn form(&self) -> &[(String, String)] {
+        &self.form
+    }
+
+    /// The query parameters, in order.
+    pub fn query(&self) -> &[(String, String)] {
+        &self.query
+    }
+}
+
+/// Read the whole body, refusing more than [`MAX_BODY_BYTES`] as early as the
+/// `Content-Length` header allows.
+///
+/// # Errors
+/// [`RequestError::BodyTooLarge`] or [`RequestError::BodyUnreadable`].
+pub async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes, RequestError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(RequestError::BodyTooLarge);
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(RequestError::BodyUnreadable)?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(RequestError::BodyTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Decode `application/x-www-form-urlencoded` text into ordered pairs.
+///
+/// Never fails: malformed escapes stay literal and invalid UTF-8 becomes
+/// U+FFFD, which is what Twilio's own parsers do with such input too.
+fn decode_form(bytes: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(bytes).into_owned().collect()
+}
+
+impl FromRequest for TwilioRequest {
+    type Error = RequestError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(&req, &mut payload).await?;
+            let query = decode_form(req.query_string().as_bytes());
+            let form = if req.method() == Method::GET {
+                Vec::new()
+            } else {
+                decode_form(&body)
+            };
+            Ok(Self { form, query })
+        })
+    }
+}

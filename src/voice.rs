@@ -1,0 +1,184 @@
+//! Answers of the voice routes, and the fallback that keeps a caller in care
+//! whenever a route cannot do its normal job.
+//!
+//! Twilio plays "an application error has occurred" and drops the caller on
+//! any non-2xx answer or invalid TwiML, so voice routes never return an
+//! error: [`reply`] is the one place a [`VoiceError`] becomes TwiML.
+
+use actix_web::body::BoxBody;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, Responder};
+use serde_json::{Map, Value};
+
+use crate::config::Settings;
+use crate::domain::{CallSid, ReferTo, ReferToError, SessionHistoryKey, SessionKeyError};
+use crate::twiml::{self, Verb, VoiceResponse};
+
+/// Why a voice route falls back; each has a stable code for Studio and logs.
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceError {
+    /// `Called` is absent.
+    #[error("the request has no Called parameter")]
+    MissingCalled,
+    /// `Called` is not `+` and 3–15 digits (a SIP URI, an injection attempt…).
+    #[error("Called is not an E.164 number (+ and 3 to 15 digits)")]
+    InvalidCalled,
+    /// `SIP_URI_HOST` is unset.
+    #[error("SIP_URI_HOST is not set, so there is no assistant to dial")]
+    SipHostNotConfigured,
+    /// `ReferTransferTarget` is absent.
+    #[error("the request has no ReferTransferTarget parameter")]
+    MissingReferTarget,
+    /// `ReferTransferTarget` is not a Refer-To value.
+    #[error("ReferTransferTarget is malformed: {0}")]
+    InvalidReferTarget(#[from] ReferToError),
+    /// The Refer-To carries no usable session history key.
+    #[error(transparent)]
+    SessionKey(#[from] SessionKeyError),
+}
+
+impl VoiceError {
+    /// Stable code, sent to Studio as `FlexbridgeError`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingCalled => "missing_called",
+            Self::InvalidCalled => "invalid_called",
+            Self::SipHostNotConfigured => "sip_host_not_configured",
+            Self::MissingReferTarget => "missing_refer_target",
+            Self::InvalidReferTarget(_) => "invalid_refer_target",
+            Self::SessionKey(e) => e.code(),
+        }
+    }
+}
+
+/// A TwiML answer: always `200 text/xml`.
+#[derive(Debug)]
+pub struct TwimlReply(pub VoiceResponse);
+
+impl Responder for TwimlReply {
+    type Body = BoxBody;
+
+    fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, twiml::CONTENT_TYPE))
+            .body(self.0.render())
+    }
+}
+
+/// What a call carries back when flexbridge hands it on.
+#[derive(Debug, Default)]
+pub struct Handback<'a> {
+    /// The call being handed on, for the Flex task.
+    pub call_sid: Option<&'a CallSid>,
+    /// The watsonx session history key, when there is one.
+    pub key: Option<&'a SessionHistoryKey>,
+    /// Why there is no key (the `FlexbridgeError` code), when there is an error.
+    pub error: Option<&'static str>,
+    /// The Refer-To of a transfer: its `X-` headers go to Studio, all its
+    /// headers to the Flex task.
+    pub refer_to: Option<&'a ReferTo>,
+}
+
+/// Return the caller to care: the Studio flow when `STUDIO_WEBHOOK_URL` is
+/// set, else Flex when `FLEX_WORKFLOW_SID` is set, else the fallback message.
+pub fn hand_back(settings: &Settings, handback: &Handback<'_>) -> VoiceResponse {
+    if let Some(studio) = &settings.voice.studio_webhook_url {
+        let mut params: Vec<(&str, &[u8])> = vec![("FlowEvent", b"return")];
+        if let Some(key) = handback.key {
+            params.push(("SessionHistoryKey", key.as_bytes()));
+        }
+        if let Some(code) = handback.error {
+            params.push(("FlexbridgeError", code.as_bytes()));
+        }
+        if let Some(refer_to) = handback.refer_to {
+            params.extend(
+                refer_to
+                    .forwarded_headers()
+                    .map(|h| (h.name.as_str(), h.value.as_slice())),
+            );
+        }
+        return VoiceResponse::new().verb(Verb::Redirect {
+            url: studio.with_params(params),
+        });
+    }
+    if let Some(workflow) = &settings.flex.workflow_sid {
+        return VoiceResponse::new().verb(Verb::Enqueue {
+            workflow_sid: workflow.clone(),
+            task_attributes: task_attributes(handback).to_string(),
+        });
+    }
+    tracing::error!(
+        "neither STUDIO_WEBHOOK_URL nor FLEX_WORKFLOW_SID is set: the caller hears FALLBACK_MESSAGE and the call ends"
+    );
+    goodbye(settings)
+}
+
+/// The last resort: say the fallback message and hang up.
+fn goodbye(settings: &Settings) -> VoiceResponse {
+    VoiceResponse::new()
+        .verb(Verb::Say {
+            text: settings.voice.fallback_message.clone(),
+        })
+        .verb(Verb::Hangup)
+}
+
+/// Task attributes for a call enqueued into Flex.
+///
+/// `call_sid` matches the name TaskRouter itself uses for voice tasks;
+/// repeated SIP headers are joined with ", " as RFC 3261 §7.3.1 allows.
+fn task_attributes(handback: &Handback<'_>) -> Value {
+    let mut attributes = Map::new();
+    if let Some(call_sid) = handback.call_sid {
+        attributes.insert("call_sid".into(), call_sid.as_ref().into());
+    }
+    if let Some(key) = handback.key {
+        attributes.insert("session_history_key".into(), key.to_string_lossy().into());
+    }
+    if let Some(code) = handback.error {
+        attributes.insert("flexbridge_error".into(), code.into());
+    }
+    if let Some(refer_to) = handback.refer_to {
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for header in refer_to.headers() {
+            let value = header.value_lossy();
+            match headers
+                .iter_mut()
+                .find(|(name, _)| name.eq_ignore_ascii_case(&header.name))
+            {
+                Some((_, joined)) => {
+                    joined.push_str(", ");
+                    joined.push_str(&value);
+                }
+                None => headers.push((header.name.clone(), value.into_owned())),
+            }
+        }
+        let headers: Map<String, Value> = headers.into_iter().map(|(n, v)| (n, v.into())).collect();
+        attributes.insert("sip_headers".into(), headers.into());
+    }
+    attributes.into()
+}
+
+/// Turn a voice route's result into its answer: the TwiML on success, the
+/// logged fallback on failure. Never an error status.
+pub fn reply(
+    settings: &Settings,
+    call_sid: Option<&CallSid>,
+    result: Result<VoiceResponse, VoiceError>,
+) -> TwimlReply {
+    match result {
+        Ok(response) => TwimlReply(response),
+        Err(error) => {
+            tracing::warn!(
+                error.code = error.code(),
+                error.message = %error,
+                "voice fallback: returning the caller to care"
+            );
+            let handback = Handback {
+                call_sid,
+                error: Some(error.code()),
+                ..Handback::default()
+            };
+            TwimlReply(hand_back(settings, &handback))
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! `flexbridge check-config` run as a process, as a user would.
+
+use std::process::Command;
+
+fn check_config(env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
+    command.arg("check-config").env_clear();
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().expect("the binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_masks_secrets_and_reports_ready_routes() {
+    let (code, out) = check_config(&[
+        ("SIP_URI_HOST", "sip.example.com"),
+        (
+            "STUDIO_WEBHOOK_URL",
+            "https://webhooks.twilio.com/v1/Flows/FW1",
+        ),
+        ("TWILIO_AUTH_TOKEN", "super-secret-token-value"),
+        ("TOOL_API_KEY", "tool-key-value"),
+    ]);
+
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("super-secret-token-value"), "{out}");
+    assert!(!out.contains("tool-key-value"), "{out}");
+    assert!(
+        out.contains("TWILIO_AUTH_TOKEN            set (hidden)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/receive-call                ready: dials sip:{Called}@sip.example.com"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/refer-handler               ready: returns transfers to the Studio flow"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("ok: every set value is well formed\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_config_names_every_malformed_variable_and_exits_non_zero() {
+    let (code, out) = check_config(&[
+        ("SIP_URI_HOST", "sips:+1800@host"),
+        ("FLEX_WORKFLOW_SID", "WS123"),
+        ("PORT", "eighty"),
+        ("STUDIO_WEBHOOK_URL", "webhooks.twilio.com/v1"),
+    ]);
+
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("SIP_URI_HOST                 INVALID: expected a host name"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "FLEX_WORKFLOW_SID            INVALID: \"WS123\" is not a Twilio workflow SID (expected WW followed by 32 hex digits)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("PORT                         INVALID: expected a port number"),
+        "{out}"
+    );
+    assert!(
+        out.contains("STUDIO_WEBHOOK_URL           INVALID: not an absolute URL"),
+        "{out}"
+    );
+    assert!(out.ends_with("error: 4 malformed value(s)\n"), "{out}");
+}
+
+#[test]
+fn check_config_reports_routes_that_only_fall_back() {
+    let (code, out) = check_config(&[]);
+
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("/receive-call                fallback only: set SIP_URI_HOST"),
+        "{out}"
+    );
+    assert!(out.contains("/refer-handler               fallback only: set STUDIO_WEBHOOK_URL (or FLEX_WORKFLOW_SID)"), "{out}");
+}
+
+#[test]
+fn serve_refuses_to_start_with_a_malformed_value() {
+    let output = Command::new(env!("CARGO_BIN_EXE_flexbridge"))
+        .env_clear()
+        .env("FLEX_WORKFLOW_SID", "nope")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("FLEX_WORKFLOW_SID: \"nope\" is not a Twilio workflow SID"),
+        "{stderr}"
+    );
+}

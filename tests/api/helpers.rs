@@ -1,0 +1,174 @@
+//! Shared test harness: spawn the real app on a random port and talk to it over HTTP.
+
+use std::collections::HashMap;
+
+use flexbridge::config::Settings;
+use flexbridge::startup::Application;
+
+/// A Studio Trigger webhook URL used across tests.
+pub const STUDIO: &str = "https://webhooks.twilio.com/v1/Accounts/AC11111111111111111111111111111111/Flows/FW22222222222222222222222222222222";
+/// A TaskRouter workflow SID used across tests.
+pub const WORKFLOW: &str = "WW33333333333333333333333333333333";
+/// A call SID used across tests.
+pub const CALL_SID: &str = "CA44444444444444444444444444444444";
+
+/// A running app and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+}
+
+/// Start the app with exactly these variables (plus a local listen address).
+pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
+    let mut vars: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    vars.insert("HOST".into(), "127.0.0.1".into());
+    vars.insert("PORT".into(), "0".into());
+    vars.entry("TWILIO_VALIDATE_SIGNATURES".into())
+        .or_insert_with(|| "false".into());
+    let settings = Settings::from_lookup(&|name| vars.get(name).cloned(), false)
+        .expect("test settings are valid");
+    let app = Application::build(settings).expect("the app binds a local port");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// Studio mode: SIP host and Studio URL set.
+pub async fn spawn_studio_app() -> TestApp {
+    spawn_app(&[
+        ("SIP_URI_HOST", "sip.example.com"),
+        ("STUDIO_WEBHOOK_URL", STUDIO),
+    ])
+    .await
+}
+
+impl TestApp {
+    /// POST a form to `path`.
+    pub async fn post_form(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .form(params)
+            .send()
+            .await
+            .expect("request reaches the app")
+    }
+
+    /// POST a form to a voice route and return its TwiML, asserting the
+    /// voice-route contract: 200, text/xml, a well-formed `<Response>`.
+    pub async fn voice(&self, path: &str, params: &[(&str, &str)]) -> String {
+        let response = self.post_form(path, params).await;
+        assert_twiml_response(response).await
+    }
+}
+
+/// Assert the voice contract on a response and return its body.
+pub async fn assert_twiml_response(response: reqwest::Response) -> String {
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "voice routes always answer 200"
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/xml; charset=utf-8",
+        "voice routes answer TwiML"
+    );
+    let body = response.text().await.expect("a UTF-8 body");
+    assert_well_formed_twiml(&body);
+    body
+}
+
+/// Parse with a strict XML parser; the root must be `<Response>` and the
+/// declaration must be the one Twilio's libraries write.
+pub fn assert_well_formed_twiml(body: &str) {
+    assert!(
+        body.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?>"#),
+        "TwiML starts with the XML declaration: {body}"
+    );
+    let doc = roxmltree::Document::parse(body)
+        .unwrap_or_else(|e| panic!("well-formed XML expected ({e}): {body}"));
+    assert_eq!(doc.root_element().tag_name().name(), "Response", "{body}");
+}
+
+/// The text of the single `<Redirect>` of a response, checking its method.
+pub fn redirect_url(body: &str) -> String {
+    let doc = roxmltree::Document::parse(body).expect("well-formed XML");
+    let verbs: Vec<_> = doc
+        .root_element()
+        .children()
+        .filter(|n| n.is_element())
+        .collect();
+    assert_eq!(verbs.len(), 1, "exactly one verb: {body}");
+    assert_eq!(verbs[0].tag_name().name(), "Redirect", "{body}");
+    assert_eq!(verbs[0].attribute("method"), Some("POST"), "{body}");
+    verbs[0].text().unwrap_or_default().to_owned()
+}
+
+/// Structural comparison of two TwiML documents: same elements in the same
+/// order, same attributes (any order), same text; `<Task>` text is compared
+/// as JSON values, since key order carries no meaning there.
+pub fn assert_equivalent_twiml(actual: &str, expected: &str) {
+    let a = roxmltree::Document::parse(actual).expect("actual is well-formed");
+    let e = roxmltree::Document::parse(expected).expect("expected is well-formed");
+    compare_nodes(a.root_element(), e.root_element(), actual, expected);
+}
+
+fn compare_nodes(a: roxmltree::Node, e: roxmltree::Node, actual: &str, expected: &str) {
+    let ctx = || format!("\nactual:   {actual}\nexpected: {expected}");
+    assert_eq!(
+        a.tag_name().name(),
+        e.tag_name().name(),
+        "element name{}",
+        ctx()
+    );
+    let mut a_attrs: Vec<_> = a.attributes().map(|x| (x.name(), x.value())).collect();
+    let mut e_attrs: Vec<_> = e.attributes().map(|x| (x.name(), x.value())).collect();
+    a_attrs.sort();
+    e_attrs.sort();
+    assert_eq!(
+        a_attrs,
+        e_attrs,
+        "attributes of <{}>{}",
+        a.tag_name().name(),
+        ctx()
+    );
+    let text = |n: roxmltree::Node| -> String {
+        n.children()
+            .filter(|c| c.is_text())
+            .filter_map(|c| c.text())
+            .collect()
+    };
+    if a.tag_name().name() == "Task" {
+        let a_json: serde_json::Value = serde_json::from_str(&text(a)).expect("Task is JSON");
+        let e_json: serde_json::Value = serde_json::from_str(&text(e)).expect("Task is JSON");
+        assert_eq!(a_json, e_json, "Task attributes{}", ctx());
+    } else {
+        assert_eq!(
+            text(a),
+            text(e),
+            "text of <{}>{}",
+            a.tag_name().name(),
+            ctx()
+        );
+    }
+    let a_children: Vec<_> = a.children().filter(|c| c.is_element()).collect();
+    let e_children: Vec<_> = e.children().filter(|c| c.is_element()).collect();
+    assert_eq!(
+        a_children.len(),
+        e_children.len(),
+        "children of <{}>{}",
+        a.tag_name().name(),
+        ctx()
+    );
+    for (ac, ec) in a_children.into_iter().zip(e_children) {
+        compare_nodes(ac, ec, actual, expected);
+    }
+}

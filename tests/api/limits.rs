@@ -1,0 +1,77 @@
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{assert_twiml_response, spawn_studio_app};
+
+const LIMIT: usize = 64 * 1024;
+
+/// A form body of exactly `len` bytes carrying a valid `Called`.
+fn form_of_len(len: usize) -> String {
+    let head = "Called=%2B18005551234&Pad=";
+    format!("{head}{}", "a".repeat(len - head.len()))
+}
+
+#[tokio::test]
+async fn a_body_of_exactly_64_kib_is_accepted() {
+    let app = spawn_studio_app().await;
+
+    let response = app
+        .client
+        .post(format!("{}/receive-call", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_of_len(LIMIT))
+        .send()
+        .await
+        .unwrap();
+
+    let twiml = assert_twiml_response(response).await;
+    assert!(twiml.contains("<Dial"), "{twiml}");
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_refused_with_413() {
+    let app = spawn_studio_app().await;
+
+    for path in ["/receive-call", "/refer-handler"] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_of_len(LIMIT + 1))
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(response.status().as_u16(), 413, "{path}");
+        assert_eq!(
+            response.text().await.unwrap(),
+            "request body is larger than 64 KiB\n"
+        );
+    }
+}
+
+/// Without Content-Length (chunked), the limit is enforced while reading.
+#[tokio::test]
+async fn a_chunked_body_over_64_kib_is_refused_with_413() {
+    let app = spawn_studio_app().await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    let head = "POST /receive-call HTTP/1.1\r\nHost: localhost\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = "a".repeat(16 * 1024);
+    // Five 16 KiB chunks: 80 KiB in all. The server may answer and close
+    // before reading them all, so write errors are expected and ignored.
+    for _ in 0..5 {
+        let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+        if stream.write_all(frame.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}

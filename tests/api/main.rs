@@ -1,0 +1,10 @@
+//! HTTP-level tests against the real app on a random local port.
+
+mod check_config;
+mod health;
+mod helpers;
+mod limits;
+mod receive_call;
+mod refer_handler;
+mod refer_property;
+mod twiml_oracle;
