@@ -11,7 +11,6 @@ use crate::twiml::{Verb, VoiceResponse};
 use crate::voice::{self, TwimlReply, VoiceError};
 
 /// Answer `<Dial answerOnBridge referUrl><Sip>sip:{Called}@{SIP_URI_HOST}</Sip></Dial>`.
-#[tracing::instrument(name = "receive-call", skip_all)]
 pub async fn receive_call(
     settings: web::Data<Settings>,
     request: TwilioRequest,

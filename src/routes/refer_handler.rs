@@ -12,7 +12,6 @@ use crate::twiml::VoiceResponse;
 use crate::voice::{self, Handback, TwimlReply, VoiceError};
 
 /// Answer a `<Redirect>` to Studio (or an `<Enqueue>` into Flex) carrying the key.
-#[tracing::instrument(name = "refer-handler", skip_all)]
 pub async fn refer_handler(
     settings: web::Data<Settings>,
     request: TwilioRequest,

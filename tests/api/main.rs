@@ -1,6 +1,7 @@
 //! HTTP-level tests against the real app on a random local port.
 
 mod check_config;
+mod dev_mode;
 mod health;
 mod helpers;
 mod limits;
