@@ -124,6 +124,24 @@ pub fn route_readiness(s: &Settings) -> Vec<(&'static str, Result<String, String
     ]
 }
 
+/// What the signature policy is, and whether that is a problem.
+pub fn signature_status(s: &Settings) -> Result<&'static str, &'static str> {
+    match (
+        s.twilio.validate_signatures,
+        s.twilio.auth_token.is_some(),
+        s.dev,
+    ) {
+        (true, true, _) => Ok("checked with TWILIO_AUTH_TOKEN"),
+        (true, false, _) => {
+            Err("FAIL CLOSED: every signed route answers 500 until TWILIO_AUTH_TOKEN is set")
+        }
+        (false, _, true) => Err("OFF (--dev)"),
+        (false, _, false) => {
+            Err("OFF (TWILIO_VALIDATE_SIGNATURES=false): anyone who finds the URL can call it")
+        }
+    }
+}
+
 /// The whole report, and whether every set value was well formed.
 pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
     let mut out = String::new();
@@ -144,6 +162,11 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
         };
         let _ = writeln!(out, "  {variable:<28} {text}");
     }
+    let signatures = match signature_status(settings) {
+        Ok(status) | Err(status) => status,
+    };
+    let _ = writeln!(out, "signatures");
+    let _ = writeln!(out, "  {:<28} {signatures}", "X-Twilio-Signature");
     let _ = writeln!(out, "routes");
     for (route, readiness) in route_readiness(settings) {
         let text = match readiness {

@@ -24,4 +24,21 @@ pub enum Command {
     /// Print every setting (secrets masked) and which routes are ready;
     /// exit 1 if any set value is malformed.
     CheckConfig,
+    /// Print the X-Twilio-Signature Twilio would send (using
+    /// TWILIO_AUTH_TOKEN) and a curl command that makes the request.
+    Sign(SignArgs),
+}
+
+/// Arguments of `flexbridge sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The full public URL, query included, e.g. https://flexbridge.fly.dev/receive-call
+    #[arg(long)]
+    pub url: String,
+    /// A JSON body to send (signed through a bodySHA256 query parameter).
+    #[arg(long, value_name = "FILE")]
+    pub body: Option<std::path::PathBuf>,
+    /// Form parameters, e.g. Called=+18005551234 CallSid=CA…
+    #[arg(value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
 }

@@ -6,6 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::twilio::AuthError;
+
 /// The largest request body accepted, in bytes (64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -18,6 +20,9 @@ pub enum RequestError {
     /// The client stopped sending mid-body, or sent a broken chunked body.
     #[error("request body could not be read")]
     BodyUnreadable(#[source] actix_web::error::PayloadError),
+    /// The request is not signed by Twilio (or checks cannot run).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 impl ResponseError for RequestError {
@@ -25,10 +30,18 @@ impl ResponseError for RequestError {
         match self {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
+            Self::Auth(AuthError::MissingSignature) => StatusCode::BAD_REQUEST,
+            Self::Auth(AuthError::InvalidSignature | AuthError::InvalidToolKey) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::Auth(AuthError::NotConfigured) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::Auth(reason) = self {
+            tracing::warn!(reason = reason.code(), "request refused: {reason}");
+        }
         HttpResponse::build(self.status_code())
             .content_type(ContentType::plaintext())
             .body(format!("{self}\n"))

@@ -12,7 +12,7 @@
 //! - [`routes`]: one handler module per route; [`startup`] holds the route table.
 //! - [`errors`]: request-level errors and their HTTP answers.
 //! - [`telemetry`]: logs and the per-request span.
-//! - [`cli`], [`check_config`]: the command line.
+//! - [`cli`], [`check_config`], [`sign`]: the command line.
 //!
 //! Errors are typed per concern with thiserror. Voice routes never surface
 //! an error to Twilio: [`voice::reply`] turns every failure into TwiML.
@@ -23,6 +23,7 @@ pub mod config;
 pub mod domain;
 pub mod errors;
 pub mod routes;
+pub mod sign;
 pub mod startup;
 pub mod telemetry;
 pub mod twilio;

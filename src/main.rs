@@ -4,10 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use flexbridge::check_config;
-use flexbridge::cli::{Cli, Command};
+use flexbridge::cli::{Cli, Command, SignArgs};
 use flexbridge::config::Settings;
+use flexbridge::sign::{self, SignRequest};
 use flexbridge::startup::Application;
 use flexbridge::telemetry;
+use flexbridge::twilio::SignatureKey;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,6 +23,46 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             }
+        }
+        Command::Sign(args) => sign_command(args),
+    }
+}
+
+fn sign_command(args: SignArgs) -> ExitCode {
+    let Some(token) = std::env::var("TWILIO_AUTH_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    else {
+        eprintln!(
+            "flexbridge sign: set TWILIO_AUTH_TOKEN to the auth token of the account Twilio signs with"
+        );
+        return ExitCode::from(2);
+    };
+    let params: Result<Vec<_>, _> = args.params.iter().map(|p| sign::parse_param(p)).collect();
+    let body = match &args.body {
+        None => None,
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => Some((path.display().to_string(), bytes)),
+            Err(e) => {
+                eprintln!("flexbridge sign: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let request = params.map(|params| SignRequest {
+        url: args.url.clone(),
+        params,
+        body,
+    });
+    match request.and_then(|r| sign::sign(&SignatureKey::new(token.trim()), &r)) {
+        Ok(signed) => {
+            println!("X-Twilio-Signature: {}", signed.signature);
+            println!("{}", signed.curl);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flexbridge sign: {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -57,9 +99,17 @@ fn serve(dev: bool) -> ExitCode {
 /// Say at start-up what is missing, so a misconfiguration shows in the first log lines.
 fn announce(settings: &Settings) {
     if settings.dev {
-        tracing::warn!(
-            "--dev: demo settings, signature checks OFF; never expose this instance to the internet"
-        );
+        tracing::warn!("--dev: demo settings; never expose this instance to the internet");
+    }
+    match check_config::signature_status(settings) {
+        Ok(status) => tracing::info!("request signatures {status}"),
+        Err(status) if settings.twilio.validate_signatures => {
+            tracing::error!(
+                variable = "TWILIO_AUTH_TOKEN",
+                "request signatures: {status}"
+            );
+        }
+        Err(status) => tracing::warn!("request signature checks are {status}"),
     }
     for (route, readiness) in check_config::route_readiness(settings) {
         match readiness {

@@ -9,6 +9,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::routes;
 use crate::telemetry::FlexbridgeRootSpan;
+use crate::twilio::WebhookAuth;
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -25,11 +26,13 @@ impl Application {
     pub fn build(settings: Settings) -> std::io::Result<Self> {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
+        let auth = web::Data::new(WebhookAuth::from_settings(&settings));
         let settings = web::Data::new(settings);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<FlexbridgeRootSpan>::new())
                 .app_data(settings.clone())
+                .app_data(auth.clone())
                 .configure(route_table)
         })
         .listen(listener)?

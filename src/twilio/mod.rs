@@ -1,6 +1,10 @@
 //! What flexbridge needs of Twilio's webhook protocol: reading the request
-//! parameters Twilio sends.
+//! parameters Twilio sends and checking that Twilio sent them.
 
+pub mod auth;
 mod request;
+pub mod signature;
 
+pub use auth::{AuthError, SignedBody, WebhookAuth};
 pub use request::{TwilioRequest, read_body};
+pub use signature::SignatureKey;

@@ -7,13 +7,15 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::{Method, header};
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 
 use crate::errors::{MAX_BODY_BYTES, RequestError};
+use crate::twilio::{AuthError, SignedBody, WebhookAuth};
 
-/// A Twilio webhook request: the form parameters of a `POST` (or none for a
-/// `GET`) and the query parameters, each in the order sent, repeated names
+/// A Twilio webhook request whose signature has been checked (as the
+/// [`WebhookAuth`] policy says): the form parameters of a `POST` (or none for
+/// a `GET`) and the query parameters, each in the order sent, repeated names
 /// kept (Twilio's signature covers every one of them).
 #[derive(Debug, Clone, Default)]
 pub struct TwilioRequest {
@@ -95,6 +97,17 @@ impl FromRequest for TwilioRequest {
             } else {
                 decode_form(&body)
             };
+            // Without the policy registered nothing can be checked: fail closed.
+            let auth = req
+                .app_data::<web::Data<WebhookAuth>>()
+                .ok_or(AuthError::NotConfigured)?;
+            auth.verify_twilio(
+                &req,
+                SignedBody::Form {
+                    params: &form,
+                    raw: &body,
+                },
+            )?;
             Ok(Self { form, query })
         })
     }

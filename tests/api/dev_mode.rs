@@ -1,63 +1,6 @@
 //! The README's quick start: `flexbridge --dev` answers every route at once.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A running `flexbridge` process, killed on drop.
-pub struct Process {
-    child: Child,
-    pub address: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Start the binary with `args` and `env` (nothing inherited) and wait until
-/// `/healthz` answers, for at most 10 seconds.
-pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
-    command
-        .args(args)
-        .env_clear()
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let process = Process {
-        child: command.spawn().expect("the binary starts"),
-        address: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if client
-            .get(format!("{}/healthz", process.address))
-            .send()
-            .await
-            .is_ok()
-        {
-            return process;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("flexbridge did not answer /healthz within 10 s");
-}
+use crate::process::start_binary;
 
 #[tokio::test]
 async fn dev_mode_serves_the_voice_routes_with_demo_settings() {

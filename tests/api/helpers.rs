@@ -4,6 +4,11 @@ use std::collections::HashMap;
 
 use flexbridge::config::Settings;
 use flexbridge::startup::Application;
+use flexbridge::twilio::SignatureKey;
+
+/// The auth token every test app validates signatures with, unless a test
+/// sets its own (or turns checks off).
+pub const TEST_AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 
 /// A Studio Trigger webhook URL used across tests.
 pub const STUDIO: &str = "https://webhooks.twilio.com/v1/Accounts/AC11111111111111111111111111111111/Flows/FW22222222222222222222222222222222";
@@ -17,9 +22,14 @@ pub struct TestApp {
     pub address: String,
     pub port: u16,
     pub client: reqwest::Client,
+    /// Signs requests the way Twilio does, when the app checks signatures.
+    pub key: Option<SignatureKey>,
+    /// The origin Twilio would call (`PUBLIC_BASE_URL`, else the local address).
+    pub public_origin: String,
 }
 
-/// Start the app with exactly these variables (plus a local listen address).
+/// Start the app with these variables plus a local listen address and, by
+/// default, signature checks on with [`TEST_AUTH_TOKEN`].
 pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
     let mut vars: HashMap<String, String> = env
         .iter()
@@ -27,17 +37,31 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
         .collect();
     vars.insert("HOST".into(), "127.0.0.1".into());
     vars.insert("PORT".into(), "0".into());
-    vars.entry("TWILIO_VALIDATE_SIGNATURES".into())
-        .or_insert_with(|| "false".into());
+    vars.entry("TWILIO_AUTH_TOKEN".into())
+        .or_insert_with(|| TEST_AUTH_TOKEN.into());
+    let checks_on = vars
+        .get("TWILIO_VALIDATE_SIGNATURES")
+        .is_none_or(|v| v != "false");
+    let key = checks_on
+        .then(|| vars.get("TWILIO_AUTH_TOKEN").filter(|t| !t.is_empty()))
+        .flatten()
+        .map(|token| SignatureKey::new(token));
     let settings = Settings::from_lookup(&|name| vars.get(name).cloned(), false)
         .expect("test settings are valid");
     let app = Application::build(settings).expect("the app binds a local port");
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
+    let address = format!("http://127.0.0.1:{port}");
+    let public_origin = vars.get("PUBLIC_BASE_URL").map_or_else(
+        || address.clone(),
+        |base| base.trim_end_matches('/').to_owned(),
+    );
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address,
         port,
         client: reqwest::Client::new(),
+        key,
+        public_origin,
     }
 }
 
@@ -51,14 +75,73 @@ pub async fn spawn_studio_app() -> TestApp {
 }
 
 impl TestApp {
-    /// POST a form to `path`.
+    /// The local URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// The public URL of `path`: what Twilio signs.
+    pub fn public_url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_origin)
+    }
+
+    /// The signature Twilio would send for a form POST to `path`, if checks are on.
+    pub fn signature_for(&self, path: &str, params: &[(&str, &str)]) -> Option<String> {
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.key
+            .as_ref()
+            .map(|key| key.sign(&self.public_url(path), &owned))
+    }
+
+    /// POST a form to `path`, signed as Twilio would sign it.
     pub async fn post_form(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
-        self.client
-            .post(format!("{}{path}", self.address))
-            .form(params)
+        let mut request = self.client.post(self.url(path)).form(params);
+        if let Some(signature) = self.signature_for(path, params) {
+            request = request.header("X-Twilio-Signature", signature);
+        }
+        request.send().await.expect("request reaches the app")
+    }
+
+    /// POST a raw body to `path`, signed over the parameters the app will
+    /// decode from it (Twilio signs what it sends).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type);
+        if let Some(key) = &self.key {
+            let params: Vec<(String, String)> =
+                url::form_urlencoded::parse(&body).into_owned().collect();
+            request = request.header(
+                "X-Twilio-Signature",
+                key.sign(&self.public_url(path), &params),
+            );
+        }
+        request
+            .body(body)
             .send()
             .await
             .expect("request reaches the app")
+    }
+
+    /// GET `path_and_query`, signed over the URL.
+    pub async fn get_signed(&self, path_and_query: &str) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path_and_query));
+        if let Some(key) = &self.key {
+            request = request.header(
+                "X-Twilio-Signature",
+                key.sign(&self.public_url(path_and_query), &[]),
+            );
+        }
+        request.send().await.expect("request reaches the app")
     }
 
     /// POST a form to a voice route and return its TwiML, asserting the

@@ -14,14 +14,10 @@ fn form_of_len(len: usize) -> String {
 async fn a_body_of_exactly_64_kib_is_accepted() {
     let app = spawn_studio_app().await;
 
+    let body = form_of_len(LIMIT).into_bytes();
     let response = app
-        .client
-        .post(format!("{}/receive-call", app.address))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_of_len(LIMIT))
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/receive-call", "application/x-www-form-urlencoded", body)
+        .await;
 
     let twiml = assert_twiml_response(response).await;
     assert!(twiml.contains("<Dial"), "{twiml}");

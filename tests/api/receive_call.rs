@@ -54,15 +54,7 @@ async fn receive_call_uses_the_public_base_url_and_honours_sip_secure_false() {
 async fn receive_call_accepts_get_with_query_parameters() {
     let app = spawn_studio_app().await;
 
-    let response = app
-        .client
-        .get(format!(
-            "{}/receive-call?Called=%2B18005551234",
-            app.address
-        ))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_signed("/receive-call?Called=%2B18005551234").await;
     let twiml = assert_twiml_response(response).await;
 
     assert!(
@@ -189,13 +181,8 @@ async fn receive_call_answers_twiml_to_a_body_that_is_not_a_form() {
         ("text/plain", &b"\x00\x01\x02"[..]),
     ] {
         let response = app
-            .client
-            .post(format!("{}/receive-call", app.address))
-            .header("content-type", content_type)
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
+            .post_raw("/receive-call", content_type, body.to_vec())
+            .await;
         let twiml = assert_twiml_response(response).await;
         assert!(twiml.contains("FlexbridgeError="), "{body:?}: {twiml}");
     }

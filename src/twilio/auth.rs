@@ -1,0 +1,215 @@
+//! Who may call a Twilio-facing route: the request-signature policy, public
+//! URL reconstruction behind proxies, and the tool key of `/tools/*`.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use crate::config::Settings;
+use crate::domain::PublicBaseUrl;
+use crate::twilio::SignatureKey;
+
+/// The header Twilio signs requests with.
+pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
+
+/// Why a request was not let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `X-Twilio-Signature` (and, on `/tools/*`, no tool key either).
+    #[error("missing X-Twilio-Signature header")]
+    MissingSignature,
+    /// The signature does not match this request.
+    #[error("invalid X-Twilio-Signature")]
+    InvalidSignature,
+    /// A tool key was presented and it is wrong.
+    #[error("invalid tool key")]
+    InvalidToolKey,
+    /// Checks are on but `TWILIO_AUTH_TOKEN` is unset: refuse everything.
+    #[error("signature validation is not configured: set TWILIO_AUTH_TOKEN")]
+    NotConfigured,
+}
+
+impl AuthError {
+    /// Stable code for logs, metrics and JSON errors.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingSignature => "missing_signature",
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidToolKey => "invalid_tool_key",
+            Self::NotConfigured => "not_configured",
+        }
+    }
+}
+
+/// Whether and how Twilio signatures are checked.
+#[derive(Clone)]
+pub enum SignaturePolicy {
+    /// `TWILIO_VALIDATE_SIGNATURES=false` or `--dev`.
+    Off,
+    /// Checked against this key.
+    Check(SignatureKey),
+    /// Checks on but no auth token: fail closed.
+    Unconfigured,
+}
+
+/// What a route read from the request, for the signature to cover.
+///
+/// Whatever the variant, a URL carrying `bodySHA256` is checked in body mode
+/// (URL signed alone, body hashed), exactly as Twilio's own middleware does.
+#[derive(Debug, Clone, Copy)]
+pub enum SignedBody<'a> {
+    /// The route reads form parameters (POST) or none (GET): they are signed.
+    Form {
+        /// The decoded parameters, in order.
+        params: &'a [(String, String)],
+        /// The raw body, for `bodySHA256` URLs.
+        raw: &'a [u8],
+    },
+    /// The route reads a raw body (JSON): only `bodySHA256` can cover it.
+    Json(&'a [u8]),
+}
+
+/// Request authentication, built once from the settings.
+#[derive(Clone)]
+pub struct WebhookAuth {
+    policy: SignaturePolicy,
+    public_base_url: Option<PublicBaseUrl>,
+    tool_key: Option<SecretString>,
+}
+
+impl WebhookAuth {
+    /// The policy the settings ask for.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let policy = match (
+            &settings.twilio.auth_token,
+            settings.twilio.validate_signatures,
+        ) {
+            (_, false) => SignaturePolicy::Off,
+            (Some(token), true) => SignaturePolicy::Check(SignatureKey::new(token.expose_secret())),
+            (None, true) => SignaturePolicy::Unconfigured,
+        };
+        Self {
+            policy,
+            public_base_url: settings.public_base_url.clone(),
+            tool_key: settings.tools.api_key.clone(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &SignaturePolicy {
+        &self.policy
+    }
+
+    /// Check a Twilio webhook (voice routes).
+    ///
+    /// # Errors
+    /// [`AuthError`] when the signature is missing or wrong, or checks are
+    /// on without an auth token.
+    pub fn verify_twilio(&self, req: &HttpRequest, body: SignedBody<'_>) -> Result<(), AuthError> {
+        let key = match &self.policy {
+            SignaturePolicy::Off => return Ok(()),
+            SignaturePolicy::Unconfigured => return Err(AuthError::NotConfigured),
+            SignaturePolicy::Check(key) => key,
+        };
+        let signature = req
+            .headers()
+            .get(SIGNATURE_HEADER)
+            .ok_or(AuthError::MissingSignature)?
+            .to_str()
+            .map_err(|_| AuthError::InvalidSignature)?;
+        let url = public_url(req, self.public_base_url.as_ref());
+        // Twilio signs JSON bodies through the URL's bodySHA256; the presence
+        // of the parameter decides, as in Twilio's own middleware. A raw body
+        // the signature does not cover could be swapped, so it is refused.
+        let valid = match body {
+            SignedBody::Form { raw, .. } | SignedBody::Json(raw) if url.contains("bodySHA256") => {
+                key.validate_with_body(signature, &url, raw)
+            }
+            SignedBody::Form { params, .. } => key.validate(signature, &url, params),
+            SignedBody::Json(raw) => raw.is_empty() && key.validate(signature, &url, &[]),
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(AuthError::InvalidSignature)
+        }
+    }
+
+    /// Check a `/tools/*` request: a valid `TOOL_API_KEY` (as
+    /// `Authorization: Bearer`, `X-Api-Key` or a `key` query parameter) is
+    /// accepted instead of a Twilio signature.
+    ///
+    /// With signature checks off, a configured tool key is still required
+    /// (a user who set one meant it); without one the route is open.
+    ///
+    /// # Errors
+    /// [`AuthError`] when neither a valid key nor a valid signature is presented.
+    pub fn verify_tool(&self, req: &HttpRequest, body: SignedBody<'_>) -> Result<(), AuthError> {
+        let presented = presented_tool_key(req);
+        if let (Some(expected), Some(presented)) = (&self.tool_key, presented.as_deref()) {
+            if bool::from(
+                expected
+                    .expose_secret()
+                    .as_bytes()
+                    .ct_eq(presented.as_bytes()),
+            ) {
+                return Ok(());
+            }
+            if req.headers().get(SIGNATURE_HEADER).is_none() {
+                return Err(AuthError::InvalidToolKey);
+            }
+        }
+        match (&self.policy, &self.tool_key) {
+            (SignaturePolicy::Off, None) => Ok(()),
+            (SignaturePolicy::Off, Some(_)) => Err(if presented.is_some() {
+                AuthError::InvalidToolKey
+            } else {
+                AuthError::MissingSignature
+            }),
+            _ => self.verify_twilio(req, body),
+        }
+    }
+}
+
+/// The tool key a request presents, if any.
+fn presented_tool_key(req: &HttpRequest) -> Option<String> {
+    let headers = req.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|v| v.trim().to_owned());
+    let api_key = || {
+        headers
+            .get("X-Api-Key")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned())
+    };
+    let query = || {
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(name, _)| name == "key")
+            .map(|(_, value)| value.into_owned())
+    };
+    bearer
+        .or_else(api_key)
+        .or_else(query)
+        .filter(|k| !k.is_empty())
+}
+
+/// The URL Twilio requested: `PUBLIC_BASE_URL` when set, otherwise the
+/// scheme and host a proxy reports (`Forwarded`, then `X-Forwarded-Proto` /
+/// `X-Forwarded-Host`, then `Host`), plus the path and query exactly as received.
+pub fn public_url(req: &HttpRequest, base: Option<&PublicBaseUrl>) -> String {
+    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    match base {
+        Some(base) => base.join(path_and_query),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}{path_and_query}", info.scheme(), info.host())
+        }
+    }
+}

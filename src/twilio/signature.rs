@@ -1,0 +1,361 @@
+//! Twilio request signatures (`X-Twilio-Signature`), computed and checked
+//! exactly as Twilio's own Node.js library (twilio 6.x) does, so any request
+//! Twilio signs is accepted here and nothing else is.
+//!
+//! # Format
+//!
+//! ```text
+//! signature = base64( HMAC-SHA1( auth token, url || params ) )
+//! params    = for each name, sorted by UTF-16 code units:
+//!               for each distinct value, sorted likewise: name || value
+//! ```
+//!
+//! The `url` is the full URL Twilio requested, query included. A request is
+//! valid when the signature matches one of these URL forms, tried in order:
+//! the URL as received without its port and with the scheme's default port;
+//! then the URL normalised as a WHATWG URL parser does, without and with the
+//! port, and both again with the query re-encoded the way Node's legacy
+//! `querystring` module does. JSON bodies are signed over the URL alone, whose
+//! `bodySHA256` parameter must equal the hex SHA-256 of the raw body.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+type HmacSha1 = Hmac<Sha1>;
+
+/// The auth token, keyed into HMAC once; cloning the state is cheap.
+#[derive(Clone)]
+pub struct SignatureKey(HmacSha1);
+
+impl SignatureKey {
+    /// Key HMAC-SHA1 with the account's auth token.
+    pub fn new(auth_token: &str) -> Self {
+        // HMAC takes keys of any length: hashed when longer than a block,
+        // padded when shorter. `new_from_slice` cannot fail for it.
+        match <HmacSha1 as Mac>::new_from_slice(auth_token.as_bytes()) {
+            Ok(mac) => Self(mac),
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        }
+    }
+
+    /// The signature Twilio sends for a request to `url` with `params`.
+    pub fn sign(&self, url: &str, params: &[(String, String)]) -> String {
+        let mut mac = self.0.clone();
+        mac.update(url.as_bytes());
+        for (name, values) in sorted_params(params) {
+            for value in values {
+                mac.update(name.as_bytes());
+                mac.update(value.as_bytes());
+            }
+        }
+        BASE64.encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `signature` is valid for a form or query request to `url`.
+    pub fn validate(&self, signature: &str, url: &str, params: &[(String, String)]) -> bool {
+        let matches = |candidate: &str| constant_time_eq(signature, &self.sign(candidate, params));
+        if matches(&remove_port(url)) || matches(&add_port(url)) {
+            return true;
+        }
+        // A URL the WHATWG parser rejects cannot have been signed by Twilio.
+        let Ok(normalized) = url::Url::parse(url) else {
+            return false;
+        };
+        let without_port = remove_port(normalized.as_str()).into_owned();
+        let with_port = add_port(normalized.as_str()).into_owned();
+        matches(&without_port)
+            || matches(&with_port)
+            || matches(&legacy_query(&without_port))
+            || matches(&legacy_query(&with_port))
+    }
+
+    /// Whether `signature` is valid for a JSON request: the URL (with its
+    /// `bodySHA256` parameter) is signed without parameters, and the first
+    /// `bodySHA256` value equals the lower-case hex SHA-256 of `body`.
+    pub fn validate_with_body(&self, signature: &str, url: &str, body: &[u8]) -> bool {
+        let Ok(parsed) = url::Url::parse(url) else {
+            return false;
+        };
+        let claimed = parsed
+            .query_pairs()
+            .find(|(name, _)| name == "bodySHA256")
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default();
+        // Evaluate both checks, so timing does not tell which one failed.
+        let url_ok = self.validate(signature, url, &[]);
+        let body_ok = constant_time_eq(&claimed, &body_sha256_hex(body));
+        url_ok & body_ok
+    }
+}
+
+/// Lower-case hex SHA-256 of a body, as Twilio puts it in `bodySHA256`.
+pub fn body_sha256_hex(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+/// Compare in constant time (for equal lengths; lengths are not secret).
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// JavaScript's default sort order: by UTF-16 code units, not code points.
+fn js_order(a: &str, b: &str) -> Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// Group values by name, keep each distinct value once, sort names and values.
+fn sorted_params(params: &[(String, String)]) -> Vec<(&str, Vec<&str>)> {
+    let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, value) in params {
+        match grouped.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => {
+                if !values.contains(&value.as_str()) {
+                    values.push(value);
+                }
+            }
+            None => grouped.push((name, vec![value])),
+        }
+    }
+    grouped.sort_by(|a, b| js_order(a.0, b.0));
+    for (_, values) in &mut grouped {
+        values.sort_by(|a, b| js_order(a, b));
+    }
+    grouped
+}
+
+/// A URL cut at its authority, without normalising anything.
+struct UrlParts<'a> {
+    scheme: &'a str,
+    user_info: &'a str,
+    host: &'a str,
+    port: &'a str,
+    rest: &'a str,
+}
+
+/// Split `scheme://[userinfo@]host[:port]rest`; `None` without `scheme://`.
+fn split_url(url: &str) -> Option<UrlParts<'_>> {
+    let colon = url.find("://")?;
+    let scheme_name = &url[..colon];
+    let mut chars = scheme_name.bytes();
+    let valid_scheme = chars.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && chars.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !valid_scheme {
+        return None;
+    }
+    let scheme_end = colon + 3;
+    let after = &url[scheme_end..];
+    let authority_len = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let authority = &after[..authority_len];
+    let user_info_len = authority.rfind('@').map_or(0, |at| at + 1);
+    let host_and_port = &authority[user_info_len..];
+    // A colon starts the port only after an IPv6 literal's closing bracket.
+    let search_from = host_and_port.rfind(']').map_or(0, |b| b + 1);
+    let port_start = host_and_port[search_from..]
+        .find(':')
+        .map(|i| i + search_from);
+    let (host, port) = match port_start {
+        Some(p) => (&host_and_port[..p], &host_and_port[p..]),
+        None => (host_and_port, ""),
+    };
+    Some(UrlParts {
+        scheme: &url[..scheme_end],
+        user_info: &authority[..user_info_len],
+        host,
+        port,
+        rest: &after[authority_len..],
+    })
+}
+
+/// The URL with any port removed.
+fn remove_port(url: &str) -> Cow<'_, str> {
+    match split_url(url) {
+        Some(p) if !p.port.is_empty() => {
+            Cow::Owned(format!("{}{}{}{}", p.scheme, p.user_info, p.host, p.rest))
+        }
+        _ => Cow::Borrowed(url),
+    }
+}
+
+/// The URL with the scheme's default port added when it has none
+/// (`:443` for https, `:80` for anything else, as Twilio's library does).
+fn add_port(url: &str) -> Cow<'_, str> {
+    match split_url(url) {
+        Some(p) if p.port.is_empty() => {
+            let port = if p.scheme.eq_ignore_ascii_case("https://") {
+                ":443"
+            } else {
+                ":80"
+            };
+            Cow::Owned(format!(
+                "{}{}{}{port}{}",
+                p.scheme, p.user_info, p.host, p.rest
+            ))
+        }
+        _ => Cow::Borrowed(url),
+    }
+}
+
+/// What Node's `querystring.escape` leaves as it is.
+const NODE_QUERYSTRING: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*');
+
+/// Whether a name is a JavaScript array index ("0" … "4294967294", no
+/// leading zeros): a JS object lists such keys first, in numeric order.
+fn js_array_index(name: &str) -> Option<u32> {
+    let canonical = name == "0" || (!name.starts_with('0') && !name.is_empty());
+    if !canonical || !name.bytes().all(|b| b.is_ascii_digit()) || name.len() > 10 {
+        return None;
+    }
+    name.parse::<u64>()
+        .ok()
+        .filter(|&n| n < u64::from(u32::MAX))
+        .map(|n| n as u32)
+}
+
+/// Re-encode the query as `querystring.stringify(querystring.parse(q))`:
+/// pieces decoded as a form (`+` is a space), names grouped at their first
+/// position with array-index names first, then each `name=value` escaped.
+fn legacy_query(url: &str) -> Cow<'_, str> {
+    let Some(start) = url.find('?') else {
+        return Cow::Borrowed(url);
+    };
+    if start == url.len() - 1 {
+        return Cow::Borrowed(url);
+    }
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(&url.as_bytes()[start + 1..]) {
+        match grouped.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => values.push(value.into_owned()),
+            None => grouped.push((name.into_owned(), vec![value.into_owned()])),
+        }
+    }
+    // Stable sort: array-index names first by value, the rest keep their order.
+    grouped.sort_by_key(|(name, _)| js_array_index(name).map_or((1, 0), |n| (0, n)));
+    let escape = |s: &str| utf8_percent_encode(s, NODE_QUERYSTRING).to_string();
+    let query: Vec<String> = grouped
+        .iter()
+        .flat_map(|(name, values)| {
+            values
+                .iter()
+                .map(move |v| format!("{}={}", escape(name), escape(v)))
+        })
+        .collect();
+    Cow::Owned(format!("{}?{}", &url[..start], query.join("&")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// Twilio's published example from its webhook security documentation.
+    #[test]
+    fn signs_twilios_documented_example() {
+        let key = SignatureKey::new("12345");
+        let params = pairs(&[
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+14158675310"),
+            ("Digits", "1234"),
+            ("From", "+14158675310"),
+            ("To", "+18005551212"),
+        ]);
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        assert_eq!(key.sign(url, &params), "GvWf1cFY/Q7PnoempGyD5oXAezc=");
+        assert!(key.validate("GvWf1cFY/Q7PnoempGyD5oXAezc=", url, &params));
+        assert!(key.validate(
+            "GvWf1cFY/Q7PnoempGyD5oXAezc=",
+            "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+            &params
+        ));
+        assert!(!key.validate(
+            "GvWf1cFY/Q7PnoempGyD5oXAezc=",
+            "https://mycompany.com/myapp.php?foo=1&bar=3",
+            &params
+        ));
+    }
+
+    #[test]
+    fn ports_are_added_and_removed_like_twilio_node() {
+        assert_eq!(remove_port("https://a.b:8443/x?y=1"), "https://a.b/x?y=1");
+        assert_eq!(add_port("https://a.b/x"), "https://a.b:443/x");
+        assert_eq!(add_port("http://a.b"), "http://a.b:80");
+        assert_eq!(add_port("HTTPS://u:p@a.b/x"), "HTTPS://u:p@a.b:443/x");
+        assert_eq!(add_port("https://[::1]/x"), "https://[::1]:443/x");
+        assert_eq!(remove_port("https://[::1]:8443/x"), "https://[::1]/x");
+        assert_eq!(add_port("not a url"), "not a url");
+    }
+
+    #[test]
+    fn legacy_query_matches_nodes_querystring() {
+        assert_eq!(
+            legacy_query("https://a/p?b=a+b&x=%7E&q='"),
+            "https://a/p?b=a%20b&x=~&q='"
+        );
+        assert_eq!(
+            legacy_query("https://a/p?x=1&10=a&2=b&02=c"),
+            "https://a/p?2=b&10=a&x=1&02=c"
+        );
+        assert_eq!(
+            legacy_query("https://a/p?a=1&b&&a=2"),
+            "https://a/p?a=1&a=2&b="
+        );
+        assert_eq!(legacy_query("https://a/p?"), "https://a/p?");
+    }
+
+    #[test]
+    fn repeated_values_are_deduplicated_and_sorted_by_utf16() {
+        let params = pairs(&[
+            ("b", "2"),
+            ("a", "z"),
+            ("b", "1"),
+            ("b", "2"),
+            ("_", "x"),
+            ("B", "y"),
+        ]);
+        let grouped = sorted_params(&params);
+        assert_eq!(
+            grouped,
+            vec![
+                ("B", vec!["y"]),
+                ("_", vec!["x"]),
+                ("a", vec!["z"]),
+                ("b", vec!["1", "2"])
+            ]
+        );
+        // U+FF41 sorts after U+1F600 by code point but before it in UTF-16.
+        let params = pairs(&[("\u{1F600}", ""), ("\u{FF41}", "")]);
+        let grouped = sorted_params(&params);
+        assert_eq!(grouped[0].0, "\u{1F600}");
+    }
+
+    #[test]
+    fn body_hash_must_match_the_first_body_sha256() {
+        let key = SignatureKey::new("token");
+        let body = br#"{"a":1}"#;
+        let url = format!("https://a.b/tools?bodySHA256={}", body_sha256_hex(body));
+        let signature = key.sign(&url, &[]);
+        assert!(key.validate_with_body(&signature, &url, body));
+        assert!(!key.validate_with_body(&signature, &url, br#"{"a":2}"#));
+    }
+}

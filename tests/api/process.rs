@@ -1,0 +1,80 @@
+//! Running the real `flexbridge` binary, as a user or Fly.io would.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `flexbridge` process, killed on drop; its stdout (the logs)
+/// goes to a file the test can read.
+pub struct Process {
+    child: Child,
+    pub address: String,
+    pub port: u16,
+    log_path: PathBuf,
+}
+
+impl Process {
+    /// Stop the process and return everything it logged.
+    pub fn stop_and_read_logs(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log_path);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start the binary with `args` and `env` (nothing inherited) and wait until
+/// `/healthz` answers, for at most 10 seconds.
+pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
+    let port = free_port();
+    let log_path =
+        std::env::temp_dir().join(format!("flexbridge-test-{}-{port}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("a temp log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
+    command
+        .args(args)
+        .env_clear()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("LOG_FORMAT", "json")
+        .stdout(log)
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let process = Process {
+        child: command.spawn().expect("the binary starts"),
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        log_path,
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if client
+            .get(format!("{}/healthz", process.address))
+            .send()
+            .await
+            .is_ok()
+        {
+            return process;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("flexbridge did not answer /healthz within 10 s");
+}

@@ -1,0 +1,133 @@
+//! `flexbridge sign`, used as the README says: run it, paste its curl
+//! command, and the running service accepts the request.
+
+use std::process::Command;
+
+use crate::process::start_binary;
+
+const TOKEN: &str = "sign-test-token-5f1c0e";
+
+/// Run `flexbridge sign` with `args`; return (exit code, stdout, stderr).
+fn sign(args: &[&str], token: Option<&str>) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
+    command.arg("sign").args(args).env_clear();
+    if let Some(token) = token {
+        command.env("TWILIO_AUTH_TOKEN", token);
+    }
+    let out = command.output().expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run the printed curl command through a shell, as a user pasting it would.
+fn run_pasted(curl: &str, dir: &std::path::Path) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{curl} -w '\\nstatus=%{{http_code}}'"))
+        .current_dir(dir)
+        .output()
+        .expect("sh and curl run");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn sign_prints_twilios_documented_signature() {
+    let (code, out, _) = sign(
+        &[
+            "--url",
+            "https://mycompany.com/myapp.php?foo=1&bar=2",
+            "CallSid=CA1234567890ABCDE",
+            "Caller=+14158675310",
+            "Digits=1234",
+            "From=+14158675310",
+            "To=+18005551212",
+        ],
+        Some("12345"),
+    );
+
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("X-Twilio-Signature: GvWf1cFY/Q7PnoempGyD5oXAezc=\ncurl "),
+        "{out}"
+    );
+}
+
+#[test]
+fn sign_without_a_token_explains_what_to_set() {
+    let (code, out, err) = sign(&["--url", "https://a.b/receive-call"], None);
+
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("set TWILIO_AUTH_TOKEN"), "{err}");
+}
+
+/// The pasted form and JSON commands are accepted; the same command with a
+/// parameter changed is refused; and nothing secret reaches the logs.
+#[tokio::test]
+async fn the_pasted_curl_command_is_accepted_by_a_running_instance() {
+    let process = start_binary(
+        &["serve"],
+        &[
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("SIP_URI_HOST", "sip.example.com"),
+            (
+                "STUDIO_WEBHOOK_URL",
+                "https://webhooks.twilio.com/v1/Flows/FW1",
+            ),
+        ],
+    )
+    .await;
+    let dir = std::env::temp_dir();
+    let url = format!("{}/receive-call", process.address);
+
+    let (code, out, _) = sign(
+        &[
+            "--url",
+            &url,
+            "Called=+18005551234",
+            "CallSid=CA0123456789abcdef0123456789abcdef",
+        ],
+        Some(TOKEN),
+    );
+    assert_eq!(code, 0);
+    let signature = out
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("X-Twilio-Signature: ")
+        .to_owned();
+    let curl = out.lines().nth(1).unwrap();
+    let accepted = run_pasted(curl, &dir);
+    let tampered = run_pasted(&curl.replace("+18005551234", "+18005550000"), &dir);
+
+    let body_file = dir.join(format!("flexbridge-sign-{}.json", process.port));
+    std::fs::write(&body_file, br#"{"note":"it's JSON"}"#).unwrap();
+    let (code, out, _) = sign(
+        &["--url", &url, "--body", body_file.to_str().unwrap()],
+        Some(TOKEN),
+    );
+    assert_eq!(code, 0);
+    let json_accepted = run_pasted(out.lines().nth(1).unwrap(), &dir);
+    let _ = std::fs::remove_file(&body_file);
+
+    let logs = process.stop_and_read_logs();
+    assert!(
+        accepted.contains("<Sip>sip:+18005551234@sip.example.com;secure=true</Sip>"),
+        "{accepted}"
+    );
+    assert!(accepted.ends_with("status=200"), "{accepted}");
+    assert!(
+        tampered.ends_with("invalid X-Twilio-Signature\n\nstatus=403"),
+        "{tampered}"
+    );
+    assert!(json_accepted.ends_with("status=200"), "{json_accepted}");
+    assert!(
+        logs.contains("request refused"),
+        "the rejection is logged: {logs}"
+    );
+    assert!(!logs.contains(TOKEN), "the auth token is never logged");
+    assert!(!logs.contains(&signature), "signatures are never logged");
+}

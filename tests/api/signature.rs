@@ -1,0 +1,331 @@
+//! `X-Twilio-Signature` end to end, through the HTTP server.
+
+use flexbridge::twilio::SignatureKey;
+
+use crate::helpers::{STUDIO, TEST_AUTH_TOKEN, assert_twiml_response, spawn_app, spawn_studio_app};
+
+const CALLED: (&str, &str) = ("Called", "+18005551234");
+
+/// Form parameters as name/value pairs.
+type Form<'a> = &'a [(&'a str, &'a str)];
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+async fn status_and_body(response: reqwest::Response) -> (u16, String) {
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_correctly_signed_request_is_answered() {
+    let app = spawn_studio_app().await;
+
+    let twiml = assert_twiml_response(app.post_form("/receive-call", &[CALLED]).await).await;
+
+    assert!(twiml.contains("<Dial"), "{twiml}");
+}
+
+#[tokio::test]
+async fn a_request_without_signature_gets_400() {
+    let app = spawn_studio_app().await;
+
+    let response = app
+        .client
+        .post(app.url("/receive-call"))
+        .form(&[CALLED])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        status_and_body(response).await,
+        (400, "missing X-Twilio-Signature header\n".into())
+    );
+}
+
+/// Each way a request can differ from what was signed is refused with 403.
+#[tokio::test]
+async fn tampered_requests_get_403() {
+    let app = spawn_studio_app().await;
+    let good = app.signature_for("/receive-call", &[CALLED]).unwrap();
+    let other_token =
+        SignatureKey::new("not-the-token").sign(&app.url("/receive-call"), &pairs(&[CALLED]));
+    let other_url = app.signature_for("/refer-handler", &[CALLED]).unwrap();
+    let cases: [(&str, Form, String); 5] = [
+        (
+            "parameter value changed",
+            &[("Called", "+18005559999")],
+            good.clone(),
+        ),
+        ("parameter added", &[CALLED, ("Digits", "1")], good.clone()),
+        ("signed for another URL", &[CALLED], other_url),
+        ("signed with another token", &[CALLED], other_token),
+        ("garbage signature", &[CALLED], "not base64 at all".into()),
+    ];
+    for (name, params, signature) in cases {
+        let response = app
+            .client
+            .post(app.url("/receive-call"))
+            .header("X-Twilio-Signature", signature)
+            .form(params)
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(
+            status_and_body(response).await,
+            (403, "invalid X-Twilio-Signature\n".into()),
+            "{name}"
+        );
+    }
+}
+
+/// The query string is part of what Twilio signs.
+#[tokio::test]
+async fn the_query_string_is_covered_by_the_signature() {
+    let app = spawn_studio_app().await;
+    let signed_path = "/refer-handler?source=studio&lang=en";
+    let signature = app.signature_for(signed_path, &[]).unwrap();
+
+    let valid = app
+        .client
+        .post(app.url(signed_path))
+        .header("X-Twilio-Signature", &signature)
+        .send()
+        .await
+        .unwrap();
+    let tampered = app
+        .client
+        .post(app.url("/refer-handler?source=studio&lang=fr"))
+        .header("X-Twilio-Signature", &signature)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(valid.status().as_u16(), 200);
+    assert_eq!(tampered.status().as_u16(), 403);
+}
+
+/// Repeated parameter names are all covered (deduplicated and sorted, as Twilio does).
+#[tokio::test]
+async fn repeated_parameters_are_signed_like_twilio_does() {
+    let app = spawn_studio_app().await;
+    let params = [CALLED, ("Tag", "b"), ("Tag", "a"), ("Tag", "b")];
+
+    let response = app.post_form("/receive-call", &params).await;
+
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_signed_get_request_is_answered() {
+    let app = spawn_studio_app().await;
+
+    let response = app
+        .get_signed(
+            "/receive-call?Called=%2B18005551234&CallSid=CA0123456789abcdef0123456789abcdef",
+        )
+        .await;
+
+    assert!(assert_twiml_response(response).await.contains("<Dial"));
+}
+
+/// Twilio signs `https://public-host/…`; the request reaches flexbridge as
+/// plain http on a local port. The proxy's headers restore the signed URL.
+#[tokio::test]
+async fn behind_a_proxy_the_forwarded_headers_restore_the_signed_url() {
+    let app = spawn_studio_app().await;
+    let public = "https://flexbridge.example.com/receive-call";
+    let signature = SignatureKey::new(TEST_AUTH_TOKEN).sign(public, &pairs(&[CALLED]));
+    let send = |headers: &'static [(&'static str, &'static str)]| {
+        let mut request = app
+            .client
+            .post(app.url("/receive-call"))
+            .header("X-Twilio-Signature", &signature)
+            .form(&[CALLED]);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+
+    let forwarded = send(&[
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "flexbridge.example.com"),
+    ])
+    .await
+    .unwrap();
+    let host_header = send(&[
+        ("X-Forwarded-Proto", "https"),
+        ("Host", "flexbridge.example.com"),
+    ])
+    .await
+    .unwrap();
+    let rfc7239 = send(&[("Forwarded", "proto=https;host=flexbridge.example.com")])
+        .await
+        .unwrap();
+    let no_proxy_headers = send(&[]).await.unwrap();
+    let wrong_scheme = send(&[("X-Forwarded-Host", "flexbridge.example.com")])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        forwarded.status().as_u16(),
+        200,
+        "X-Forwarded-Proto + X-Forwarded-Host"
+    );
+    assert_eq!(
+        host_header.status().as_u16(),
+        200,
+        "X-Forwarded-Proto + Host (Fly.io)"
+    );
+    assert_eq!(rfc7239.status().as_u16(), 200, "Forwarded");
+    assert_eq!(
+        no_proxy_headers.status().as_u16(),
+        403,
+        "the local URL was not signed"
+    );
+    assert_eq!(wrong_scheme.status().as_u16(), 403, "http is not https");
+}
+
+/// With `PUBLIC_BASE_URL`, proxy headers are not needed (nor trusted).
+#[tokio::test]
+async fn public_base_url_defines_the_signed_url() {
+    let app = spawn_app(&[
+        ("PUBLIC_BASE_URL", "https://flexbridge.example.com"),
+        ("STUDIO_WEBHOOK_URL", STUDIO),
+    ])
+    .await;
+    let signature = SignatureKey::new(TEST_AUTH_TOKEN).sign(
+        "https://flexbridge.example.com/receive-call",
+        &pairs(&[CALLED]),
+    );
+
+    let plain = app
+        .client
+        .post(app.url("/receive-call"))
+        .header("X-Twilio-Signature", &signature)
+        .form(&[CALLED])
+        .send()
+        .await
+        .unwrap();
+    let spoofed = app
+        .client
+        .post(app.url("/receive-call"))
+        .header("X-Twilio-Signature", &signature)
+        .header("X-Forwarded-Host", "attacker.example")
+        .form(&[CALLED])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(plain.status().as_u16(), 200);
+    assert_eq!(
+        spoofed.status().as_u16(),
+        200,
+        "forwarded headers are ignored when the origin is configured"
+    );
+}
+
+/// The standard port may or may not appear in what Twilio signed.
+#[tokio::test]
+async fn the_url_is_accepted_with_and_without_the_standard_port() {
+    let app = spawn_app(&[
+        ("PUBLIC_BASE_URL", "https://flexbridge.example.com"),
+        ("STUDIO_WEBHOOK_URL", STUDIO),
+    ])
+    .await;
+    let key = SignatureKey::new(TEST_AUTH_TOKEN);
+    for signed in [
+        "https://flexbridge.example.com/receive-call",
+        "https://flexbridge.example.com:443/receive-call",
+    ] {
+        let signature = key.sign(signed, &pairs(&[CALLED]));
+        let response = app
+            .client
+            .post(app.url("/receive-call"))
+            .header("X-Twilio-Signature", signature)
+            .form(&[CALLED])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{signed}");
+    }
+}
+
+/// Checks on and no auth token: every signed route refuses with 500, but
+/// the health check still answers.
+#[tokio::test]
+async fn without_an_auth_token_signed_routes_fail_closed() {
+    let app = spawn_app(&[("TWILIO_AUTH_TOKEN", ""), ("STUDIO_WEBHOOK_URL", STUDIO)]).await;
+
+    for path in ["/receive-call", "/refer-handler"] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header("X-Twilio-Signature", "anything")
+            .form(&[CALLED])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            status_and_body(response).await,
+            (
+                500,
+                "signature validation is not configured: set TWILIO_AUTH_TOKEN\n".into()
+            ),
+            "{path}"
+        );
+    }
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn checks_can_be_turned_off_explicitly() {
+    let app = spawn_app(&[
+        ("TWILIO_VALIDATE_SIGNATURES", "false"),
+        ("STUDIO_WEBHOOK_URL", STUDIO),
+        ("SIP_URI_HOST", "h.example.com"),
+    ])
+    .await;
+
+    let response = app
+        .client
+        .post(app.url("/receive-call"))
+        .form(&[CALLED])
+        .send()
+        .await
+        .unwrap();
+
+    assert!(assert_twiml_response(response).await.contains("<Dial"));
+}
+
+/// A JSON body is covered through the URL's `bodySHA256`.
+#[tokio::test]
+async fn a_body_signed_through_body_sha256_is_accepted_and_a_swapped_body_is_not() {
+    let app = spawn_studio_app().await;
+    let body = br#"{"Called":"+18005551234"}"#;
+    let path = format!(
+        "/receive-call?bodySHA256={}",
+        flexbridge::twilio::signature::body_sha256_hex(body)
+    );
+    let signature = SignatureKey::new(TEST_AUTH_TOKEN).sign(&app.url(&path), &[]);
+    let send = |body: &'static [u8]| {
+        app.client
+            .post(app.url(&path))
+            .header("content-type", "application/json")
+            .header("X-Twilio-Signature", &signature)
+            .body(body)
+            .send()
+    };
+
+    let original = send(body).await.unwrap();
+    let swapped = send(br#"{"Called":"+19005550000"}"#).await.unwrap();
+
+    assert_eq!(original.status().as_u16(), 200);
+    assert_eq!(swapped.status().as_u16(), 403);
+}
