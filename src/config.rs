@@ -64,6 +64,8 @@ pub struct TwilioSettings {
     pub api_base_url: ApiBaseUrl,
     /// `FLEX_API_BASE_URL`.
     pub flex_api_base_url: ApiBaseUrl,
+    /// `CONVERSATIONS_API_BASE_URL`.
+    pub conversations_api_base_url: ApiBaseUrl,
 }
 
 /// The watsonx voice path (`/receive-call`, `/refer-handler`) and the voice fallback.
@@ -310,6 +312,9 @@ impl Settings {
                 flex_api_base_url: r
                     .parse("FLEX_API_BASE_URL", ApiBaseUrl::parse)
                     .unwrap_or_else(|| ApiBaseUrl::from_static("https://flex-api.twilio.com")),
+                conversations_api_base_url: r
+                    .parse("CONVERSATIONS_API_BASE_URL", ApiBaseUrl::parse)
+                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://conversations.twilio.com")),
             },
             voice: VoiceSettings {
                 sip_uri_host: r.parse("SIP_URI_HOST", SipHost::parse),

@@ -1,12 +1,17 @@
-//! Request-level errors (body, authentication) and the one place they become
-//! HTTP answers. Route-specific failures are mapped elsewhere in one place
-//! each: voice routes through [`crate::voice::reply`], which never fails.
+//! Errors and the one place each becomes an HTTP answer: request-level
+//! errors (body, authentication) as plain text, tool errors as the JSON an
+//! assistant reads. Voice routes never answer an error: [`crate::voice::reply`]
+//! turns their failures into TwiML.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
 
+use crate::handover::StoreError;
 use crate::twilio::AuthError;
+use crate::twilio::client::ClientError;
+use crate::upstream::UpstreamError;
 
 /// The largest request body accepted, in bytes (64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -45,5 +50,129 @@ impl ResponseError for RequestError {
         HttpResponse::build(self.status_code())
             .content_type(ContentType::plaintext())
             .body(format!("{self}\n"))
+    }
+}
+
+/// Why a `/tools/*` request failed. Every message is a sentence an AI
+/// assistant can read to the customer or act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// Body or authentication.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// A missing or malformed header, body or override.
+    #[error("{message}")]
+    BadRequest {
+        /// Stable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A setting the handover needs is unset.
+    #[error("{0} is not set")]
+    NotConfigured(&'static str),
+    /// The Twilio call failed.
+    #[error(transparent)]
+    Twilio(#[from] ClientError),
+    /// The handover store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A concurrent handover of the same session did not finish in time.
+    #[error("a handover of this conversation is still in progress")]
+    InProgress,
+}
+
+impl ToolError {
+    /// Stable code, the JSON `error` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Request(RequestError::BodyTooLarge) => "body_too_large",
+            Self::Request(RequestError::BodyUnreadable(_)) => "invalid_body",
+            Self::Request(RequestError::Auth(reason)) => reason.code(),
+            Self::BadRequest { code, .. } => code,
+            Self::NotConfigured(_) | Self::Twilio(ClientError::NotConfigured(_)) => {
+                "not_configured"
+            }
+            Self::Twilio(ClientError::Upstream(UpstreamError::Timeout { .. })) => {
+                "upstream_timeout"
+            }
+            Self::Twilio(ClientError::Refused { .. }) => "twilio_error",
+            Self::Twilio(
+                ClientError::Upstream(UpstreamError::Unreachable { .. })
+                | ClientError::Decode { .. },
+            ) => "upstream_unavailable",
+            Self::Twilio(ClientError::Encode(_)) => "internal_error",
+            Self::Store(_) => "store_unavailable",
+            Self::InProgress => "handover_in_progress",
+        }
+    }
+
+    /// The sentence for the assistant.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Request(RequestError::Auth(reason)) => {
+                format!("This request is not allowed: {reason}.")
+            }
+            Self::Request(e) => format!("This request cannot be read: {e}."),
+            Self::BadRequest { message, .. } => {
+                format!("I can't hand this conversation over: {message}.")
+            }
+            Self::NotConfigured(variable) | Self::Twilio(ClientError::NotConfigured(variable)) => {
+                format!("Handing over to an agent is not set up yet: {variable} is not set.")
+            }
+            Self::Twilio(ClientError::Upstream(UpstreamError::Timeout { .. })) => {
+                "Our team's system did not answer in time. Please try again in a moment.".into()
+            }
+            Self::Twilio(e @ ClientError::Refused { .. }) => {
+                format!("I couldn't hand this conversation to our team: {e}.")
+            }
+            Self::Twilio(e) => {
+                format!("I couldn't reach our team just now ({e}). Please try again in a moment.")
+            }
+            Self::Store(_) | Self::InProgress => {
+                "A handover of this conversation is already under way. Please wait a moment.".into()
+            }
+        }
+    }
+}
+
+impl ResponseError for ToolError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Request(RequestError::Auth(AuthError::MissingSignature)) => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Request(e) => e.status_code(),
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotConfigured(_)
+            | Self::Twilio(ClientError::NotConfigured(_) | ClientError::Encode(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::Twilio(ClientError::Upstream(UpstreamError::Timeout { .. })) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            Self::Twilio(_) => StatusCode::BAD_GATEWAY,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InProgress => StatusCode::CONFLICT,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        tracing::warn!(error.code = self.code(), error.message = %self, "tool request failed");
+        let mut body =
+            json!({ "status": "error", "error": self.code(), "message": self.message() });
+        if let Self::Twilio(ClientError::Refused { status, error, .. }) = self {
+            body["twilio"] = json!({
+                "status": status,
+                "code": error.as_ref().and_then(|e| e.code),
+                "message": error.as_ref().and_then(|e| e.message.clone()),
+                "more_info": error.as_ref().and_then(|e| e.more_info.clone()),
+            });
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(body)
     }
 }

@@ -9,6 +9,10 @@
 //! - [`twiml`]: TwiML documents written through quick-xml.
 //! - [`twilio`]: Twilio's webhook protocol (request parameters).
 //! - [`voice`]: voice answers and the fallback that keeps callers in care.
+//! - [`tools`], [`handover`]: AI Assistant tool requests, handovers to Flex
+//!   or Studio, and the store that makes them happen once.
+//! - [`upstream`]: outbound HTTP (pooling, deadline, safe retries);
+//!   [`twilio::client`] the typed Twilio REST client on it.
 //! - [`routes`]: one handler module per route; [`startup`] holds the route table.
 //! - [`errors`]: request-level errors and their HTTP answers.
 //! - [`telemetry`]: logs and the per-request span.
@@ -22,10 +26,13 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod errors;
+pub mod handover;
 pub mod routes;
 pub mod sign;
 pub mod startup;
 pub mod telemetry;
+pub mod tools;
 pub mod twilio;
 pub mod twiml;
+pub mod upstream;
 pub mod voice;

@@ -1,15 +1,19 @@
 //! Building and running the HTTP server: the route table lives here.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
+use crate::handover::{Handovers, MemoryStore};
 use crate::routes;
 use crate::telemetry::FlexbridgeRootSpan;
 use crate::twilio::WebhookAuth;
+use crate::twilio::client::TwilioClient;
+use crate::upstream::Upstream;
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -26,6 +30,13 @@ impl Application {
     pub fn build(settings: Settings) -> std::io::Result<Self> {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
+        let upstream = Upstream::new(settings.upstream_timeout).map_err(std::io::Error::other)?;
+        let client = TwilioClient::new(&settings, upstream);
+        let handovers = web::Data::new(Handovers::new(
+            &settings,
+            client,
+            Arc::new(MemoryStore::default()),
+        ));
         let auth = web::Data::new(WebhookAuth::from_settings(&settings));
         let settings = web::Data::new(settings);
         let server = HttpServer::new(move || {
@@ -33,6 +44,7 @@ impl Application {
                 .wrap(TracingLogger::<FlexbridgeRootSpan>::new())
                 .app_data(settings.clone())
                 .app_data(auth.clone())
+                .app_data(handovers.clone())
                 .configure(route_table)
         })
         .listen(listener)?
@@ -71,5 +83,9 @@ pub fn route_table(cfg: &mut web::ServiceConfig) {
             web::resource("/refer-handler")
                 .route(web::post().to(routes::refer_handler))
                 .route(web::get().to(routes::refer_handler)),
+        )
+        .service(web::resource("/tools/flex-handover").route(web::post().to(routes::flex_handover)))
+        .service(
+            web::resource("/tools/studio-handover").route(web::post().to(routes::studio_handover)),
         );
 }

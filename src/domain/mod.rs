@@ -2,11 +2,13 @@
 //! parsed into one of these before any route logic sees it.
 
 mod phone;
+mod session;
 mod sid;
 mod sip;
 mod web_url;
 
 pub use phone::{E164, E164Error};
+pub use session::{ChannelType, Identity, IdentityError, SessionId, SessionIdError};
 pub use sid::{
     AccountSid, ApiKeySid, CallSid, ConversationServiceSid, ConversationSid, FlowSid,
     InteractionSid, Sid, SidError, SidKind, WorkflowSid, WorkspaceSid,

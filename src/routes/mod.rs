@@ -3,10 +3,12 @@
 mod health;
 mod receive_call;
 mod refer_handler;
+mod tools;
 
 pub use health::healthz;
 pub use receive_call::receive_call;
 pub use refer_handler::refer_handler;
+pub use tools::{flex_handover, studio_handover};
 
 use tracing_actix_web::RootSpan;
 

@@ -2,6 +2,7 @@
 //! parameters Twilio sends and checking that Twilio sent them.
 
 pub mod auth;
+pub mod client;
 mod request;
 pub mod signature;
 

@@ -59,3 +59,39 @@ async fn dev_mode_keeps_an_explicitly_empty_variable_unset() {
         "{twiml}"
     );
 }
+
+/// `--dev` never calls Twilio: the answer shows the exact form body instead.
+#[tokio::test]
+async fn dev_mode_dry_runs_the_handover_and_shows_the_exact_request() {
+    let process = start_binary(&["--dev"], &[]).await;
+
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/tools/flex-handover", process.address))
+        .header("X-Session-Id", "webhook:conversations__IS0123456789abcdef0123456789abcdef/CH0123456789abcdef0123456789abcdef")
+        .header("X-Identity", "whatsapp:+14155550100")
+        .json(&serde_json::json!({"summary": "refund"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(answer["status"], "dry_run");
+    assert_eq!(answer["request"]["method"], "POST");
+    assert_eq!(
+        answer["request"]["url"],
+        "https://flex-api.twilio.com/v1/Interactions"
+    );
+    let channel = r#"{"initiated_by":"customer","properties":{"media_channel_sid":"CH0123456789abcdef0123456789abcdef"},"type":"whatsapp"}"#;
+    let routing = r#"{"properties":{"attributes":{"customerAddress":"whatsapp:+14155550100","customerName":"whatsapp:+14155550100","from":"whatsapp:+14155550100","summary":"refund"},"task_channel_unique_name":"chat","workflow_sid":"WW00000000000000000000000000000000","workspace_sid":"WS00000000000000000000000000000000"}}"#;
+    assert_eq!(
+        answer["request"]["form"],
+        serde_json::json!({"Channel": channel, "Routing": routing})
+    );
+    let expected_body: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("Channel", channel)
+        .append_pair("Routing", routing)
+        .finish();
+    assert_eq!(answer["request"]["body"], expected_body);
+}

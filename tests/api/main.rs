@@ -2,6 +2,7 @@
 
 mod check_config;
 mod dev_mode;
+mod flex_handover;
 mod health;
 mod helpers;
 mod limits;
@@ -12,4 +13,5 @@ mod refer_property;
 mod sign_command;
 mod signature;
 mod signature_oracle;
+mod tool_auth;
 mod twiml_oracle;

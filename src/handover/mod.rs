@@ -1,0 +1,217 @@
+//! Handing a customer from an AI Assistant to a person: Flex Interactions
+//! for conversations, a call update for voice, a Studio webhook for
+//! `/tools/studio-handover`; each at most once per conversation or call
+//! within the dedup window.
+
+mod store;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+pub use store::{Claim, Clock, HandoverStore, MemoryStore, StoreError};
+
+use crate::config::Settings;
+use crate::domain::{
+    ConversationServiceSid, ConversationSid, FlowSid, SessionId, WorkflowSid, WorkspaceSid,
+};
+use crate::errors::ToolError;
+use crate::tools::ToolRequest;
+use crate::twilio::client::{ClientError, DryRunRequest, Sent, TwilioClient};
+use crate::twiml::{Verb, VoiceResponse};
+
+/// How often a waiting request re-checks a store that cannot notify.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What a handover did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Created now: the new SID.
+    HandedOver(String),
+    /// Done within the window already: the first SID.
+    AlreadyHandedOver(String),
+    /// `--dev`: the request that would have been sent.
+    DryRun(DryRunRequest),
+}
+
+/// Handovers, with their client, store and defaults.
+pub struct Handovers {
+    client: TwilioClient,
+    store: Arc<dyn HandoverStore>,
+    dedup: Duration,
+    /// How long a request waits for a concurrent one, and the claim lease.
+    wait: Duration,
+    workspace: Option<WorkspaceSid>,
+    workflow: Option<WorkflowSid>,
+    studio_flow: Option<FlowSid>,
+}
+
+impl Handovers {
+    /// Handovers as the settings describe, remembered in `store`.
+    pub fn new(settings: &Settings, client: TwilioClient, store: Arc<dyn HandoverStore>) -> Self {
+        Self {
+            client,
+            store,
+            dedup: settings.tools.handover_dedup,
+            wait: settings.upstream_timeout,
+            workspace: settings.flex.workspace_sid.clone(),
+            workflow: settings.flex.workflow_sid.clone(),
+            studio_flow: settings.tools.studio_flow_sid.clone(),
+        }
+    }
+
+    /// Hand the session to a Flex agent.
+    ///
+    /// # Errors
+    /// [`ToolError`] for bad overrides, missing configuration or Twilio failures.
+    pub async fn to_flex(&self, request: &ToolRequest) -> Result<Outcome, ToolError> {
+        let workflow = request
+            .override_sid("FlexWorkflowSid")?
+            .or_else(|| self.workflow.clone())
+            .ok_or(ToolError::NotConfigured("FLEX_WORKFLOW_SID"))?;
+        let attributes = task_attributes(request);
+        match &request.session {
+            SessionId::Conversation { conversation, .. } => {
+                let workspace = request
+                    .override_sid("FlexWorkspaceSid")?
+                    .or_else(|| self.workspace.clone())
+                    .ok_or(ToolError::NotConfigured("FLEX_WORKSPACE_SID"))?;
+                let channel = json!({
+                    "type": request.identity.channel_type().as_str(),
+                    "initiated_by": "customer",
+                    "properties": { "media_channel_sid": conversation.as_ref() },
+                });
+                let routing = json!({
+                    "properties": {
+                        "workspace_sid": workspace.as_ref(),
+                        "workflow_sid": workflow.as_ref(),
+                        "task_channel_unique_name": "chat",
+                        "attributes": attributes,
+                    },
+                });
+                self.once(&format!("flex:{conversation}"), || {
+                    self.client.create_interaction(&channel, &routing)
+                })
+                .await
+            }
+            SessionId::Voice { call } => {
+                let twiml = VoiceResponse::new()
+                    .verb(Verb::Enqueue {
+                        workflow_sid: workflow,
+                        task_attributes: attributes.to_string(),
+                    })
+                    .render();
+                self.once(&format!("flex:{call}"), || {
+                    self.client.update_call(call, &twiml)
+                })
+                .await
+            }
+        }
+    }
+
+    /// Hand the conversation to a Studio flow through a conversation-scoped webhook.
+    ///
+    /// # Errors
+    /// [`ToolError`] for voice sessions, bad overrides, missing configuration
+    /// or Twilio failures.
+    pub async fn to_studio(&self, request: &ToolRequest) -> Result<Outcome, ToolError> {
+        let (service, conversation): (&ConversationServiceSid, &ConversationSid) = match &request
+            .session
+        {
+            SessionId::Conversation {
+                service,
+                conversation,
+            } => (service, conversation),
+            SessionId::Voice { .. } => {
+                return Err(ToolError::BadRequest {
+                    code: "unsupported_session",
+                    message: "a Studio handover needs a conversation; voice sessions use /tools/flex-handover".into(),
+                });
+            }
+        };
+        let flow = request
+            .override_sid("FlowSid")?
+            .or_else(|| self.studio_flow.clone())
+            .ok_or(ToolError::NotConfigured("STUDIO_FLOW_SID"))?;
+        self.once(&format!("studio:{conversation}"), || {
+            self.client.add_studio_webhook(service, conversation, &flow)
+        })
+        .await
+    }
+
+    /// Run `call` at most once per `key` within the dedup window.
+    async fn once<F, Fut>(&self, key: &str, call: F) -> Result<Outcome, ToolError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Sent, ClientError>>,
+    {
+        if self.dedup.is_zero() {
+            return Ok(outcome(call().await?));
+        }
+        let deadline = Instant::now() + self.wait;
+        // The lease outlives the upstream deadline, so a live request keeps it.
+        let lease = self.wait + Duration::from_secs(2);
+        loop {
+            match self.store.claim(key, lease).await? {
+                Claim::Existing(sid) => return Ok(Outcome::AlreadyHandedOver(sid)),
+                Claim::InProgress(waiter) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero() {
+                        return Err(ToolError::InProgress);
+                    }
+                    match waiter {
+                        Some(mut waiter) => {
+                            let _ = tokio::time::timeout(remaining, waiter.changed()).await;
+                        }
+                        None => tokio::time::sleep(POLL_INTERVAL.min(remaining)).await,
+                    }
+                }
+                Claim::Acquired => {
+                    return match call().await {
+                        Ok(Sent::Done(sid)) => {
+                            if let Err(e) = self.store.complete(key, &sid, self.dedup).await {
+                                // The customer is handed over; only the memory of it failed.
+                                tracing::warn!(error.message = %e, "handover done but not remembered");
+                            }
+                            Ok(Outcome::HandedOver(sid))
+                        }
+                        Ok(Sent::DryRun(request)) => {
+                            let _ = self.store.release(key).await;
+                            Ok(Outcome::DryRun(request))
+                        }
+                        Err(e) => {
+                            let _ = self.store.release(key).await;
+                            Err(e.into())
+                        }
+                    };
+                }
+            }
+        }
+    }
+}
+
+fn outcome(sent: Sent) -> Outcome {
+    match sent {
+        Sent::Done(sid) => Outcome::HandedOver(sid),
+        Sent::DryRun(request) => Outcome::DryRun(request),
+    }
+}
+
+/// Task attributes: who the customer is (`from`, `customerName`,
+/// `customerAddress`, as Twilio's sample sets them), then every string field
+/// of the tool input. Input fields may refine `customerName` but never
+/// replace the routing-relevant `from` and `customerAddress`.
+fn task_attributes(request: &ToolRequest) -> Value {
+    let address = request.identity.address();
+    let mut attributes = Map::new();
+    attributes.insert("from".into(), address.clone().into());
+    attributes.insert("customerName".into(), address.clone().into());
+    attributes.insert("customerAddress".into(), address.into());
+    for (name, value) in request.attribute_fields() {
+        if name != "from" && name != "customerAddress" {
+            attributes.insert(name.to_owned(), value.to_owned().into());
+        }
+    }
+    attributes.into()
+}

@@ -1,0 +1,256 @@
+//! Remembering handovers, so a repeat within the dedup window creates
+//! nothing and concurrent requests for one conversation create one task.
+//!
+//! The store is a trait so a shared implementation (one store for many
+//! instances) can replace the in-process default without touching routes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+
+/// What a claim on a key found.
+#[derive(Debug)]
+pub enum Claim {
+    /// Nobody handed this over: the caller must do it, then
+    /// [`HandoverStore::complete`] or [`HandoverStore::release`].
+    Acquired,
+    /// Already handed over within the window: the first SID.
+    Existing(String),
+    /// Another request is handing it over right now. When a receiver is
+    /// given it changes (or closes) when that request ends; otherwise poll.
+    InProgress(Option<watch::Receiver<()>>),
+}
+
+/// Why the store could not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("handover store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Where handovers are remembered.
+pub trait HandoverStore: Send + Sync + 'static {
+    /// Atomically claim `key` unless it is handed over or in progress. The
+    /// claim lapses after `lease`, so a request that died mid-handover
+    /// cannot block its conversation for ever.
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>>;
+    /// Record the SID of a successful handover for `ttl`.
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        sid: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Forget a claim whose handover failed, so the next attempt tries again.
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+enum Entry {
+    /// Being handed over until `lease_until`; dropping the sender wakes every waiter.
+    InFlight {
+        sender: watch::Sender<()>,
+        lease_until: Instant,
+    },
+    /// Handed over, remembered until `expires`.
+    Done { sid: String, expires: Instant },
+}
+
+/// The clock the store reads; replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// The in-process store (the default): a map behind a mutex.
+pub struct MemoryStore {
+    entries: Mutex<HashMap<String, Entry>>,
+    clock: Clock,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(Instant::now))
+    }
+}
+
+impl MemoryStore {
+    /// A store reading time from `clock`.
+    pub fn with_clock(clock: Clock) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    /// How many keys are remembered or in flight (expired ones are dropped first).
+    pub fn len(&self) -> usize {
+        let now = (self.clock)();
+        let mut entries = self.lock();
+        entries.retain(|_, e| !matches!(e, Entry::Done { expires, .. } if *expires <= now));
+        entries.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic while holding the lock cannot leave the map half-updated
+        // (every update is a single insert or remove), so poisoning is ignored.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn claim_now(&self, key: &str, lease: Duration) -> Claim {
+        let now = (self.clock)();
+        let mut entries = self.lock();
+        // Drop expired entries now and then, so memory follows the window.
+        if entries.len() >= 1024 {
+            entries.retain(|_, e| !matches!(e, Entry::Done { expires, .. } if *expires <= now));
+        }
+        match entries.get(key) {
+            Some(Entry::Done { sid, expires }) if *expires > now => Claim::Existing(sid.clone()),
+            Some(Entry::InFlight {
+                sender,
+                lease_until,
+            }) if *lease_until > now => Claim::InProgress(Some(sender.subscribe())),
+            _ => {
+                let (sender, _) = watch::channel(());
+                entries.insert(
+                    key.to_owned(),
+                    Entry::InFlight {
+                        sender,
+                        lease_until: now + lease,
+                    },
+                );
+                Claim::Acquired
+            }
+        }
+    }
+}
+
+impl HandoverStore for MemoryStore {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        Box::pin(async move { Ok(self.claim_now(key, lease)) })
+    }
+
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        sid: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let expires = (self.clock)() + ttl;
+            self.lock().insert(
+                key.to_owned(),
+                Entry::Done {
+                    sid: sid.to_owned(),
+                    expires,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.lock().remove(key);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(10);
+
+    fn fake_clock() -> (Clock, Arc<Mutex<Instant>>) {
+        let now = Arc::new(Mutex::new(Instant::now()));
+        let reader = Arc::clone(&now);
+        (Arc::new(move || *reader.lock().unwrap()), now)
+    }
+
+    fn block<T>(f: BoxFuture<'_, T>) -> T {
+        futures_util::FutureExt::now_or_never(f).expect("memory store futures are ready at once")
+    }
+
+    #[test]
+    fn claim_complete_then_repeat_returns_the_first_sid_until_expiry() {
+        let (clock, now) = fake_clock();
+        let store = MemoryStore::with_clock(clock);
+
+        assert!(matches!(
+            block(store.claim("CH1", LEASE)).unwrap(),
+            Claim::Acquired
+        ));
+        block(store.complete("CH1", "KD1", Duration::from_secs(600))).unwrap();
+        assert!(
+            matches!(block(store.claim("CH1", LEASE)).unwrap(), Claim::Existing(sid) if sid == "KD1")
+        );
+        assert!(
+            matches!(block(store.claim("CH2", LEASE)).unwrap(), Claim::Acquired),
+            "other keys are independent"
+        );
+
+        *now.lock().unwrap() += Duration::from_secs(601);
+        assert!(
+            matches!(block(store.claim("CH1", LEASE)).unwrap(), Claim::Acquired),
+            "expired entries are forgotten"
+        );
+    }
+
+    #[test]
+    fn a_second_claim_waits_and_is_woken_when_the_first_ends() {
+        let store = MemoryStore::default();
+        assert!(matches!(
+            block(store.claim("CH1", LEASE)).unwrap(),
+            Claim::Acquired
+        ));
+        let Claim::InProgress(Some(mut waiter)) = block(store.claim("CH1", LEASE)).unwrap() else {
+            panic!("a concurrent claim must see the handover in progress");
+        };
+
+        block(store.release("CH1")).unwrap();
+
+        assert!(
+            futures_util::FutureExt::now_or_never(waiter.changed()).is_some(),
+            "release wakes waiters"
+        );
+        assert!(
+            matches!(block(store.claim("CH1", LEASE)).unwrap(), Claim::Acquired),
+            "a released claim can be retried"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_claim_lapses_after_its_lease() {
+        let (clock, now) = fake_clock();
+        let store = MemoryStore::with_clock(clock);
+        assert!(matches!(
+            block(store.claim("CH1", LEASE)).unwrap(),
+            Claim::Acquired
+        ));
+        assert!(matches!(
+            block(store.claim("CH1", LEASE)).unwrap(),
+            Claim::InProgress(_)
+        ));
+
+        *now.lock().unwrap() += LEASE + Duration::from_millis(1);
+
+        assert!(matches!(
+            block(store.claim("CH1", LEASE)).unwrap(),
+            Claim::Acquired
+        ));
+    }
+}

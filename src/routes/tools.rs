@@ -1,0 +1,62 @@
+//! `POST /tools/flex-handover` and `POST /tools/studio-handover`: the tools a
+//! Twilio AI Assistant calls to hand a customer to a person.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::domain::SessionId;
+use crate::errors::ToolError;
+use crate::handover::{Handovers, Outcome};
+use crate::tools::ToolRequest;
+
+/// Hand the conversation (Flex Interaction) or call (call update) to Flex.
+pub async fn flex_handover(
+    handovers: web::Data<Handovers>,
+    request: ToolRequest,
+) -> Result<HttpResponse, ToolError> {
+    let outcome = handovers.to_flex(&request).await?;
+    let (sid_field, handed_over, already) = match request.session {
+        SessionId::Conversation { .. } => (
+            "interaction_sid",
+            "Thanks for waiting. I've passed our conversation to a member of our team, who will reply here shortly.",
+            "A member of our team already has this conversation and will reply here shortly.",
+        ),
+        SessionId::Voice { .. } => (
+            "call_sid",
+            "I'm connecting you to a member of our team now. Please hold.",
+            "You're already on your way to a member of our team. Please hold.",
+        ),
+    };
+    Ok(answer(outcome, sid_field, handed_over, already))
+}
+
+/// Hand the conversation to a Studio flow.
+pub async fn studio_handover(
+    handovers: web::Data<Handovers>,
+    request: ToolRequest,
+) -> Result<HttpResponse, ToolError> {
+    let outcome = handovers.to_studio(&request).await?;
+    Ok(answer(
+        outcome,
+        "webhook_sid",
+        "Thanks for waiting. I've passed our conversation on, and you'll hear from us here shortly.",
+        "This conversation has already been passed on; you'll hear from us here shortly.",
+    ))
+}
+
+fn answer(outcome: Outcome, sid_field: &str, handed_over: &str, already: &str) -> HttpResponse {
+    let body = match outcome {
+        Outcome::HandedOver(sid) => {
+            json!({ "status": "handed_over", "message": handed_over, sid_field: sid })
+        }
+        Outcome::AlreadyHandedOver(sid) => {
+            json!({ "status": "already_handed_over", "message": already, sid_field: sid })
+        }
+        Outcome::DryRun(request) => json!({
+            "status": "dry_run",
+            "message": "Dry run (--dev): nothing was sent to Twilio. This is the request flexbridge would send.",
+            "request": request,
+        }),
+    };
+    HttpResponse::Ok().json(body)
+}

@@ -1,0 +1,208 @@
+//! Outbound HTTP shared by every client (Twilio, Flex, vendors): one pooled
+//! connection pool per process, a 2 s connect timeout, one deadline for the
+//! whole call including retries, and typed errors.
+//!
+//! Retries happen only where the request cannot have been applied: a
+//! connection that was never established, and `429 Too Many Requests`
+//! (after its `Retry-After`). At most two retries, never past the deadline.
+
+use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
+use reqwest::{RequestBuilder, StatusCode};
+
+/// Retries after the first attempt.
+pub const MAX_RETRIES: u32 = 2;
+/// How long to establish a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most of an upstream body flexbridge reads.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Wait before retrying a refused connection (grows with each attempt).
+const CONNECT_BACKOFF: Duration = Duration::from_millis(100);
+/// Wait after a 429 without a usable `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The process-wide outbound HTTP stack.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    http: reqwest::Client,
+    deadline: Duration,
+}
+
+/// A complete upstream answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The whole body.
+    pub body: Bytes,
+    /// How many requests it took (1 + retries).
+    pub attempts: u32,
+}
+
+/// Why an upstream call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The deadline passed before a complete answer.
+    #[error("{upstream} did not answer within {} ms", deadline.as_millis())]
+    Timeout {
+        /// Which upstream.
+        upstream: &'static str,
+        /// The deadline that passed.
+        deadline: Duration,
+    },
+    /// No connection could be made, or it broke before an answer.
+    #[error("{upstream} could not be reached ({attempts} attempt(s))")]
+    Unreachable {
+        /// Which upstream.
+        upstream: &'static str,
+        /// Requests tried.
+        attempts: u32,
+        /// The transport error, without its URL.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl Upstream {
+    /// Build the pooled client.
+    ///
+    /// # Errors
+    /// When the TLS stack cannot be initialised.
+    pub fn new(deadline: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("flexbridge/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http, deadline })
+    }
+
+    /// The whole-call deadline.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The pooled client, to start requests with.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Send the request `build` makes (again for each retry) and read the
+    /// whole answer, all within the deadline.
+    ///
+    /// # Errors
+    /// [`UpstreamError`] on timeout or transport failure. An HTTP error
+    /// status is an [`Answer`], for the caller to interpret.
+    #[tracing::instrument(name = "upstream", skip_all, fields(upstream, status, attempts))]
+    pub async fn send(
+        &self,
+        upstream: &'static str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Answer, UpstreamError> {
+        let span = tracing::Span::current();
+        span.record("upstream", upstream);
+        let deadline = Instant::now() + self.deadline;
+        let timeout = || UpstreamError::Timeout {
+            upstream,
+            deadline: self.deadline,
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            span.record("attempts", attempts);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let sent = tokio::time::timeout(remaining, build().send())
+                .await
+                .map_err(|_| timeout())?;
+            let response = match sent {
+                Ok(response) => response,
+                Err(e) if e.is_connect() && attempts <= MAX_RETRIES => {
+                    let wait = CONNECT_BACKOFF * attempts;
+                    if Instant::now() + wait >= deadline {
+                        return Err(UpstreamError::Unreachable {
+                            upstream,
+                            attempts,
+                            source: e.without_url(),
+                        });
+                    }
+                    tracing::warn!(
+                        upstream,
+                        attempts,
+                        "connection failed before sending; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(e) if e.is_timeout() => return Err(timeout()),
+                Err(e) => {
+                    return Err(UpstreamError::Unreachable {
+                        upstream,
+                        attempts,
+                        source: e.without_url(),
+                    });
+                }
+            };
+            let status = response.status();
+            if status == StatusCode::TOO_MANY_REQUESTS && attempts <= MAX_RETRIES {
+                let wait = retry_after(&response).unwrap_or(DEFAULT_RETRY_AFTER);
+                if Instant::now() + wait < deadline {
+                    tracing::warn!(
+                        upstream,
+                        attempts,
+                        wait_ms = wait.as_millis() as u64,
+                        "rate limited; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            span.record("status", status.as_u16());
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let body = tokio::time::timeout(remaining, read_limited(response))
+                .await
+                .map_err(|_| timeout())?
+                .map_err(|e| {
+                    if e.is_timeout() {
+                        timeout()
+                    } else {
+                        UpstreamError::Unreachable {
+                            upstream,
+                            attempts,
+                            source: e.without_url(),
+                        }
+                    }
+                })?;
+            return Ok(Answer {
+                status,
+                body,
+                attempts,
+            });
+        }
+    }
+}
+
+/// Read a body, keeping at most [`MAX_RESPONSE_BYTES`].
+async fn read_limited(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// `Retry-After` in seconds (Twilio sends whole seconds).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
