@@ -35,6 +35,8 @@ pub struct Settings {
     pub tools: ToolSettings,
     /// Whole-request deadline of every outbound call (`UPSTREAM_TIMEOUT_MS`).
     pub upstream_timeout: Duration,
+    /// Most outbound requests in flight at once (`UPSTREAM_MAX_CONNECTIONS`).
+    pub upstream_max_connections: usize,
     /// ASAPP GenerativeAgent.
     pub asapp: AsappSettings,
     /// PolyAI.
@@ -344,6 +346,9 @@ impl Settings {
                     " milliseconds (Twilio gives up on a webhook after 15 s)",
                 )
             })),
+            upstream_max_connections: r.parse_or("UPSTREAM_MAX_CONNECTIONS", 64, |t| {
+                parse_ranged(t, 1..=10_000, "").map(|n| n as usize)
+            }),
             asapp: AsappSettings {
                 api_host: r.parse("ASAPP_API_HOST", ApiBaseUrl::parse),
                 api_id: r.text("ASAPP_API_ID"),

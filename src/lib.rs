@@ -15,7 +15,7 @@
 //!   [`twilio::client`] the typed Twilio REST client on it.
 //! - [`routes`]: one handler module per route; [`startup`] holds the route table.
 //! - [`errors`]: request-level errors and their HTTP answers.
-//! - [`telemetry`]: logs and the per-request span.
+//! - [`telemetry`]: logs and the per-request span; [`metrics`]: Prometheus metrics.
 //! - [`cli`], [`check_config`], [`sign`]: the command line.
 //!
 //! Errors are typed per concern with thiserror. Voice routes never surface
@@ -27,6 +27,7 @@ pub mod config;
 pub mod domain;
 pub mod errors;
 pub mod handover;
+pub mod metrics;
 pub mod routes;
 pub mod sign;
 pub mod startup;

@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, middleware, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -30,7 +30,9 @@ impl Application {
     pub fn build(settings: Settings) -> std::io::Result<Self> {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
-        let upstream = Upstream::new(settings.upstream_timeout).map_err(std::io::Error::other)?;
+        let upstream = Upstream::new(settings.upstream_timeout, settings.upstream_max_connections)
+            .map_err(std::io::Error::other)?;
+        crate::metrics::install();
         let client = TwilioClient::new(&settings, upstream);
         let handovers = web::Data::new(Handovers::new(
             &settings,
@@ -41,6 +43,7 @@ impl Application {
         let settings = web::Data::new(settings);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(middleware::from_fn(routes::record_request))
                 .wrap(TracingLogger::<FlexbridgeRootSpan>::new())
                 .app_data(settings.clone())
                 .app_data(auth.clone())
@@ -74,6 +77,7 @@ impl Application {
 /// Every route flexbridge serves.
 pub fn route_table(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(routes::healthz))
+        .route("/metrics", web::get().to(routes::metrics))
         .service(
             web::resource("/receive-call")
                 .route(web::post().to(routes::receive_call))

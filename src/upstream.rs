@@ -6,10 +6,12 @@
 //! connection that was never established, and `429 Too Many Requests`
 //! (after its `Retry-After`). At most two retries, never past the deadline.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use reqwest::{RequestBuilder, StatusCode};
+use tokio::sync::Semaphore;
 
 /// Retries after the first attempt.
 pub const MAX_RETRIES: u32 = 2;
@@ -27,6 +29,10 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct Upstream {
     http: reqwest::Client,
     deadline: Duration,
+    /// Caps requests in flight, and so open connections: a burst of
+    /// handovers queues here (within the deadline) instead of opening a
+    /// connection per request.
+    in_flight: Arc<Semaphore>,
 }
 
 /// A complete upstream answer.
@@ -65,17 +71,22 @@ pub enum UpstreamError {
 }
 
 impl Upstream {
-    /// Build the pooled client.
+    /// Build the pooled client; at most `max_in_flight` requests at once.
     ///
     /// # Errors
     /// When the TLS stack cannot be initialised.
-    pub fn new(deadline: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(deadline: Duration, max_in_flight: usize) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(max_in_flight)
             .user_agent(concat!("flexbridge/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, deadline })
+        Ok(Self {
+            http,
+            deadline,
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+        })
     }
 
     /// The whole-call deadline.
@@ -100,6 +111,22 @@ impl Upstream {
         upstream: &'static str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Answer, UpstreamError> {
+        let started = Instant::now();
+        let result = self.send_within_deadline(upstream, build).await;
+        let outcome = match &result {
+            Ok(answer) => answer.status.as_str().to_owned(),
+            Err(UpstreamError::Timeout { .. }) => "timeout".to_owned(),
+            Err(UpstreamError::Unreachable { .. }) => "unreachable".to_owned(),
+        };
+        crate::metrics::upstream_call(upstream, &outcome, started.elapsed());
+        result
+    }
+
+    async fn send_within_deadline(
+        &self,
+        upstream: &'static str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Answer, UpstreamError> {
         let span = tracing::Span::current();
         span.record("upstream", upstream);
         let deadline = Instant::now() + self.deadline;
@@ -112,12 +139,18 @@ impl Upstream {
             attempts += 1;
             span.record("attempts", attempts);
             let remaining = deadline.saturating_duration_since(Instant::now());
+            let permit = tokio::time::timeout(remaining, self.in_flight.acquire())
+                .await
+                .map_err(|_| timeout())?
+                .map_err(|_| timeout())?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
             let sent = tokio::time::timeout(remaining, build().send())
                 .await
                 .map_err(|_| timeout())?;
             let response = match sent {
                 Ok(response) => response,
                 Err(e) if e.is_connect() && attempts <= MAX_RETRIES => {
+                    drop(permit);
                     let wait = CONNECT_BACKOFF * attempts;
                     if Instant::now() + wait >= deadline {
                         return Err(UpstreamError::Unreachable {
@@ -147,6 +180,7 @@ impl Upstream {
             if status == StatusCode::TOO_MANY_REQUESTS && attempts <= MAX_RETRIES {
                 let wait = retry_after(&response).unwrap_or(DEFAULT_RETRY_AFTER);
                 if Instant::now() + wait < deadline {
+                    drop(permit);
                     tracing::warn!(
                         upstream,
                         attempts,

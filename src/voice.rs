@@ -168,6 +168,7 @@ pub fn reply(
     match result {
         Ok(response) => TwimlReply(response),
         Err(error) => {
+            crate::metrics::voice_fallback(error.code());
             tracing::warn!(
                 error.code = error.code(),
                 error.message = %error,

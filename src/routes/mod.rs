@@ -1,11 +1,13 @@
 //! HTTP handlers, one module per route (or per vendor's pair of routes).
 
 mod health;
+mod metrics;
 mod receive_call;
 mod refer_handler;
 mod tools;
 
 pub use health::healthz;
+pub use metrics::{metrics, record_request};
 pub use receive_call::receive_call;
 pub use refer_handler::refer_handler;
 pub use tools::{flex_handover, studio_handover};

@@ -14,7 +14,7 @@ pub async fn flex_handover(
     handovers: web::Data<Handovers>,
     request: ToolRequest,
 ) -> Result<HttpResponse, ToolError> {
-    let outcome = handovers.to_flex(&request).await?;
+    let outcome = record("twilio_flex", handovers.to_flex(&request).await)?;
     let (sid_field, handed_over, already) = match request.session {
         SessionId::Conversation { .. } => (
             "interaction_sid",
@@ -35,13 +35,25 @@ pub async fn studio_handover(
     handovers: web::Data<Handovers>,
     request: ToolRequest,
 ) -> Result<HttpResponse, ToolError> {
-    let outcome = handovers.to_studio(&request).await?;
+    let outcome = record("twilio_studio", handovers.to_studio(&request).await)?;
     Ok(answer(
         outcome,
         "webhook_sid",
         "Thanks for waiting. I've passed our conversation on, and you'll hear from us here shortly.",
         "This conversation has already been passed on; you'll hear from us here shortly.",
     ))
+}
+
+/// Count the handover's outcome.
+fn record(vendor: &'static str, result: Result<Outcome, ToolError>) -> Result<Outcome, ToolError> {
+    let outcome = match &result {
+        Ok(Outcome::HandedOver(_)) => "handed_over",
+        Ok(Outcome::AlreadyHandedOver(_)) => "already_handed_over",
+        Ok(Outcome::DryRun(_)) => "dry_run",
+        Err(e) => e.code(),
+    };
+    crate::metrics::handover(vendor, outcome);
+    result
 }
 
 fn answer(outcome: Outcome, sid_field: &str, handed_over: &str, already: &str) -> HttpResponse {

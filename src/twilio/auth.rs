@@ -107,6 +107,11 @@ impl WebhookAuth {
     /// [`AuthError`] when the signature is missing or wrong, or checks are
     /// on without an auth token.
     pub fn verify_twilio(&self, req: &HttpRequest, body: SignedBody<'_>) -> Result<(), AuthError> {
+        self.check_twilio(req, body)
+            .inspect_err(|e| crate::metrics::signature_rejection(e.code()))
+    }
+
+    fn check_twilio(&self, req: &HttpRequest, body: SignedBody<'_>) -> Result<(), AuthError> {
         let key = match &self.policy {
             SignaturePolicy::Off => return Ok(()),
             SignaturePolicy::Unconfigured => return Err(AuthError::NotConfigured),
@@ -146,6 +151,11 @@ impl WebhookAuth {
     /// # Errors
     /// [`AuthError`] when neither a valid key nor a valid signature is presented.
     pub fn verify_tool(&self, req: &HttpRequest, body: SignedBody<'_>) -> Result<(), AuthError> {
+        self.check_tool(req, body)
+            .inspect_err(|e| crate::metrics::signature_rejection(e.code()))
+    }
+
+    fn check_tool(&self, req: &HttpRequest, body: SignedBody<'_>) -> Result<(), AuthError> {
         let presented = presented_tool_key(req);
         if let (Some(expected), Some(presented)) = (&self.tool_key, presented.as_deref()) {
             if bool::from(
@@ -167,7 +177,7 @@ impl WebhookAuth {
             } else {
                 AuthError::MissingSignature
             }),
-            _ => self.verify_twilio(req, body),
+            _ => self.check_twilio(req, body),
         }
     }
 }

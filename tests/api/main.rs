@@ -6,6 +6,7 @@ mod flex_handover;
 mod health;
 mod helpers;
 mod limits;
+mod metrics;
 mod process;
 mod receive_call;
 mod refer_handler;

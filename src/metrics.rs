@@ -1,0 +1,80 @@
+//! Prometheus metrics: the names, labels and the one place each is recorded.
+//!
+//! Recording goes through the `metrics` facade; the Prometheus recorder is
+//! installed once per process and rendered by `GET /metrics`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets in seconds: fine below 50 ms (local work), coarse above
+/// (upstream calls, which Twilio cuts off at 15 s).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Install the Prometheus recorder (once; later calls reuse it).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be global (an embedding program);
+            // then flexbridge's metrics go there and /metrics shows none.
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// The Prometheus text of every metric.
+pub fn render() -> String {
+    install().map(PrometheusHandle::render).unwrap_or_default()
+}
+
+/// One HTTP request answered: `flexbridge_http_requests_total{route,method,status}`
+/// and `flexbridge_http_request_duration_seconds{route}`.
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    metrics::counter!(
+        "flexbridge_http_requests_total",
+        "route" => route.to_owned(),
+        "method" => method.to_owned(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!("flexbridge_http_request_duration_seconds", "route" => route.to_owned())
+        .record(elapsed.as_secs_f64());
+}
+
+/// A voice route answered with its fallback: `flexbridge_voice_fallbacks_total{reason}`.
+pub fn voice_fallback(reason: &'static str) {
+    metrics::counter!("flexbridge_voice_fallbacks_total", "reason" => reason).increment(1);
+}
+
+/// A request refused by authentication: `flexbridge_signature_rejections_total{reason}`.
+pub fn signature_rejection(reason: &'static str) {
+    metrics::counter!("flexbridge_signature_rejections_total", "reason" => reason).increment(1);
+}
+
+/// A handover attempt ended: `flexbridge_handovers_total{vendor,outcome}`
+/// (`vendor`: `twilio_flex`, `twilio_studio`, `asapp`, `polyai`, `watsonx`;
+/// `outcome`: `handed_over`, `already_handed_over`, `dry_run`, or an error code).
+pub fn handover(vendor: &'static str, outcome: &str) {
+    metrics::counter!("flexbridge_handovers_total", "vendor" => vendor, "outcome" => outcome.to_owned()).increment(1);
+}
+
+/// One upstream call ended: `flexbridge_upstream_requests_total{upstream,outcome}`
+/// and `flexbridge_upstream_duration_seconds{upstream}` (`outcome`: the HTTP
+/// status, `timeout` or `unreachable`).
+pub fn upstream_call(upstream: &'static str, outcome: &str, elapsed: Duration) {
+    metrics::counter!("flexbridge_upstream_requests_total", "upstream" => upstream, "outcome" => outcome.to_owned())
+        .increment(1);
+    metrics::histogram!("flexbridge_upstream_duration_seconds", "upstream" => upstream)
+        .record(elapsed.as_secs_f64());
+}

@@ -1,0 +1,97 @@
+//! `GET /metrics`: Prometheus text with the series the README documents.
+//! The recorder is process-wide, so assertions look for series, not totals.
+
+use crate::helpers::{CALL_SID, spawn_app, spawn_studio_app};
+
+/// The value of the series whose line starts with `prefix`.
+fn value(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_fallbacks_and_signature_rejections() {
+    let app = spawn_studio_app().await;
+    app.post_form(
+        "/receive-call",
+        &[("CallSid", CALL_SID), ("Called", "+18005551234")],
+    )
+    .await;
+    app.post_form("/receive-call", &[("Called", "1@evil.com")])
+        .await;
+    app.client
+        .post(app.url("/refer-handler"))
+        .header("X-Twilio-Signature", "forged")
+        .send()
+        .await
+        .unwrap();
+
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let metrics = response.text().await.unwrap();
+
+    let requests =
+        r#"flexbridge_http_requests_total{route="/receive-call",method="POST",status="200"} "#;
+    assert!(
+        value(&metrics, requests).is_some_and(|n| n >= 2.0),
+        "{metrics}"
+    );
+    assert!(
+        value(
+            &metrics,
+            r#"flexbridge_http_requests_total{route="/refer-handler",method="POST",status="403"} "#
+        )
+        .is_some()
+    );
+    assert!(
+        value(
+            &metrics,
+            r#"flexbridge_voice_fallbacks_total{reason="invalid_called"} "#
+        )
+        .is_some_and(|n| n >= 1.0)
+    );
+    assert!(
+        value(
+            &metrics,
+            r#"flexbridge_signature_rejections_total{reason="invalid_signature"} "#
+        )
+        .is_some_and(|n| n >= 1.0)
+    );
+    assert!(
+        metrics.contains(
+            r#"flexbridge_http_request_duration_seconds_bucket{route="/receive-call",le="0.005"}"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_require_the_token_when_one_is_set() {
+    let app = spawn_app(&[("METRICS_TOKEN", "metrics-token-31")]).await;
+
+    let without = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let wrong = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    let with = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-token-31")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(without.status().as_u16(), 401);
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert_eq!(with.status().as_u16(), 200);
+}
