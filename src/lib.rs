@@ -13,7 +13,8 @@
 //!   or Studio, and the store that makes them happen once.
 //! - [`upstream`]: outbound HTTP (pooling, deadline, safe retries);
 //!   [`twilio::client`] the typed Twilio REST client on it.
-//! - [`routes`]: one handler module per route; [`startup`] holds the route table.
+//! - [`routes`]: one handler module per route; [`startup`] holds the route table;
+//!   [`shutdown`] drains requests on SIGTERM/SIGINT.
 //! - [`errors`]: request-level errors and their HTTP answers.
 //! - [`telemetry`]: logs and the per-request span; [`metrics`]: Prometheus metrics.
 //! - [`cli`], [`check_config`], [`sign`]: the command line.
@@ -29,6 +30,7 @@ pub mod errors;
 pub mod handover;
 pub mod metrics;
 pub mod routes;
+pub mod shutdown;
 pub mod sign;
 pub mod startup;
 pub mod telemetry;

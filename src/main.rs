@@ -81,7 +81,7 @@ fn serve(dev: bool) -> ExitCode {
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)?;
         tracing::info!(port = app.port(), "flexbridge listening");
-        app.run_until_stopped().await
+        app.run_until_signalled().await
     });
     match result {
         Ok(()) => {

@@ -4,22 +4,29 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::Method;
 use actix_web::{App, HttpServer, middleware, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::handover::{Handovers, MemoryStore};
 use crate::routes;
-use crate::telemetry::FlexbridgeRootSpan;
+use crate::shutdown::{self, InFlight};
+use crate::telemetry::{self, FlexbridgeRootSpan};
 use crate::twilio::WebhookAuth;
 use crate::twilio::client::TwilioClient;
 use crate::upstream::Upstream;
+
+/// Seconds in-flight requests get to finish once shutdown starts.
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
 
 /// A bound, ready-to-run server.
 pub struct Application {
     /// The port actually bound (differs from the setting when it was 0).
     port: u16,
     server: Server,
+    /// Requests being handled, for a draining shutdown.
+    in_flight: Arc<InFlight>,
 }
 
 impl Application {
@@ -40,19 +47,34 @@ impl Application {
             Arc::new(MemoryStore::default()),
         ));
         let auth = web::Data::new(WebhookAuth::from_settings(&settings));
+        let in_flight = web::Data::new(InFlight::default());
+        let tracked = in_flight.clone();
         let settings = web::Data::new(settings);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(middleware::from_fn(routes::record_request))
                 .wrap(TracingLogger::<FlexbridgeRootSpan>::new())
+                .wrap(middleware::from_fn(telemetry::request_id))
+                .wrap(middleware::from_fn(shutdown::track))
+                .app_data(tracked.clone())
                 .app_data(settings.clone())
                 .app_data(auth.clone())
                 .app_data(handovers.clone())
                 .configure(route_table)
         })
+        // In-flight requests get this long to finish after SIGTERM/SIGINT,
+        // under Fly.io's 30 s kill timeout.
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // actix treats SIGINT as a forced stop; flexbridge drains on both
+        // SIGTERM and SIGINT itself (see `shutdown`).
+        .disable_signals()
         .listen(listener)?
         .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            in_flight: in_flight.into_inner(),
+        })
     }
 
     /// The port the server listens on.
@@ -65,31 +87,79 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serve until stopped (SIGTERM / SIGINT drain in-flight requests first).
+    /// Serve until stopped through [`Application::handle`].
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+
+    /// Serve until SIGTERM or SIGINT, then stop accepting, let in-flight
+    /// requests finish (up to [`SHUTDOWN_TIMEOUT_SECS`]) and return.
+    ///
+    /// # Errors
+    /// When the signal handlers cannot be installed or the server fails.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let limit = std::time::Duration::from_secs(SHUTDOWN_TIMEOUT_SECS);
+        shutdown::on_signals(self.server.handle(), self.in_flight, limit)?;
+        self.server.await
+    }
 }
 
-/// Every route flexbridge serves.
+/// One route: its path, the methods it answers and its handler.
+pub struct RouteSpec {
+    /// The path, as Twilio and users call it.
+    pub path: &'static str,
+    /// HTTP methods answered (others get 405).
+    pub methods: &'static [&'static str],
+    handler: fn() -> actix_web::Route,
+}
+
+/// Every route flexbridge serves; `openapi.yaml` describes exactly these.
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        path: "/healthz",
+        methods: &["GET"],
+        handler: || web::to(routes::healthz),
+    },
+    RouteSpec {
+        path: "/metrics",
+        methods: &["GET"],
+        handler: || web::to(routes::metrics),
+    },
+    RouteSpec {
+        path: "/receive-call",
+        methods: &["POST", "GET"],
+        handler: || web::to(routes::receive_call),
+    },
+    RouteSpec {
+        path: "/refer-handler",
+        methods: &["POST", "GET"],
+        handler: || web::to(routes::refer_handler),
+    },
+    RouteSpec {
+        path: "/tools/flex-handover",
+        methods: &["POST"],
+        handler: || web::to(routes::flex_handover),
+    },
+    RouteSpec {
+        path: "/tools/studio-handover",
+        methods: &["POST"],
+        handler: || web::to(routes::studio_handover),
+    },
+];
+
+/// Register [`ROUTES`].
 pub fn route_table(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(routes::healthz))
-        .route("/metrics", web::get().to(routes::metrics))
-        .service(
-            web::resource("/receive-call")
-                .route(web::post().to(routes::receive_call))
-                .route(web::get().to(routes::receive_call)),
-        )
-        .service(
-            web::resource("/refer-handler")
-                .route(web::post().to(routes::refer_handler))
-                .route(web::get().to(routes::refer_handler)),
-        )
-        .service(web::resource("/tools/flex-handover").route(web::post().to(routes::flex_handover)))
-        .service(
-            web::resource("/tools/studio-handover").route(web::post().to(routes::studio_handover)),
-        );
+    for spec in ROUTES {
+        let resource = spec
+            .methods
+            .iter()
+            .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+            .fold(web::resource(spec.path), |resource, method| {
+                resource.route((spec.handler)().method(method))
+            });
+        cfg.service(resource);
+    }
 }

@@ -5,9 +5,11 @@ use std::io::IsTerminal;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -32,6 +34,45 @@ pub fn init(format: Option<LogFormat>) {
     };
 }
 
+/// The header a request id travels in, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// This request's id: the caller's `X-Request-Id` when it is sane, else a new UUID.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Whether an incoming id is safe to log and echo (no injection into logs
+/// or headers, bounded length).
+fn acceptable_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
+        })
+}
+
+/// Give every request an id (honouring a sane incoming `X-Request-Id`) and
+/// echo it in the response, so a caller can quote it when reporting a problem.
+pub async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|id| acceptable_request_id(id))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), ToOwned::to_owned);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.call(req).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    Ok(response)
+}
+
 /// Builds the request span. Unlike the default, it records the path without
 /// the query string: a tool key may travel as `?key=…` and must not be logged.
 pub struct FlexbridgeRootSpan;
@@ -44,7 +85,7 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
         let request_id = request
             .extensions()
             .get::<RequestId>()
-            .map(ToString::to_string)
+            .map(|id| id.0.clone())
             .unwrap_or_default();
         tracing::info_span!(
             "HTTP request",
@@ -56,6 +97,7 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,
             request_id = %request_id,
+            latency_ms = tracing::field::Empty,
             call_sid = tracing::field::Empty,
             conversation_sid = tracing::field::Empty,
         )

@@ -49,6 +49,9 @@ pub async fn record_request(
         Ok(response) => response.status().as_u16(),
         Err(error) => error.as_response_error().status_code().as_u16(),
     };
-    crate::metrics::http_request(&route, &method, status, started.elapsed());
+    let elapsed = started.elapsed();
+    // This middleware runs inside the request span (it is wrapped first).
+    tracing::Span::current().record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+    crate::metrics::http_request(&route, &method, status, elapsed);
     response
 }

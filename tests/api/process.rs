@@ -14,6 +14,28 @@ pub struct Process {
 }
 
 impl Process {
+    /// Send a signal (e.g. "TERM", "INT") to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Wait up to `limit` for the process to exit; its exit code.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Stop the process and return everything it logged.
     pub fn stop_and_read_logs(mut self) -> String {
         let _ = self.child.kill();

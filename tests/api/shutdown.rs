@@ -1,0 +1,91 @@
+//! SIGTERM and SIGINT drain in-flight requests, then the process exits 0.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::flex_handover::{CH, IS, KD, TOOL_KEY};
+use crate::process::start_binary;
+
+async fn drains_in_flight_requests_on(signal: &str) {
+    // A handover that takes 800 ms upstream is in flight when the signal lands.
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/Interactions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"sid": KD}))
+                .set_delay(Duration::from_millis(800)),
+        )
+        .mount(&twilio)
+        .await;
+    let uri = twilio.uri();
+    let mut process = start_binary(
+        &[],
+        &[
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+            ("FLEX_API_BASE_URL", &uri),
+            ("FLEX_WORKSPACE_SID", "WS0123456789abcdef0123456789abcdef"),
+            ("FLEX_WORKFLOW_SID", "WW0123456789abcdef0123456789abcdef"),
+            ("TOOL_API_KEY", TOOL_KEY),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let in_flight = tokio::spawn(
+        client
+            .post(format!("{}/tools/flex-handover", process.address))
+            .bearer_auth(TOOL_KEY)
+            .header("X-Session-Id", format!("conversations__{IS}/{CH}"))
+            .header("X-Identity", "phone:+14155550100")
+            .body("{}")
+            .send(),
+    );
+    // Wait until the request has reached the stand-in, then signal.
+    for _ in 0..100 {
+        if !twilio
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    process.signal(signal);
+
+    let response = match in_flight.await.unwrap() {
+        Ok(r) => r,
+        Err(e) => {
+            std::thread::sleep(Duration::from_secs(2));
+            panic!("{e:?}\nLOGS:\n{}", process.stop_and_read_logs());
+        }
+    };
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    let exit = tokio::task::spawn_blocking(move || process.wait_for_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+
+    assert_eq!(status, 200, "{signal}: {body}");
+    assert_eq!(body["interaction_sid"], KD);
+    assert_eq!(
+        exit,
+        Some(0),
+        "{signal}: the process exits 0 after draining"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
+    drains_in_flight_requests_on("TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_lets_in_flight_requests_finish_then_exits_0() {
+    drains_in_flight_requests_on("INT").await;
+}
