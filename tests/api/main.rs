@@ -16,5 +16,6 @@ mod shutdown;
 mod sign_command;
 mod signature;
 mod signature_oracle;
+mod telemetry;
 mod tool_auth;
 mod twiml_oracle;

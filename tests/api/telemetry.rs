@@ -1,0 +1,68 @@
+//! Request ids and the shape of the logs.
+
+use crate::helpers::{CALL_SID, spawn_studio_app};
+use crate::process::start_binary;
+
+#[tokio::test]
+async fn a_sane_incoming_request_id_is_echoed_and_others_are_replaced() {
+    let app = spawn_studio_app().await;
+    let get = |id: Option<String>| {
+        let mut request = app.client.get(app.url("/healthz"));
+        if let Some(id) = id {
+            request = request.header("X-Request-Id", id);
+        }
+        request.send()
+    };
+
+    let kept = get(Some("req-42.abc:7".into())).await.unwrap();
+    let too_long = get(Some("x".repeat(200))).await.unwrap();
+    let odd = get(Some("has spaces and \"quotes\"".into())).await.unwrap();
+    let none = get(None).await.unwrap();
+
+    assert_eq!(kept.headers()["x-request-id"], "req-42.abc:7");
+    for response in [too_long, odd, none] {
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(uuid_like(&id), "a fresh UUID, got {id:?}");
+    }
+}
+
+fn uuid_like(id: &str) -> bool {
+    id.len() == 36 && id.chars().filter(|c| *c == '-').count() == 4
+}
+
+/// Run as a process with JSON logs: one line per request span with its id,
+/// route, status, latency and the call SID.
+#[tokio::test]
+async fn each_request_is_one_json_span_with_id_route_status_latency_and_call_sid() {
+    let process = start_binary(&["--dev"], &[]).await;
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{}/receive-call", process.address))
+        .header("X-Request-Id", "req-log-test-1")
+        .form(&[("CallSid", CALL_SID), ("Called", "+18005551234")])
+        .send()
+        .await
+        .unwrap();
+
+    let logs = process.stop_and_read_logs();
+    let spans: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| {
+            line["span"]["request_id"] == "req-log-test-1" && line["fields"]["message"] == "close"
+        })
+        .collect();
+    assert_eq!(spans.len(), 1, "exactly one closed request span: {logs}");
+    let span = &spans[0]["span"];
+    assert_eq!(span["http.route"], "/receive-call");
+    assert_eq!(span["http.method"], "POST");
+    assert_eq!(span["http.status_code"], 200);
+    assert_eq!(span["call_sid"], CALL_SID);
+    assert!(
+        span["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{span}"
+    );
+}
