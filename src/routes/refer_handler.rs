@@ -42,6 +42,18 @@ fn hand_back_transfer(
             "transfer without a session history key"
         );
     }
+    let destination = match (
+        &settings.voice.studio_webhook_url,
+        &settings.flex.workflow_sid,
+    ) {
+        (Some(_), _) => "returned_to_studio",
+        (None, Some(_)) => "enqueued_to_flex",
+        (None, None) => "no_destination",
+    };
+    crate::metrics::handover(
+        "watsonx",
+        key.as_ref().err().map_or(destination, |e| e.code()),
+    );
     Ok(voice::hand_back(
         settings,
         &Handback {
