@@ -72,6 +72,29 @@ impl TestApp {
 }
 
 /// Await a response; return its status and JSON body.
+/// The plainest handover: a conversation, a phone identity, an empty input.
+pub async fn hand_over(app: &TestApp) -> (u16, Value) {
+    json_of(app.post_tool(
+        "/tools/flex-handover",
+        &conversation_session(),
+        "phone:+14155550100",
+        json!({}),
+    ))
+    .await
+}
+
+/// Answer the first interaction request with `first`, later ones with a new interaction.
+async fn mount_first_then_created(twilio: &MockServer, first: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path("/v1/Interactions"))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(twilio)
+        .await;
+    mount_interactions(twilio, created(KD)).await;
+}
+
 pub async fn json_of(response: impl Future<Output = reqwest::Response>) -> (u16, Value) {
     let response = response.await;
     let status = response.status().as_u16();
@@ -186,13 +209,7 @@ async fn flex_handover_falls_back_to_account_sid_and_auth_token() {
     )
     .await;
 
-    let (status, _) = json_of(app.post_tool(
-        "/tools/flex-handover",
-        &conversation_session(),
-        "phone:+14155550100",
-        json!({}),
-    ))
-    .await;
+    let (status, _) = hand_over(&app).await;
 
     assert_eq!(status, 200);
     let requests = twilio.received_requests().await.unwrap();
@@ -348,13 +365,7 @@ async fn flex_handover_maps_each_upstream_fault() {
         mount_interactions(&twilio, response).await;
         let app = spawn_tools_app(&twilio, &[("UPSTREAM_TIMEOUT_MS", "500")]).await;
 
-        let (status, body) = json_of(app.post_tool(
-            "/tools/flex-handover",
-            &conversation_session(),
-            "phone:+14155550100",
-            json!({}),
-        ))
-        .await;
+        let (status, body) = hand_over(&app).await;
 
         assert_eq!(status, expected_status, "{name}: {body}");
         assert_eq!(body["status"], "error", "{name}");
@@ -378,13 +389,7 @@ async fn a_twilio_refusal_carries_twilios_code_and_message() {
     .await;
     let app = spawn_tools_app(&twilio, &[]).await;
 
-    let (_, body) = json_of(app.post_tool(
-        "/tools/flex-handover",
-        &conversation_session(),
-        "phone:+14155550100",
-        json!({}),
-    ))
-    .await;
+    let (_, body) = hand_over(&app).await;
 
     assert_eq!(
         body,
@@ -401,23 +406,14 @@ async fn a_twilio_refusal_carries_twilios_code_and_message() {
 #[tokio::test]
 async fn a_429_is_retried_and_then_succeeds() {
     let twilio = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/Interactions"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&twilio)
-        .await;
-    mount_interactions(&twilio, created(KD)).await;
+    mount_first_then_created(
+        &twilio,
+        ResponseTemplate::new(429).insert_header("Retry-After", "0"),
+    )
+    .await;
     let app = spawn_tools_app(&twilio, &[]).await;
 
-    let (status, body) = json_of(app.post_tool(
-        "/tools/flex-handover",
-        &conversation_session(),
-        "phone:+14155550100",
-        json!({}),
-    ))
-    .await;
+    let (status, body) = hand_over(&app).await;
 
     assert_eq!((status, body["interaction_sid"].clone()), (200, json!(KD)));
     assert_eq!(twilio.received_requests().await.unwrap().len(), 2);
@@ -435,13 +431,7 @@ async fn a_refused_connection_is_retried_twice_then_reported() {
     let twilio = MockServer::start().await;
     let app = spawn_tools_app(&twilio, &[("FLEX_API_BASE_URL", origin.as_str())]).await;
 
-    let (status, body) = json_of(app.post_tool(
-        "/tools/flex-handover",
-        &conversation_session(),
-        "phone:+14155550100",
-        json!({}),
-    ))
-    .await;
+    let (status, body) = hand_over(&app).await;
 
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"], "upstream_unavailable");
@@ -460,13 +450,7 @@ async fn a_repeat_within_the_window_creates_nothing_and_returns_the_first_sid() 
     mount_interactions(&twilio, created(KD)).await;
     let app = spawn_tools_app(&twilio, &[]).await;
 
-    let (_, first) = json_of(app.post_tool(
-        "/tools/flex-handover",
-        &conversation_session(),
-        "phone:+14155550100",
-        json!({}),
-    ))
-    .await;
+    let (_, first) = hand_over(&app).await;
     let (status, second) = json_of(app.post_tool(
         "/tools/flex-handover",
         &format!("conversations__{IS}/{CH}"),
@@ -561,13 +545,7 @@ async fn entries_expire_after_the_window() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let (_, second) = json_of(app.post_tool(
-        "/tools/flex-handover",
-        &conversation_session(),
-        "phone:+14155550100",
-        json!({}),
-    ))
-    .await;
+    let (_, second) = hand_over(&app).await;
 
     assert_eq!(second["status"], "handed_over");
     assert_eq!(twilio.received_requests().await.unwrap().len(), 2);
@@ -577,30 +555,11 @@ async fn entries_expire_after_the_window() {
 #[tokio::test]
 async fn a_failed_handover_is_not_remembered() {
     let twilio = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/Interactions"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&twilio)
-        .await;
-    mount_interactions(&twilio, created(KD)).await;
+    mount_first_then_created(&twilio, ResponseTemplate::new(500)).await;
     let app = spawn_tools_app(&twilio, &[]).await;
 
-    let (first, _) = json_of(app.post_tool(
-        "/tools/flex-handover",
-        &conversation_session(),
-        "phone:+14155550100",
-        json!({}),
-    ))
-    .await;
-    let (second, body) = json_of(app.post_tool(
-        "/tools/flex-handover",
-        &conversation_session(),
-        "phone:+14155550100",
-        json!({}),
-    ))
-    .await;
+    let (first, _) = hand_over(&app).await;
+    let (second, body) = hand_over(&app).await;
 
     assert_eq!((first, second), (502, 200));
     assert_eq!(body["status"], "handed_over");
