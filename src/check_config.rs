@@ -201,8 +201,16 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 ///
 /// # Errors
 /// When the store cannot be reached (the text says why, passwords masked).
-pub async fn reach(settings: &Settings) -> Result<String, String> {
+pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<String, String> {
     let mut out = String::from("connections\n");
+    if problems.iter().any(|p| p.variable == "HANDOVER_STORE") {
+        let _ = writeln!(
+            out,
+            "  {:<28} not reached: the value is malformed",
+            "HANDOVER_STORE"
+        );
+        return Err(out);
+    }
     match &settings.tools.handover_store {
         HandoverStoreSetting::Memory => {
             let _ = writeln!(

@@ -6,6 +6,7 @@ use clap::Parser;
 use flexbridge::check_config;
 use flexbridge::cli::{CheckConfigArgs, Cli, Command, SignArgs};
 use flexbridge::config::Settings;
+use flexbridge::domain::HandoverStoreSetting;
 use flexbridge::sign::{self, SignRequest};
 use flexbridge::startup::Application;
 use flexbridge::telemetry;
@@ -29,7 +30,7 @@ fn check_config_command(args: &CheckConfigArgs, dev: bool) -> ExitCode {
             .enable_all()
             .build()
             .map_err(|e| format!("connections\n  cannot start the async runtime: {e}\n"))
-            .and_then(|runtime| runtime.block_on(check_config::reach(&settings)));
+            .and_then(|runtime| runtime.block_on(check_config::reach(&settings, &problems)));
         match reached {
             Ok(text) => print!("{text}"),
             Err(text) => {
@@ -129,10 +130,10 @@ fn announce(settings: &Settings) {
         Err(status) => tracing::warn!("request signature checks are {status}"),
     }
     match &settings.tools.handover_store {
-        flexbridge::domain::HandoverStoreSetting::Memory => tracing::info!(
+        HandoverStoreSetting::Memory => tracing::info!(
             "handover store: in-process (dedup per instance; set HANDOVER_STORE to share it)"
         ),
-        flexbridge::domain::HandoverStoreSetting::Redis(url) => {
+        HandoverStoreSetting::Redis(url) => {
             tracing::info!(store = %url, "handover store: Redis, shared by every instance");
         }
     }

@@ -21,15 +21,41 @@ pub const REDIS_PASSWORD: &str = "redis-pass-5d8c1e0b";
 pub struct RedisServer {
     binary: PathBuf,
     child: Option<Child>,
+    /// With TLS only: the folder of its self-signed certificate and key.
+    tls: Option<PathBuf>,
     /// The port it listens on (kept across [`RedisServer::restart`]).
     pub port: u16,
 }
 
-fn find_redis_server() -> Option<PathBuf> {
+fn find_program(name: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
     std::env::split_paths(&paths)
-        .map(|dir| dir.join("redis-server"))
+        .map(|dir| dir.join(name))
         .find(|path| path.is_file())
+}
+
+/// The program, or `None` after a loud message when it is missing outside CI.
+fn program_or_skip(name: &str, test: &str) -> Option<PathBuf> {
+    if let Some(path) = find_program(name) {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: {name} is not installed, and CI must run the Redis tests \
+         (.ci/run installs it: apt-get install {name})"
+    );
+    // Straight to the process's stderr: the test harness captures (and,
+    // for a passing test, hides) what eprintln! writes.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n\
+         ************************************************************\n\
+         SKIPPED {test}: {name} is not installed.\n\
+         Install it (apt-get install {name}) to run the shared\n\
+         handover store tests; in CI (CI set) they always run.\n\
+         ************************************************************\n"
+    );
+    None
 }
 
 fn free_port() -> u16 {
@@ -43,29 +69,44 @@ impl RedisServer {
     /// Start a server for `test`, or skip it loudly when `redis-server` is
     /// missing outside CI.
     pub async fn start(test: &str) -> Option<Self> {
-        let Some(binary) = find_redis_server() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{test}: redis-server is not installed, and CI must run the Redis tests \
-                 (.ci/run installs it: apt-get install redis-server)"
-            );
-            // Straight to the process's stderr: the test harness captures
-            // (and, for a passing test, hides) what eprintln! writes.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n\
-                 ************************************************************\n\
-                 SKIPPED {test}: redis-server is not installed.\n\
-                 Install it (apt-get install redis-server) to run the shared\n\
-                 handover store tests; in CI (CI set) they always run.\n\
-                 ************************************************************\n"
-            );
-            return None;
+        let mut server = Self {
+            binary: program_or_skip("redis-server", test)?,
+            child: None,
+            tls: None,
+            port: free_port(),
         };
+        server.spawn().await;
+        Some(server)
+    }
+
+    /// Start a server that speaks only TLS, with a self-signed certificate
+    /// for `localhost` made by `openssl`.
+    pub async fn start_tls(test: &str) -> Option<Self> {
+        let binary = program_or_skip("redis-server", test)?;
+        let openssl = program_or_skip("openssl", test)?;
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "flexbridge-redis-tls-{}-{port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("a temp folder");
+        let status = Command::new(openssl)
+            .current_dir(&dir)
+            .args(["req", "-x509", "-nodes", "-days", "1"])
+            .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .args(["-keyout", "key.pem", "-out", "cert.pem"])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl made a certificate");
         let mut server = Self {
             binary,
             child: None,
-            port: free_port(),
+            tls: Some(dir),
+            port,
         };
         server.spawn().await;
         Some(server)
@@ -143,8 +184,20 @@ impl RedisServer {
     }
 
     async fn spawn(&mut self) {
-        let child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string()])
+        let mut command = Command::new(&self.binary);
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(dir) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(dir.join("cert.pem"))
+                .arg("--tls-key-file")
+                .arg(dir.join("key.pem"))
+                .arg("--tls-ca-cert-file")
+                .arg(dir.join("cert.pem"))
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -160,11 +213,15 @@ impl RedisServer {
         self.wait_until_answering().await;
     }
 
-    /// Any reply to PING (`-NOAUTH` included) means it is listening.
+    /// Any reply to PING (`-NOAUTH` included) means it is listening; a TLS
+    /// server only needs to accept the connection.
     async fn wait_until_answering(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                if self.tls.is_some() {
+                    return;
+                }
                 let mut reply = [0u8; 1];
                 if stream.write_all(b"PING\r\n").await.is_ok()
                     && stream.read_exact(&mut reply).await.is_ok()
@@ -185,5 +242,8 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.tls {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

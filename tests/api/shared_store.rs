@@ -568,6 +568,26 @@ async fn check_config_connect_reaches_the_store_and_fails_when_it_cannot() {
     assert!(!out.contains(REDIS_PASSWORD), "{out}");
 }
 
+/// `rediss://` speaks TLS and checks the server's certificate: a
+/// self-signed one is refused, with the reason, and the password stays hidden.
+#[tokio::test]
+async fn rediss_urls_speak_tls_and_refuse_an_untrusted_certificate() {
+    let Some(redis) = RedisServer::start_tls("rediss_urls_speak_tls").await else {
+        return;
+    };
+    let url = format!("rediss://:{REDIS_PASSWORD}@localhost:{}", redis.port);
+
+    let (code, out) = check_config(&["--connect"], &[("HANDOVER_STORE", &url)]);
+
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("UNREACHABLE: rediss://:****@localhost:"),
+        "{out}"
+    );
+    assert!(out.contains("certificate"), "{out}");
+    assert!(!out.contains(REDIS_PASSWORD), "{out}");
+}
+
 /// Without `HANDOVER_STORE`, the detail shows the in-process store, always up,
 /// and the plain answer is unchanged.
 #[tokio::test]
