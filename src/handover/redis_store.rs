@@ -34,6 +34,9 @@
 //! reconnects). Handovers made while it was down are deduplicated within
 //! their instance only, and are written to Redis (if nobody else did) when
 //! they complete after it is back.
+//!
+//! A call that timed out may still run when a stalled Redis wakes up; a
+//! late claim written that way lapses with its lease like any abandoned one.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -103,13 +106,19 @@ enum Holder {
 }
 
 struct Inner {
+    /// Where Redis is; shown masked in logs.
     url: RedisUrl,
+    /// One multiplexed connection for the process, re-established by the
+    /// manager after it drops.
     connection: ConnectionManager,
-    /// Serializes this instance's requests per key, and remembers
-    /// handovers while Redis is down.
+    /// Serializes this instance's requests per key, keeps a copy of the
+    /// SIDs it learns, and remembers handovers while Redis is down.
     local: MemoryStore,
+    /// Claims this instance holds, by key, until completed or released.
     holders: Mutex<HashMap<String, Holder>>,
+    /// A [`StoreState`]: while down, requests do not wait for Redis.
     state: AtomicU8,
+    /// Keeps an outage to one warning a minute.
     warnings: RateLimit,
     tokens: Tokens,
     claim_script: Script,
@@ -130,14 +139,12 @@ impl RedisStore {
         }
         let client =
             redis::Client::open(url.expose()).map_err(|e| StoreError(url.scrub(&e.to_string())))?;
-        // One quick reconnection attempt per call: the probe keeps trying
-        // while Redis is down, so requests never wait out a long backoff.
+        // One connection attempt, no backoff: the probe keeps trying while
+        // Redis is down, so a request never waits out a retry schedule.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(250));
+            .set_number_of_retries(0);
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError(url.scrub(&e.to_string())))?;
         let inner = Arc::new(Inner {
