@@ -225,10 +225,10 @@ pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<St
                 Ok(elapsed) => {
                     let _ = writeln!(
                         out,
-                        "  {:<28} reachable: {} answered PING in {} ms",
+                        "  {:<28} reachable: {} answered PING in {:.1} ms",
                         "HANDOVER_STORE",
                         url.masked(),
-                        elapsed.as_millis()
+                        elapsed.as_secs_f64() * 1000.0
                     );
                     Ok(out)
                 }
