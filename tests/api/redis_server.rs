@@ -162,6 +162,18 @@ impl RedisServer {
             .expect("GET answers")
     }
 
+    /// Set `key` to `value` for `ttl_ms`, as another instance would.
+    pub async fn set(&self, key: &str, value: &str, ttl_ms: u64) {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async::<()>(&mut self.connection().await)
+            .await
+            .expect("SET answers");
+    }
+
     /// Milliseconds `key` has to live (`-2` when absent).
     pub async fn pttl(&self, key: &str) -> i64 {
         redis::cmd("PTTL")

@@ -221,6 +221,53 @@ async fn a_failed_handover_releases_its_claim_so_a_retry_on_another_instance_suc
     assert_eq!(interactions_created(&twilio).await, 2, "the 500, then one");
 }
 
+/// A claim held elsewhere for longer than a request can wait (an instance
+/// that died mid-handover): the request waits `UPSTREAM_TIMEOUT_MS`, then
+/// answers 409 `handover_in_progress` without calling Twilio; once the lease
+/// lapses the handover goes through.
+#[tokio::test]
+async fn a_claim_held_elsewhere_past_the_wait_answers_409_then_lapses() {
+    let Some(redis) = RedisServer::start("a_claim_held_elsewhere_past_the_wait").await else {
+        return;
+    };
+    let twilio = MockServer::start().await;
+    mount_new_interactions(&twilio, Duration::ZERO).await;
+    let url = redis.url();
+    let app = spawn_tools_app(
+        &twilio,
+        &[
+            ("HANDOVER_STORE", url.as_str()),
+            ("UPSTREAM_TIMEOUT_MS", "400"),
+        ],
+    )
+    .await;
+    let ch = conversation(12);
+    redis
+        .set(&record(&ch), "claim:an-instance-that-died", 1500)
+        .await;
+
+    let started = Instant::now();
+    let (status, body) = app.hand_over(&ch).await;
+    let waited = started.elapsed();
+
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "handover_in_progress");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_millis(1000),
+        "waited {waited:?}"
+    );
+    assert_eq!(interactions_created(&twilio).await, 0);
+
+    redis
+        .wait_until_gone(&record(&ch), Duration::from_secs(3))
+        .await;
+    let (status, body) = app.hand_over(&ch).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("handed_over"))
+    );
+}
+
 /// With `HANDOVER_DEDUP_SECONDS=1` the record expires in Redis, and then a
 /// new handover creates a new interaction, whichever instance gets it.
 #[tokio::test]
