@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use secrecy::SecretString;
 
 use crate::config::{ConfigProblem, Settings};
+use crate::domain::HandoverStoreSetting;
 
 /// A variable's line in the report.
 enum Shown {
@@ -69,6 +70,15 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
         ),
         ("TOOL_API_KEY", secret(s.tools.api_key.as_ref())),
         ("HANDOVER_DEDUP_SECONDS", secs(s.tools.handover_dedup)),
+        (
+            "HANDOVER_STORE",
+            match &s.tools.handover_store {
+                HandoverStoreSetting::Memory => {
+                    Shown::Unset("memory: in-process, dedup per instance")
+                }
+                HandoverStoreSetting::Redis(url) => Shown::Value(url.masked().to_owned()),
+            },
+        ),
         (
             "STUDIO_FLOW_SID",
             opt(s.tools.studio_flow_sid.as_ref(), "unset"),
@@ -181,4 +191,62 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
         let _ = writeln!(out, "error: {} malformed value(s)", problems.len());
     }
     out
+}
+
+/// How long `check-config --connect` waits for the handover store.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The `--connect` part of the report: reach the handover store and say
+/// whether it answered. `Err` carries the report when it did not.
+///
+/// # Errors
+/// When the store cannot be reached (the text says why, passwords masked).
+pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<String, String> {
+    let mut out = String::from("connections\n");
+    if problems.iter().any(|p| p.variable == "HANDOVER_STORE") {
+        let _ = writeln!(
+            out,
+            "  {:<28} not reached: the value is malformed",
+            "HANDOVER_STORE"
+        );
+        return Err(out);
+    }
+    match &settings.tools.handover_store {
+        HandoverStoreSetting::Memory => {
+            let _ = writeln!(
+                out,
+                "  {:<28} in-process store: nothing to reach",
+                "HANDOVER_STORE"
+            );
+            Ok(out)
+        }
+        HandoverStoreSetting::Redis(url) => {
+            match crate::handover::ping(url, CONNECT_TIMEOUT).await {
+                Ok(elapsed) => {
+                    let _ = writeln!(
+                        out,
+                        "  {:<28} reachable: {} answered PING in {:.1} ms",
+                        "HANDOVER_STORE",
+                        url.masked(),
+                        elapsed.as_secs_f64() * 1000.0
+                    );
+                    Ok(out)
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        out,
+                        "  {:<28} UNREACHABLE: {}: {}",
+                        "HANDOVER_STORE",
+                        url.masked(),
+                        e.0
+                    );
+                    let _ = writeln!(
+                        out,
+                        "error: the handover store cannot be reached (flexbridge would run, remembering handovers per instance)"
+                    );
+                    Err(out)
+                }
+            }
+        }
+    }
 }

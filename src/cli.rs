@@ -23,10 +23,19 @@ pub enum Command {
     Serve,
     /// Print every setting (secrets masked) and which routes are ready;
     /// exit 1 if any set value is malformed.
-    CheckConfig,
+    CheckConfig(CheckConfigArgs),
     /// Print the X-Twilio-Signature Twilio would send (using
     /// TWILIO_AUTH_TOKEN) and a curl command that makes the request.
     Sign(SignArgs),
+}
+
+/// Arguments of `flexbridge check-config`.
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    /// Also reach the services the settings name (the HANDOVER_STORE Redis,
+    /// with a PING); exit 1 if one cannot be reached.
+    #[arg(long)]
+    pub connect: bool,
 }
 
 /// Arguments of `flexbridge sign`.

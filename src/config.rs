@@ -12,8 +12,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::domain::{
-    AccountSid, ApiBaseUrl, ApiKeySid, FlowSid, PublicBaseUrl, SipHost, StudioWebhookUrl,
-    WorkflowSid, WorkspaceSid,
+    AccountSid, ApiBaseUrl, ApiKeySid, FlowSid, HandoverStoreSetting, PublicBaseUrl, SipHost,
+    StudioWebhookUrl, WorkflowSid, WorkspaceSid,
 };
 
 /// Everything flexbridge is configured with.
@@ -101,6 +101,8 @@ pub struct ToolSettings {
     pub handover_dedup: Duration,
     /// `STUDIO_FLOW_SID`, for `/tools/studio-handover`.
     pub studio_flow_sid: Option<FlowSid>,
+    /// `HANDOVER_STORE`: in-process (default) or a Redis shared by every instance.
+    pub handover_store: HandoverStoreSetting,
 }
 
 /// ASAPP GenerativeAgent (`/engage`, `/call-complete`).
@@ -339,6 +341,9 @@ impl Settings {
                     |t| parse_ranged(t, 0..=86_400, " seconds (0 turns dedup off)"),
                 )),
                 studio_flow_sid: r.parse("STUDIO_FLOW_SID", FlowSid::parse),
+                handover_store: r
+                    .parse("HANDOVER_STORE", HandoverStoreSetting::parse)
+                    .unwrap_or_default(),
             },
             upstream_timeout: Duration::from_millis(r.parse_or("UPSTREAM_TIMEOUT_MS", 8000, |t| {
                 parse_ranged(

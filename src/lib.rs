@@ -10,7 +10,8 @@
 //! - [`twilio`]: Twilio's webhook protocol (request parameters).
 //! - [`voice`]: voice answers and the fallback that keeps callers in care.
 //! - [`tools`], [`handover`]: AI Assistant tool requests, handovers to Flex
-//!   or Studio, and the store that makes them happen once.
+//!   or Studio, and the store that makes them happen once (in-process, or
+//!   shared by every instance through Redis, failing open when it is down).
 //! - [`upstream`]: outbound HTTP (pooling, deadline, safe retries);
 //!   [`twilio::client`] the typed Twilio REST client on it.
 //! - [`routes`]: one handler module per route; [`startup`] holds the route table;

@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use flexbridge::check_config;
-use flexbridge::cli::{Cli, Command, SignArgs};
+use flexbridge::cli::{CheckConfigArgs, Cli, Command, SignArgs};
 use flexbridge::config::Settings;
+use flexbridge::domain::HandoverStoreSetting;
 use flexbridge::sign::{self, SignRequest};
 use flexbridge::startup::Application;
 use flexbridge::telemetry;
@@ -15,16 +16,33 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.dev),
-        Command::CheckConfig => {
-            let (settings, problems) = Settings::load(&|name| std::env::var(name).ok(), cli.dev);
-            print!("{}", check_config::report(&settings, &problems));
-            if problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+        Command::CheckConfig(args) => check_config_command(&args, cli.dev),
+        Command::Sign(args) => sign_command(args),
+    }
+}
+
+fn check_config_command(args: &CheckConfigArgs, dev: bool) -> ExitCode {
+    let (settings, problems) = Settings::load(&|name| std::env::var(name).ok(), dev);
+    print!("{}", check_config::report(&settings, &problems));
+    let mut ok = problems.is_empty();
+    if args.connect {
+        let reached = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("connections\n  cannot start the async runtime: {e}\n"))
+            .and_then(|runtime| runtime.block_on(check_config::reach(&settings, &problems)));
+        match reached {
+            Ok(text) => print!("{text}"),
+            Err(text) => {
+                print!("{text}");
+                ok = false;
             }
         }
-        Command::Sign(args) => sign_command(args),
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -110,6 +128,14 @@ fn announce(settings: &Settings) {
             );
         }
         Err(status) => tracing::warn!("request signature checks are {status}"),
+    }
+    match &settings.tools.handover_store {
+        HandoverStoreSetting::Memory => tracing::info!(
+            "handover store: in-process (dedup per instance; set HANDOVER_STORE to share it)"
+        ),
+        HandoverStoreSetting::Redis(url) => {
+            tracing::info!(store = %url, "handover store: Redis, shared by every instance");
+        }
     }
     for (route, readiness) in check_config::route_readiness(settings) {
         match readiness {

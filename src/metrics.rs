@@ -78,3 +78,9 @@ pub fn upstream_call(upstream: &'static str, outcome: &str, elapsed: Duration) {
     metrics::histogram!("flexbridge_upstream_duration_seconds", "upstream" => upstream)
         .record(elapsed.as_secs_f64());
 }
+
+/// The handover store answers (1) or not (0): `flexbridge_handover_store_up{kind}`
+/// (`kind`: `memory`, always 1, or `redis`).
+pub fn handover_store_up(kind: &'static str, up: bool) {
+    metrics::gauge!("flexbridge_handover_store_up", "kind" => kind).set(if up { 1.0 } else { 0.0 });
+}

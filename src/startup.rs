@@ -9,7 +9,8 @@ use actix_web::{App, HttpServer, middleware, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
-use crate::handover::{Handovers, MemoryStore};
+use crate::domain::HandoverStoreSetting;
+use crate::handover::{HandoverStore, Handovers, MemoryStore, RedisStore};
 use crate::routes;
 use crate::shutdown::{self, InFlight};
 use crate::telemetry::{self, FlexbridgeRootSpan};
@@ -32,8 +33,11 @@ pub struct Application {
 impl Application {
     /// Bind `HOST:PORT` and prepare the server.
     ///
+    /// Must run inside a tokio runtime (actix's, or a test's): a Redis
+    /// handover store connects and is probed in the background.
+    ///
     /// # Errors
-    /// When the address cannot be bound.
+    /// When the address cannot be bound, or the handover store cannot be set up.
     pub fn build(settings: Settings) -> std::io::Result<Self> {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
@@ -44,7 +48,7 @@ impl Application {
         let handovers = web::Data::new(Handovers::new(
             &settings,
             client,
-            Arc::new(MemoryStore::default()),
+            handover_store(&settings.tools.handover_store)?,
         ));
         let auth = web::Data::new(WebhookAuth::from_settings(&settings));
         let in_flight = web::Data::new(InFlight::default());
@@ -105,6 +109,19 @@ impl Application {
         shutdown::on_signals(self.server.handle(), self.in_flight, limit)?;
         self.server.await
     }
+}
+
+/// The store `HANDOVER_STORE` names.
+fn handover_store(setting: &HandoverStoreSetting) -> std::io::Result<Arc<dyn HandoverStore>> {
+    Ok(match setting {
+        HandoverStoreSetting::Memory => {
+            crate::metrics::handover_store_up("memory", true);
+            Arc::new(MemoryStore::default())
+        }
+        HandoverStoreSetting::Redis(url) => {
+            Arc::new(RedisStore::connect(url).map_err(std::io::Error::other)?)
+        }
+    })
 }
 
 /// One route: its path, the methods it answers and its handler.

@@ -5,6 +5,7 @@ mod phone;
 mod session;
 mod sid;
 mod sip;
+mod store_url;
 mod web_url;
 
 pub use phone::{E164, E164Error};
@@ -17,6 +18,7 @@ pub use sip::{
     ReferTo, ReferToError, SESSION_HISTORY_HEADER, SessionHistoryKey, SessionKeyError, SipHeader,
     SipHost, SipHostError, USER_TO_USER_HEADER, user_to_user_data,
 };
+pub use store_url::{HandoverStoreSetting, RedisUrl, StoreUrlError};
 pub use web_url::{
     ApiBaseUrl, PublicBaseUrl, StudioWebhookUrl, UrlError, encode_query_component,
     encode_query_text,

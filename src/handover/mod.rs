@@ -3,6 +3,7 @@
 //! `/tools/studio-handover`; each at most once per conversation or call
 //! within the dedup window.
 
+mod redis_store;
 mod store;
 
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-pub use store::{Claim, Clock, HandoverStore, MemoryStore, StoreError};
+pub use redis_store::{RedisStore, ping};
+pub use store::{Claim, Clock, HandoverStore, MemoryStore, StoreError, StoreState, StoreStatus};
 
 use crate::config::Settings;
 use crate::domain::{
@@ -59,6 +61,11 @@ impl Handovers {
             workflow: settings.flex.workflow_sid.clone(),
             studio_flow: settings.tools.studio_flow_sid.clone(),
         }
+    }
+
+    /// The handover store's kind and state, for `/healthz?detail=true`.
+    pub fn store_status(&self) -> StoreStatus {
+        self.store.status()
     }
 
     /// Hand the session to a Flex agent.

@@ -29,6 +29,37 @@ pub enum Claim {
 #[error("handover store unavailable: {0}")]
 pub struct StoreError(pub String);
 
+/// Whether a store can be reached right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreState {
+    /// Answering.
+    Up,
+    /// Unreachable: handovers are remembered in this process until it is back.
+    Down,
+    /// Not asked yet (just started).
+    Connecting,
+}
+
+impl StoreState {
+    /// `up`, `down` or `connecting`, as `/healthz?detail=true` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Connecting => "connecting",
+        }
+    }
+}
+
+/// What a store is and whether it answers, for health and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStatus {
+    /// `memory` or `redis`.
+    pub kind: &'static str,
+    /// Whether it answers now.
+    pub state: StoreState,
+}
+
 /// Where handovers are remembered.
 pub trait HandoverStore: Send + Sync + 'static {
     /// Atomically claim `key` unless it is handed over or in progress. The
@@ -48,6 +79,14 @@ pub trait HandoverStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Forget a claim whose handover failed, so the next attempt tries again.
     fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// What the store is and whether it answers; the default suits an
+    /// in-process store, which cannot be unreachable.
+    fn status(&self) -> StoreStatus {
+        StoreStatus {
+            kind: "memory",
+            state: StoreState::Up,
+        }
+    }
 }
 
 enum Entry {

@@ -36,6 +36,11 @@ impl Process {
         None
     }
 
+    /// Whether the process is still alive (it neither exited nor crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Stop the process and return everything it logged.
     pub fn stop_and_read_logs(mut self) -> String {
         let _ = self.child.kill();

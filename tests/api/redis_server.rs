@@ -1,0 +1,261 @@
+//! A real `redis-server` for the shared-store tests: on a free 127.0.0.1
+//! port, with a password, nothing written to disk, killed on drop.
+//!
+//! Tests that need it call [`RedisServer::start`], which returns `None`
+//! (after a loud message) only when `redis-server` is not installed and the
+//! `CI` variable is not set. In CI a missing server fails the test: `.ci/run`
+//! installs it.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The password every test server requires, so tests can check it never
+/// shows up in output or logs.
+pub const REDIS_PASSWORD: &str = "redis-pass-5d8c1e0b";
+
+/// A running `redis-server`.
+pub struct RedisServer {
+    binary: PathBuf,
+    child: Option<Child>,
+    /// With TLS only: the folder of its self-signed certificate and key.
+    tls: Option<PathBuf>,
+    /// The port it listens on (kept across [`RedisServer::restart`]).
+    pub port: u16,
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// The program, or `None` after a loud message when it is missing outside CI.
+fn program_or_skip(name: &str, test: &str) -> Option<PathBuf> {
+    if let Some(path) = find_program(name) {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: {name} is not installed, and CI must run the Redis tests \
+         (.ci/run installs it: apt-get install {name})"
+    );
+    // Straight to the process's stderr: the test harness captures (and,
+    // for a passing test, hides) what eprintln! writes.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n\
+         ************************************************************\n\
+         SKIPPED {test}: {name} is not installed.\n\
+         Install it (apt-get install {name}) to run the shared\n\
+         handover store tests; in CI (CI set) they always run.\n\
+         ************************************************************\n"
+    );
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free local port")
+        .port()
+}
+
+impl RedisServer {
+    /// Start a server for `test`, or skip it loudly when `redis-server` is
+    /// missing outside CI.
+    pub async fn start(test: &str) -> Option<Self> {
+        let mut server = Self {
+            binary: program_or_skip("redis-server", test)?,
+            child: None,
+            tls: None,
+            port: free_port(),
+        };
+        server.spawn().await;
+        Some(server)
+    }
+
+    /// Start a server that speaks only TLS, with a self-signed certificate
+    /// for `localhost` made by `openssl`.
+    pub async fn start_tls(test: &str) -> Option<Self> {
+        let binary = program_or_skip("redis-server", test)?;
+        let openssl = program_or_skip("openssl", test)?;
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "flexbridge-redis-tls-{}-{port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("a temp folder");
+        let status = Command::new(openssl)
+            .current_dir(&dir)
+            .args(["req", "-x509", "-nodes", "-days", "1"])
+            .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .args(["-keyout", "key.pem", "-out", "cert.pem"])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl made a certificate");
+        let mut server = Self {
+            binary,
+            child: None,
+            tls: Some(dir),
+            port,
+        };
+        server.spawn().await;
+        Some(server)
+    }
+
+    /// `redis://` URL with the password.
+    pub fn url(&self) -> String {
+        format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", self.port)
+    }
+
+    /// Kill the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start it again on the same port, empty.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// Freeze (`SIGSTOP`) or thaw (`SIGCONT`) the server: frozen, it keeps
+    /// its connections and accepts new ones but never answers, like a
+    /// network black hole.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// A connection for inspecting what flexbridge wrote.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("a valid URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the test server answers")
+    }
+
+    /// The value at `key`, if any.
+    pub async fn get(&self, key: &str) -> Option<String> {
+        redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.connection().await)
+            .await
+            .expect("GET answers")
+    }
+
+    /// Set `key` to `value` for `ttl_ms`, as another instance would.
+    pub async fn set(&self, key: &str, value: &str, ttl_ms: u64) {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async::<()>(&mut self.connection().await)
+            .await
+            .expect("SET answers");
+    }
+
+    /// Milliseconds `key` has to live (`-2` when absent).
+    pub async fn pttl(&self, key: &str) -> i64 {
+        redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut self.connection().await)
+            .await
+            .expect("PTTL answers")
+    }
+
+    /// Wait until `key` is gone, for at most `limit`.
+    pub async fn wait_until_gone(&self, key: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.get(key).await.is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "{key} still there after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn spawn(&mut self) {
+        let mut command = Command::new(&self.binary);
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(dir) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(dir.join("cert.pem"))
+                .arg("--tls-key-file")
+                .arg(dir.join("key.pem"))
+                .arg("--tls-ca-cert-file")
+                .arg(dir.join("cert.pem"))
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--requirepass", REDIS_PASSWORD])
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        self.wait_until_answering().await;
+    }
+
+    /// Any reply to PING (`-NOAUTH` included) means it is listening; a TLS
+    /// server only needs to accept the connection.
+    async fn wait_until_answering(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                if self.tls.is_some() {
+                    return;
+                }
+                let mut reply = [0u8; 1];
+                if stream.write_all(b"PING\r\n").await.is_ok()
+                    && stream.read_exact(&mut reply).await.is_ok()
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer on port {} within 5 s",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        if let Some(dir) = &self.tls {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

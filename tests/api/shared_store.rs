@@ -1,0 +1,692 @@
+//! The shared handover store (`HANDOVER_STORE=redis://…`) against a real
+//! `redis-server`: two flexbridge instances sharing one Redis and one
+//! stand-in for Twilio, races, failures, expiry, a Redis outage and its
+//! recovery, and `check-config`.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use flexbridge::domain::RedisUrl;
+use flexbridge::handover::{Claim, HandoverStore, RedisStore};
+use futures_util::FutureExt as _;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::flex_handover::{
+    AC, API_SECRET, FW, IS, SK, TOOL_KEY, WS, WW, json_of, spawn_tools_app,
+};
+use crate::helpers::{TEST_AUTH_TOKEN, TestApp, spawn_app};
+use crate::process::{Process, start_binary};
+use crate::redis_server::{REDIS_PASSWORD, RedisServer};
+
+/// A conversation SID of its own for each test step.
+fn conversation(n: u8) -> String {
+    format!("CH{n:032x}")
+}
+
+fn session(conversation: &str) -> String {
+    format!("webhook:conversations__{IS}/{conversation}")
+}
+
+/// Where flexbridge keeps the handover of `conversation` in Redis.
+fn record(conversation: &str) -> String {
+    format!("flexbridge:handover:flex:{conversation}")
+}
+
+/// The stand-in for Twilio: every interaction created gets a new SID.
+struct NewInteractions {
+    created: AtomicUsize,
+    delay: Duration,
+}
+
+impl Respond for NewInteractions {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.created.fetch_add(1, Ordering::SeqCst) + 1;
+        ResponseTemplate::new(200)
+            .set_body_json(json!({ "sid": format!("KD{n:032x}") }))
+            .set_delay(self.delay)
+    }
+}
+
+async fn mount_new_interactions(twilio: &MockServer, delay: Duration) {
+    Mock::given(method("POST"))
+        .and(path("/v1/Interactions"))
+        .respond_with(NewInteractions {
+            created: AtomicUsize::new(0),
+            delay,
+        })
+        .mount(twilio)
+        .await;
+}
+
+async fn interactions_created(twilio: &MockServer) -> usize {
+    twilio
+        .received_requests()
+        .await
+        .expect("requests are recorded")
+        .iter()
+        .filter(|r| r.url.path() == "/v1/Interactions")
+        .count()
+}
+
+/// Hand `conversation` over through the instance at `base`.
+async fn handover(client: &reqwest::Client, base: &str, conversation: &str) -> (u16, Value) {
+    json_of(
+        client
+            .post(format!("{base}/tools/flex-handover"))
+            .bearer_auth(TOOL_KEY)
+            .header("X-Session-Id", session(conversation))
+            .header("X-Identity", "phone:+14155550100")
+            .json(&json!({}))
+            .send()
+            .map(|r| r.expect("request reaches the app")),
+    )
+    .await
+}
+
+impl TestApp {
+    async fn hand_over(&self, conversation: &str) -> (u16, Value) {
+        handover(&self.client, &self.address, conversation).await
+    }
+}
+
+/// `/healthz?detail=true` of the instance at `base`.
+async fn health_detail(client: &reqwest::Client, base: &str) -> Value {
+    let response = client
+        .get(format!("{base}/healthz?detail=true"))
+        .send()
+        .await
+        .expect("healthz answers");
+    assert_eq!(response.status().as_u16(), 200, "healthz is always 200");
+    response.json().await.expect("detail is JSON")
+}
+
+/// Poll the detail until the store is in `state`, for at most `limit`;
+/// return how long that took.
+async fn wait_for_store_state(
+    client: &reqwest::Client,
+    base: &str,
+    state: &str,
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let detail = health_detail(client, base).await;
+        if detail["handover_store"]["state"] == state {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "store not {state} after {limit:?}: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics are text")
+}
+
+/// Two instances on one Redis: 20 concurrent handovers of one conversation,
+/// alternating between them, create exactly one interaction; the other 19
+/// answer `already_handed_over` with its SID.
+#[tokio::test]
+async fn twenty_concurrent_handovers_across_two_instances_create_exactly_one_interaction() {
+    let Some(redis) = RedisServer::start("twenty_concurrent_handovers_across_two_instances").await
+    else {
+        return;
+    };
+    let twilio = MockServer::start().await;
+    mount_new_interactions(&twilio, Duration::from_millis(300)).await;
+    let url = redis.url();
+    let env = [("HANDOVER_STORE", url.as_str())];
+    let a = spawn_tools_app(&twilio, &env).await;
+    let b = spawn_tools_app(&twilio, &env).await;
+    let ch = conversation(1);
+
+    let answers = futures_util::future::join_all((0..20).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.hand_over(&ch)
+    }))
+    .await;
+
+    assert_eq!(interactions_created(&twilio).await, 1);
+    let sid = format!("KD{:032x}", 1);
+    let mut handed_over = 0;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["interaction_sid"], sid.as_str(), "{body}");
+        match body["status"].as_str() {
+            Some("handed_over") => handed_over += 1,
+            Some("already_handed_over") => {}
+            _ => panic!("unexpected answer {body}"),
+        }
+    }
+    assert_eq!(handed_over, 1, "{answers:?}");
+    assert_eq!(redis.get(&record(&ch)).await, Some(format!("sid:{sid}")));
+    let ttl = redis.pttl(&record(&ch)).await;
+    assert!(
+        (590_000..=600_000).contains(&ttl),
+        "remembered for HANDOVER_DEDUP_SECONDS: {ttl} ms"
+    );
+}
+
+/// A handover that failed on one instance leaves no claim behind: a retry on
+/// the other instance creates the interaction, and a third attempt anywhere
+/// finds it.
+#[tokio::test]
+async fn a_failed_handover_releases_its_claim_so_a_retry_on_another_instance_succeeds() {
+    let Some(redis) = RedisServer::start("a_failed_handover_releases_its_claim").await else {
+        return;
+    };
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/Interactions"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&twilio)
+        .await;
+    mount_new_interactions(&twilio, Duration::ZERO).await;
+    let url = redis.url();
+    let env = [("HANDOVER_STORE", url.as_str())];
+    let a = spawn_tools_app(&twilio, &env).await;
+    let b = spawn_tools_app(&twilio, &env).await;
+    let ch = conversation(2);
+
+    let (failed, body) = a.hand_over(&ch).await;
+    assert_eq!(failed, 502, "{body}");
+    assert_eq!(
+        redis.get(&record(&ch)).await,
+        None,
+        "the claim is released at once, not left to lapse"
+    );
+
+    let (status, retried) = b.hand_over(&ch).await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["status"], "handed_over");
+    let (status, repeat) = a.hand_over(&ch).await;
+    assert_eq!(status, 200, "{repeat}");
+    assert_eq!(repeat["status"], "already_handed_over");
+    assert_eq!(repeat["interaction_sid"], retried["interaction_sid"]);
+    assert_eq!(interactions_created(&twilio).await, 2, "the 500, then one");
+}
+
+/// A claim held elsewhere for longer than a request can wait (an instance
+/// that died mid-handover): the request waits `UPSTREAM_TIMEOUT_MS`, then
+/// answers 409 `handover_in_progress` without calling Twilio; once the lease
+/// lapses the handover goes through.
+#[tokio::test]
+async fn a_claim_held_elsewhere_past_the_wait_answers_409_then_lapses() {
+    let Some(redis) = RedisServer::start("a_claim_held_elsewhere_past_the_wait").await else {
+        return;
+    };
+    let twilio = MockServer::start().await;
+    mount_new_interactions(&twilio, Duration::ZERO).await;
+    let url = redis.url();
+    let app = spawn_tools_app(
+        &twilio,
+        &[
+            ("HANDOVER_STORE", url.as_str()),
+            ("UPSTREAM_TIMEOUT_MS", "400"),
+        ],
+    )
+    .await;
+    let ch = conversation(12);
+    redis
+        .set(&record(&ch), "claim:an-instance-that-died", 1500)
+        .await;
+
+    let started = Instant::now();
+    let (status, body) = app.hand_over(&ch).await;
+    let waited = started.elapsed();
+
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "handover_in_progress");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_millis(1000),
+        "waited {waited:?}"
+    );
+    assert_eq!(interactions_created(&twilio).await, 0);
+
+    redis
+        .wait_until_gone(&record(&ch), Duration::from_secs(3))
+        .await;
+    let (status, body) = app.hand_over(&ch).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("handed_over"))
+    );
+}
+
+/// With `HANDOVER_DEDUP_SECONDS=1` the record expires in Redis, and then a
+/// new handover creates a new interaction, whichever instance gets it.
+#[tokio::test]
+async fn shared_handovers_expire_after_the_dedup_window() {
+    let Some(redis) = RedisServer::start("shared_handovers_expire_after_the_dedup_window").await
+    else {
+        return;
+    };
+    let twilio = MockServer::start().await;
+    mount_new_interactions(&twilio, Duration::ZERO).await;
+    let url = redis.url();
+    let env = [
+        ("HANDOVER_STORE", url.as_str()),
+        ("HANDOVER_DEDUP_SECONDS", "1"),
+    ];
+    let a = spawn_tools_app(&twilio, &env).await;
+    let b = spawn_tools_app(&twilio, &env).await;
+    let ch = conversation(3);
+
+    let (_, first) = a.hand_over(&ch).await;
+    let (_, repeat) = b.hand_over(&ch).await;
+    assert_eq!(first["status"], "handed_over");
+    assert_eq!(repeat["status"], "already_handed_over");
+    let ttl = redis.pttl(&record(&ch)).await;
+    assert!((1..=1000).contains(&ttl), "{ttl} ms");
+
+    redis
+        .wait_until_gone(&record(&ch), Duration::from_secs(3))
+        .await;
+    // The copy instance b keeps expires with the record, a round trip later.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let (_, after) = b.hand_over(&ch).await;
+    assert_eq!(after["status"], "handed_over", "{after}");
+    assert_ne!(after["interaction_sid"], first["interaction_sid"]);
+    assert_eq!(interactions_created(&twilio).await, 2);
+}
+
+/// Claims carry a token: releasing a claim whose lease lapsed (and was taken
+/// by another instance) leaves the other instance's claim alone.
+#[tokio::test]
+async fn a_release_deletes_only_the_claim_it_made() {
+    let Some(redis) = RedisServer::start("a_release_deletes_only_the_claim_it_made").await else {
+        return;
+    };
+    let url = RedisUrl::parse(&redis.url()).expect("a valid URL");
+    let a = RedisStore::connect(&url).expect("store a");
+    let b = RedisStore::connect(&url).expect("store b");
+    let key = "flex:CH-lease";
+
+    assert!(matches!(
+        a.claim(key, Duration::from_millis(150)).await,
+        Ok(Claim::Acquired)
+    ));
+    assert!(matches!(
+        b.claim(key, Duration::from_secs(10)).await,
+        Ok(Claim::InProgress(None))
+    ));
+    redis
+        .wait_until_gone(
+            &format!("flexbridge:handover:{key}"),
+            Duration::from_secs(2),
+        )
+        .await;
+    assert!(matches!(
+        b.claim(key, Duration::from_secs(10)).await,
+        Ok(Claim::Acquired)
+    ));
+
+    a.release(key).await.expect("release answers");
+
+    let held = redis.get(&format!("flexbridge:handover:{key}")).await;
+    assert!(
+        held.as_deref().is_some_and(|v| v.starts_with("claim:")),
+        "b's claim survives a's late release: {held:?}"
+    );
+    assert!(matches!(
+        a.claim(key, Duration::from_secs(10)).await,
+        Ok(Claim::InProgress(None))
+    ));
+    b.complete(key, "KD-b", Duration::from_secs(60))
+        .await
+        .expect("complete answers");
+    assert!(matches!(
+        a.claim(key, Duration::from_secs(10)).await,
+        Ok(Claim::Existing(sid)) if sid == "KD-b"
+    ));
+}
+
+/// A frozen Redis (it accepts connections but never answers, like a network
+/// black hole) costs a handover about one second, then the store is down and
+/// handovers go on at full speed; thawed, the store is shared again.
+#[tokio::test]
+async fn a_redis_that_stops_answering_costs_a_handover_at_most_about_a_second() {
+    let Some(redis) = RedisServer::start("a_redis_that_stops_answering").await else {
+        return;
+    };
+    let twilio = MockServer::start().await;
+    mount_new_interactions(&twilio, Duration::ZERO).await;
+    let url = redis.url();
+    let env = [("HANDOVER_STORE", url.as_str())];
+    let a = spawn_tools_app(&twilio, &env).await;
+    let b = spawn_tools_app(&twilio, &env).await;
+    wait_for_store_state(&a.client, &a.address, "up", Duration::from_secs(5)).await;
+
+    redis.signal("STOP");
+    let started = Instant::now();
+    let (status, first) = a.hand_over(&conversation(4)).await;
+    let first_took = started.elapsed();
+    let started = Instant::now();
+    let (_, second) = a.hand_over(&conversation(5)).await;
+    let second_took = started.elapsed();
+
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["status"], "handed_over");
+    assert_eq!(second["status"], "handed_over");
+    eprintln!("frozen Redis: first handover {first_took:?}, next {second_took:?}");
+    assert!(first_took < Duration::from_millis(1800), "{first_took:?}");
+    assert!(second_took < Duration::from_millis(300), "{second_took:?}");
+    assert_eq!(
+        health_detail(&a.client, &a.address).await["handover_store"]["state"],
+        "down"
+    );
+
+    redis.signal("CONT");
+    let recovered = wait_for_store_state(&a.client, &a.address, "up", Duration::from_secs(5)).await;
+    eprintln!("thawed Redis: store up again after {recovered:?}");
+    let (_, shared) = a.hand_over(&conversation(6)).await;
+    let (_, seen) = b.hand_over(&conversation(6)).await;
+    assert_eq!(shared["status"], "handed_over");
+    assert_eq!(seen["status"], "already_handed_over", "{seen}");
+}
+
+/// The environment of an instance run as a process against `twilio` and `redis`.
+fn process_env<'a>(twilio: &'a str, redis: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("TWILIO_API_BASE_URL", twilio),
+        ("FLEX_API_BASE_URL", twilio),
+        ("CONVERSATIONS_API_BASE_URL", twilio),
+        ("TWILIO_ACCOUNT_SID", AC),
+        ("TWILIO_AUTH_TOKEN", TEST_AUTH_TOKEN),
+        ("TWILIO_API_KEY", SK),
+        ("TWILIO_API_SECRET", API_SECRET),
+        ("FLEX_WORKSPACE_SID", WS),
+        ("FLEX_WORKFLOW_SID", WW),
+        ("STUDIO_FLOW_SID", FW),
+        ("TOOL_API_KEY", TOOL_KEY),
+        ("UPSTREAM_TIMEOUT_MS", "2000"),
+        ("HANDOVER_STORE", redis),
+    ]
+}
+
+/// Redis killed mid-test: two real processes keep handing over (each
+/// remembering its own), say the store is down in `/healthz?detail=true`
+/// and `/metrics` while `/healthz` stays `200 ok`, warn once, and never
+/// log the password. Redis restarted on the same port: both recover, and
+/// dedup holds across them again.
+#[tokio::test]
+async fn a_redis_outage_fails_open_and_the_shared_store_recovers_when_redis_returns() {
+    let Some(mut redis) = RedisServer::start("a_redis_outage_fails_open").await else {
+        return;
+    };
+    let twilio = MockServer::start().await;
+    mount_new_interactions(&twilio, Duration::ZERO).await;
+    let (twilio_uri, redis_url) = (twilio.uri(), redis.url());
+    let env = process_env(&twilio_uri, &redis_url);
+    let mut a = start_binary(&[], &env).await;
+    let mut b = start_binary(&[], &env).await;
+    let client = reqwest::Client::new();
+    for p in [&a, &b] {
+        wait_for_store_state(&client, &p.address, "up", Duration::from_secs(5)).await;
+    }
+
+    // Shared while Redis is up.
+    let (_, first) = handover(&client, &a.address, &conversation(7)).await;
+    let (_, repeat) = handover(&client, &b.address, &conversation(7)).await;
+    assert_eq!(first["status"], "handed_over");
+    assert_eq!(repeat["status"], "already_handed_over");
+
+    redis.kill();
+    let started = Instant::now();
+    let (status, during) = handover(&client, &a.address, &conversation(8)).await;
+    let failover = started.elapsed();
+    eprintln!("Redis killed: the next handover took {failover:?}");
+    assert_eq!(status, 200, "{during}");
+    assert_eq!(during["status"], "handed_over");
+    assert!(failover < Duration::from_millis(1500), "{failover:?}");
+    let (_, again) = handover(&client, &a.address, &conversation(8)).await;
+    assert_eq!(
+        again["status"], "already_handed_over",
+        "dedup holds within the instance while Redis is down"
+    );
+    let (status, on_b) = handover(&client, &b.address, &conversation(9)).await;
+    assert_eq!(
+        (status, on_b["status"].as_str()),
+        (200, Some("handed_over"))
+    );
+
+    for p in [&a, &b] {
+        let plain = client
+            .get(format!("{}/healthz", p.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(plain.status().as_u16(), 200);
+        assert_eq!(plain.text().await.unwrap(), "ok");
+        assert_eq!(
+            health_detail(&client, &p.address).await,
+            json!({"status": "ok", "handover_store": {"kind": "redis", "state": "down"}})
+        );
+        let metrics = metrics_text(&client, &p.address).await;
+        assert!(
+            metrics.contains("flexbridge_handover_store_up{kind=\"redis\"} 0"),
+            "{metrics}"
+        );
+    }
+
+    redis.restart().await;
+    let started = Instant::now();
+    for p in [&a, &b] {
+        wait_for_store_state(&client, &p.address, "up", Duration::from_secs(5)).await;
+    }
+    eprintln!(
+        "Redis restarted: both instances up again after {:?}",
+        started.elapsed()
+    );
+    let (_, shared) = handover(&client, &b.address, &conversation(10)).await;
+    let (_, seen) = handover(&client, &a.address, &conversation(10)).await;
+    assert_eq!(shared["status"], "handed_over");
+    assert_eq!(seen["status"], "already_handed_over", "{seen}");
+    assert_eq!(seen["interaction_sid"], shared["interaction_sid"]);
+    assert!(
+        metrics_text(&client, &a.address)
+            .await
+            .contains("flexbridge_handover_store_up{kind=\"redis\"} 1")
+    );
+
+    assert!(a.is_running() && b.is_running(), "nothing crashed");
+    for p in [a, b] {
+        check_outage_logs(p);
+    }
+}
+
+fn check_outage_logs(process: Process) {
+    let logs = process.stop_and_read_logs();
+    assert!(
+        !logs.contains(REDIS_PASSWORD),
+        "the password never reaches the logs"
+    );
+    assert!(!logs.contains("panicked"), "{logs}");
+    let warnings = logs
+        .lines()
+        .filter(|l| l.contains("handover store unreachable"))
+        .count();
+    assert_eq!(warnings, 1, "one warning per minute at most:\n{logs}");
+    assert!(logs.contains("reachable again"), "{logs}");
+    assert!(logs.contains("redis://:****@127.0.0.1:"), "{logs}");
+}
+
+fn check_config(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
+    command.arg("check-config").args(args).env_clear();
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().expect("the binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+/// check-config shows the store with its password masked, names a malformed
+/// value without repeating it, and says the default is in-process.
+#[test]
+fn check_config_masks_the_store_password_and_refuses_malformed_urls() {
+    let (code, out) = check_config(
+        &[],
+        &[(
+            "HANDOVER_STORE",
+            "rediss://default:upstash-secret-91@fly-flexbridge.upstash.io:6379",
+        )],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("upstash-secret-91"), "{out}");
+    assert!(
+        out.contains(
+            "HANDOVER_STORE               rediss://default:****@fly-flexbridge.upstash.io:6379"
+        ),
+        "{out}"
+    );
+
+    let (code, out) = check_config(&[], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("HANDOVER_STORE               (memory: in-process, dedup per instance)"),
+        "{out}"
+    );
+
+    let (code, out) = check_config(
+        &[],
+        &[(
+            "HANDOVER_STORE",
+            "https://user:typo-secret-3@cache.example.com",
+        )],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("typo-secret-3"), "{out}");
+    assert!(
+        out.contains(
+            "HANDOVER_STORE               INVALID: the scheme must be redis:// or rediss:// (TLS)"
+        ),
+        "{out}"
+    );
+}
+
+/// `check-config --connect` PINGs the store: 0 when it answers, 1 with the
+/// reason (and no password) when it does not.
+#[tokio::test]
+async fn check_config_connect_reaches_the_store_and_fails_when_it_cannot() {
+    let (code, out) = check_config(&["--connect"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("in-process store: nothing to reach"), "{out}");
+
+    let Some(mut redis) = RedisServer::start("check_config_connect").await else {
+        return;
+    };
+    let url = redis.url();
+    let (code, out) = check_config(&["--connect"], &[("HANDOVER_STORE", &url)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("reachable: redis://:****@127.0.0.1:"), "{out}");
+    assert!(!out.contains(REDIS_PASSWORD), "{out}");
+
+    let wrong = format!("redis://:wrong-pass-77@127.0.0.1:{}", redis.port);
+    let (code, out) = check_config(&["--connect"], &[("HANDOVER_STORE", &wrong)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("UNREACHABLE"), "{out}");
+    assert!(!out.contains("wrong-pass-77"), "{out}");
+
+    redis.kill();
+    let (code, out) = check_config(&["--connect"], &[("HANDOVER_STORE", &url)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("UNREACHABLE"), "{out}");
+    assert!(!out.contains(REDIS_PASSWORD), "{out}");
+}
+
+/// `rediss://` speaks TLS and checks the server's certificate: a
+/// self-signed one is refused, with the reason, and the password stays hidden.
+#[tokio::test]
+async fn rediss_urls_speak_tls_and_refuse_an_untrusted_certificate() {
+    let Some(redis) = RedisServer::start_tls("rediss_urls_speak_tls").await else {
+        return;
+    };
+    let url = format!("rediss://:{REDIS_PASSWORD}@localhost:{}", redis.port);
+
+    let (code, out) = check_config(&["--connect"], &[("HANDOVER_STORE", &url)]);
+
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("UNREACHABLE: rediss://:****@localhost:"),
+        "{out}"
+    );
+    assert!(out.contains("certificate"), "{out}");
+    assert!(!out.contains(REDIS_PASSWORD), "{out}");
+}
+
+/// Without `HANDOVER_STORE`, the detail shows the in-process store, always up,
+/// and the plain answer is unchanged.
+#[tokio::test]
+async fn healthz_detail_shows_the_in_process_store_by_default() {
+    let app = spawn_app(&[]).await;
+
+    let detail = health_detail(&app.client, &app.address).await;
+    let plain = app
+        .client
+        .get(app.url("/healthz?detail=no"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        detail,
+        json!({"status": "ok", "handover_store": {"kind": "memory", "state": "up"}})
+    );
+    assert_eq!(plain.text().await.unwrap(), "ok");
+    assert!(
+        metrics_text(&app.client, &app.address)
+            .await
+            .contains("flexbridge_handover_store_up{kind=\"memory\"} 1")
+    );
+}
+
+/// Configured but unreachable from the start: flexbridge starts, hands over,
+/// and answers `/healthz` with `200 ok`.
+#[tokio::test]
+async fn an_unreachable_store_at_start_up_does_not_stop_handovers() {
+    let twilio = MockServer::start().await;
+    mount_new_interactions(&twilio, Duration::ZERO).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{closed}");
+    let app = spawn_tools_app(&twilio, &[("HANDOVER_STORE", url.as_str())]).await;
+
+    let (status, body) = app.hand_over(&conversation(11)).await;
+    let (_, again) = app.hand_over(&conversation(11)).await;
+
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("handed_over"))
+    );
+    assert_eq!(again["status"], "already_handed_over");
+    assert_eq!(
+        health_detail(&app.client, &app.address).await["handover_store"],
+        json!({"kind": "redis", "state": "down"})
+    );
+    let plain = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(plain.text().await.unwrap(), "ok");
+}
