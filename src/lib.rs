@@ -12,7 +12,8 @@
 //! - [`tools`], [`handover`]: AI Assistant tool requests, handovers to Flex
 //!   or Studio, and the store that makes them happen once.
 //! - [`upstream`]: outbound HTTP (pooling, deadline, safe retries);
-//!   [`twilio::client`] the typed Twilio REST client on it.
+//!   [`twilio::client`] the typed Twilio REST client on it, [`vendors`] the
+//!   ASAPP and PolyAI clients.
 //! - [`routes`]: one handler module per route; [`startup`] holds the route table.
 //! - [`errors`]: request-level errors and their HTTP answers.
 //! - [`telemetry`]: logs and the per-request span; [`metrics`]: Prometheus metrics.
@@ -36,4 +37,5 @@ pub mod tools;
 pub mod twilio;
 pub mod twiml;
 pub mod upstream;
+pub mod vendors;
 pub mod voice;
