@@ -14,6 +14,8 @@ use crate::telemetry::FlexbridgeRootSpan;
 use crate::twilio::WebhookAuth;
 use crate::twilio::client::TwilioClient;
 use crate::upstream::Upstream;
+use crate::vendors::asapp::AsappClient;
+use crate::vendors::polyai::PolyAiClient;
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -33,6 +35,8 @@ impl Application {
         let upstream = Upstream::new(settings.upstream_timeout, settings.upstream_max_connections)
             .map_err(std::io::Error::other)?;
         crate::metrics::install();
+        let asapp = web::Data::new(AsappClient::new(&settings, upstream.clone()));
+        let polyai = web::Data::new(PolyAiClient::new(&settings, upstream.clone()));
         let client = TwilioClient::new(&settings, upstream);
         let handovers = web::Data::new(Handovers::new(
             &settings,
@@ -48,6 +52,8 @@ impl Application {
                 .app_data(settings.clone())
                 .app_data(auth.clone())
                 .app_data(handovers.clone())
+                .app_data(asapp.clone())
+                .app_data(polyai.clone())
                 .configure(route_table)
         })
         .listen(listener)?
@@ -91,5 +97,30 @@ pub fn route_table(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/tools/flex-handover").route(web::post().to(routes::flex_handover)))
         .service(
             web::resource("/tools/studio-handover").route(web::post().to(routes::studio_handover)),
+        )
+        .service(
+            web::resource("/engage")
+                .route(web::post().to(routes::engage))
+                .route(web::get().to(routes::engage)),
+        )
+        .service(
+            web::resource("/call-complete")
+                .route(web::post().to(routes::call_complete))
+                .route(web::get().to(routes::call_complete)),
+        )
+        .service(
+            web::resource("/polyai/connect")
+                .route(web::post().to(routes::polyai_connect))
+                .route(web::get().to(routes::polyai_connect)),
+        )
+        .service(
+            web::resource("/polyai/handoff-state")
+                .route(web::post().to(routes::polyai_handoff_state))
+                .route(web::get().to(routes::polyai_handoff_state)),
+        )
+        .service(
+            web::resource("/polyai/call-complete")
+                .route(web::post().to(routes::polyai_call_complete))
+                .route(web::get().to(routes::polyai_call_complete)),
         );
 }

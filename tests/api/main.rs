@@ -1,5 +1,6 @@
 //! HTTP-level tests against the real app on a random local port.
 
+mod asapp;
 mod check_config;
 mod dev_mode;
 mod flex_handover;
@@ -7,6 +8,7 @@ mod health;
 mod helpers;
 mod limits;
 mod metrics;
+mod polyai;
 mod process;
 mod receive_call;
 mod refer_handler;
