@@ -100,6 +100,10 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
             opt(s.polyai.connector_id.as_ref(), "unset"),
         ),
         (
+            "POLYAI_CONNECT_MESSAGE",
+            opt(s.polyai.connect_message.as_ref(), "unset: nothing is said"),
+        ),
+        (
             "FALLBACK_MESSAGE",
             Shown::Value(s.voice.fallback_message.clone()),
         ),
@@ -121,6 +125,28 @@ pub fn route_readiness(s: &Settings) -> Vec<(&'static str, Result<String, String
         (None, Some(_)) => Ok("enqueues transfers straight into Flex".to_owned()),
         (None, None) => Err("set STUDIO_WEBHOOK_URL (or FLEX_WORKFLOW_SID)".to_owned()),
     };
+    // `--dev` answers demo values instead of calling the vendors, so their
+    // credentials are not needed there.
+    let (asapp, asapp_note, polyai, polyai_note) = if s.dev {
+        (
+            Vec::new(),
+            " (--dev: demo answers, ASAPP is not called)",
+            Vec::new(),
+            " (--dev: demo state, PolyAI is not called)",
+        )
+    } else {
+        (
+            vec![
+                ("ASAPP_API_HOST", s.asapp.api_host.is_some()),
+                ("ASAPP_API_ID", s.asapp.api_id.is_some()),
+                ("ASAPP_API_SECRET", s.asapp.api_secret.is_some()),
+            ],
+            "",
+            vec![("POLYAI_API_KEY", s.polyai.api_key.is_some())],
+            "",
+        )
+    };
+    let workflow = ("FLEX_WORKFLOW_SID", s.flex.workflow_sid.is_some());
     vec![
         (
             "/receive-call",
@@ -131,7 +157,44 @@ pub fn route_readiness(s: &Settings) -> Vec<(&'static str, Result<String, String
                 .ok_or_else(|| "set SIP_URI_HOST".to_owned()),
         ),
         ("/refer-handler", transfer),
+        (
+            "/engage",
+            needs(&asapp).map(|()| format!("connects calls to GenerativeAgent{asapp_note}")),
+        ),
+        (
+            "/call-complete",
+            needs(&[asapp.as_slice(), &[workflow]].concat())
+                .map(|()| format!("enqueues AGENT transfers into Flex{asapp_note}")),
+        ),
+        (
+            "/polyai/connect",
+            needs(&[("POLYAI_CONNECTOR_ID", s.polyai.connector_id.is_some())])
+                .map(|()| "connects calls to the PolyAI connector".to_owned()),
+        ),
+        (
+            "/polyai/handoff-state",
+            needs(&polyai).map(|()| format!("answers PolyAI's handoff state{polyai_note}")),
+        ),
+        (
+            "/polyai/call-complete",
+            needs(&[polyai.as_slice(), &[workflow]].concat())
+                .map(|()| format!("enqueues calls into Flex with the handoff state{polyai_note}")),
+        ),
     ]
+}
+
+/// `Ok` when every listed variable is set, else what to set.
+fn needs(variables: &[(&str, bool)]) -> Result<(), String> {
+    let missing: Vec<&str> = variables
+        .iter()
+        .filter(|(_, set)| !set)
+        .map(|(name, _)| *name)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("set {}", missing.join(", ")))
+    }
 }
 
 /// What the signature policy is, and whether that is a problem.

@@ -125,6 +125,9 @@ pub struct PolyAiSettings {
     pub api_key: Option<SecretString>,
     /// `POLYAI_CONNECTOR_ID`.
     pub connector_id: Option<String>,
+    /// `POLYAI_CONNECT_MESSAGE`: said before `/polyai/connect` hands the call
+    /// to PolyAI (a recording notice, say); unset says nothing.
+    pub connect_message: Option<String>,
 }
 
 /// How log lines are written.
@@ -151,6 +154,7 @@ pub const DEV_DEFAULTS: &[(&str, &str)] = &[
     ("FLEX_WORKSPACE_SID", "WS00000000000000000000000000000000"),
     ("FLEX_WORKFLOW_SID", "WW00000000000000000000000000000000"),
     ("STUDIO_FLOW_SID", "FW00000000000000000000000000000000"),
+    ("POLYAI_CONNECTOR_ID", "dev-demo-connector"),
 ];
 
 /// One malformed variable.
@@ -227,8 +231,25 @@ impl Reader<'_> {
         self.raw(variable).map(SecretString::from)
     }
 
+    /// A secret sent as an HTTP header value, so it must be printable ASCII.
+    /// The problem never quotes the value.
+    fn header_secret(&mut self, variable: &'static str) -> Option<SecretString> {
+        self.parse(variable, |t| {
+            header_value(t).map(|t| SecretString::from(t.to_owned()))
+        })
+    }
+
     fn flag(&mut self, variable: &'static str, default: bool) -> bool {
         self.parse_or(variable, default, parse_bool)
+    }
+}
+
+/// `text` when it can travel as an HTTP header value (printable ASCII).
+fn header_value(text: &str) -> Result<&str, &'static str> {
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        Ok(text)
+    } else {
+        Err("must be printable ASCII (it is sent as an HTTP header)")
     }
 }
 
@@ -357,15 +378,16 @@ impl Settings {
             }),
             asapp: AsappSettings {
                 api_host: r.parse("ASAPP_API_HOST", ApiBaseUrl::parse),
-                api_id: r.text("ASAPP_API_ID"),
-                api_secret: r.secret("ASAPP_API_SECRET"),
+                api_id: r.parse("ASAPP_API_ID", |t| header_value(t).map(str::to_owned)),
+                api_secret: r.header_secret("ASAPP_API_SECRET"),
             },
             polyai: PolyAiSettings {
                 api_base_url: r
                     .parse("POLYAI_API_BASE_URL", ApiBaseUrl::parse)
                     .unwrap_or_else(|| ApiBaseUrl::from_static("https://api.polyai.app")),
-                api_key: r.secret("POLYAI_API_KEY"),
+                api_key: r.header_secret("POLYAI_API_KEY"),
                 connector_id: r.text("POLYAI_CONNECTOR_ID"),
+                connect_message: r.text("POLYAI_CONNECT_MESSAGE"),
             },
             metrics_token: r.secret("METRICS_TOKEN"),
             log_format: r.parse("LOG_FORMAT", |t| match t.to_ascii_lowercase().as_str() {
@@ -376,5 +398,29 @@ impl Settings {
             dev,
         };
         (settings, r.problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_credentials_must_be_header_values_and_problems_never_quote_them() {
+        let env = |name: &str| match name {
+            "ASAPP_API_SECRET" => Some("line\nbreak-secret".to_owned()),
+            "ASAPP_API_ID" => Some("id-é".to_owned()),
+            "POLYAI_API_KEY" => Some("fine-key-123".to_owned()),
+            _ => None,
+        };
+
+        let (settings, problems) = Settings::load(&env, false);
+
+        let variables: Vec<_> = problems.iter().map(|p| p.variable).collect();
+        assert_eq!(variables, ["ASAPP_API_ID", "ASAPP_API_SECRET"]);
+        assert!(problems.iter().all(|p| !p.message.contains("secret")
+            && p.message == "must be printable ASCII (it is sent as an HTTP header)"));
+        assert!(settings.asapp.api_secret.is_none());
+        assert!(settings.polyai.api_key.is_some());
     }
 }

@@ -1,6 +1,7 @@
 //! Errors and the one place each becomes an HTTP answer: request-level
 //! errors (body, authentication) as plain text, tool errors as the JSON an
-//! assistant reads. Voice routes never answer an error: [`crate::voice::reply`]
+//! assistant reads, vendor-route errors as the JSON a Studio flow reads.
+//! Voice routes never answer an error: [`crate::voice::reply`]
 //! turns their failures into TwiML.
 
 use actix_web::http::StatusCode;
@@ -8,10 +9,12 @@ use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::domain::SidError;
 use crate::handover::StoreError;
 use crate::twilio::AuthError;
 use crate::twilio::client::ClientError;
 use crate::upstream::UpstreamError;
+use crate::vendors::VendorError;
 
 /// The largest request body accepted, in bytes (64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -174,5 +177,75 @@ impl ResponseError for ToolError {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         response.json(body)
+    }
+}
+
+/// Why a JSON answer about a call (`/call-complete` for Studio,
+/// `/polyai/handoff-state`) could not be given. Signature and body errors
+/// are refused before, as on every Twilio-facing route ([`RequestError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum CallLookupError {
+    /// No call SID among the parameters the route reads.
+    #[error("the request has no call SID: send {0}")]
+    MissingCallSid(&'static str),
+    /// The call SID is not `CA` and 32 hex digits.
+    #[error(transparent)]
+    InvalidCallSid(#[from] SidError),
+    /// ASAPP has no call transfer for the call.
+    #[error(
+        "ASAPP has no call transfer for this call (the caller hung up before GenerativeAgent finished)"
+    )]
+    TransferNotFound,
+    /// PolyAI has no handoff state for the call.
+    #[error("PolyAI has no handoff state for this call")]
+    HandoffStateNotFound,
+    /// The vendor call failed.
+    #[error(transparent)]
+    Vendor(#[from] VendorError),
+}
+
+impl CallLookupError {
+    /// Stable code, the JSON `error` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingCallSid(_) => "missing_call_sid",
+            Self::InvalidCallSid(_) => "invalid_call_sid",
+            Self::TransferNotFound => "asapp_transfer_not_found",
+            Self::HandoffStateNotFound => "polyai_handoff_state_not_found",
+            Self::Vendor(e) => e.code(),
+        }
+    }
+
+    /// The sentence for the flow's author (and the log).
+    pub fn message(&self) -> String {
+        match self {
+            Self::Vendor(e @ VendorError::NotConfigured { vendor, .. }) => {
+                format!("{vendor} is not set up: {e}.")
+            }
+            other => format!("{other}."),
+        }
+    }
+}
+
+impl ResponseError for CallLookupError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MissingCallSid(_) | Self::InvalidCallSid(_) => StatusCode::BAD_REQUEST,
+            Self::TransferNotFound | Self::HandoffStateNotFound => StatusCode::NOT_FOUND,
+            Self::Vendor(VendorError::NotConfigured { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Vendor(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            Self::Vendor(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status == StatusCode::NOT_FOUND {
+            tracing::info!(error.code = self.code(), "{self}");
+        } else {
+            tracing::warn!(error.code = self.code(), error.message = %self, "call lookup failed");
+        }
+        HttpResponse::build(status)
+            .json(json!({ "status": "error", "error": self.code(), "message": self.message() }))
     }
 }

@@ -13,7 +13,8 @@
 //!   or Studio, and the store that makes them happen once (in-process, or
 //!   shared by every instance through Redis, failing open when it is down).
 //! - [`upstream`]: outbound HTTP (pooling, deadline, safe retries);
-//!   [`twilio::client`] the typed Twilio REST client on it.
+//!   [`twilio::client`] the typed Twilio REST client on it, [`vendors`] the
+//!   ASAPP and PolyAI clients.
 //! - [`routes`]: one handler module per route; [`startup`] holds the route table;
 //!   [`shutdown`] drains requests on SIGTERM/SIGINT.
 //! - [`errors`]: request-level errors and their HTTP answers.
@@ -39,4 +40,5 @@ pub mod tools;
 pub mod twilio;
 pub mod twiml;
 pub mod upstream;
+pub mod vendors;
 pub mod voice;

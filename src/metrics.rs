@@ -64,7 +64,9 @@ pub fn signature_rejection(reason: &'static str) {
 
 /// A handover attempt ended: `flexbridge_handovers_total{vendor,outcome}`
 /// (`vendor`: `twilio_flex`, `twilio_studio`, `asapp`, `polyai`, `watsonx`;
-/// `outcome`: `handed_over`, `already_handed_over`, `dry_run`, or an error code).
+/// `outcome`: `handed_over`, `already_handed_over`, `dry_run`, an error code,
+/// or, when an AI agent hands a call back, `returned_to_studio`, `ended`
+/// (the agent finished the call) and `caller_hung_up`).
 pub fn handover(vendor: &'static str, outcome: &str) {
     metrics::counter!("flexbridge_handovers_total", "vendor" => vendor, "outcome" => outcome.to_owned()).increment(1);
 }

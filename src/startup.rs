@@ -17,6 +17,8 @@ use crate::telemetry::{self, FlexbridgeRootSpan};
 use crate::twilio::WebhookAuth;
 use crate::twilio::client::TwilioClient;
 use crate::upstream::Upstream;
+use crate::vendors::asapp::AsappClient;
+use crate::vendors::polyai::PolyAiClient;
 
 /// Seconds in-flight requests get to finish once shutdown starts.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
@@ -44,6 +46,8 @@ impl Application {
         let upstream = Upstream::new(settings.upstream_timeout, settings.upstream_max_connections)
             .map_err(std::io::Error::other)?;
         crate::metrics::install();
+        let asapp = web::Data::new(AsappClient::new(&settings, upstream.clone()));
+        let polyai = web::Data::new(PolyAiClient::new(&settings, upstream.clone()));
         let client = TwilioClient::new(&settings, upstream);
         let handovers = web::Data::new(Handovers::new(
             &settings,
@@ -64,6 +68,8 @@ impl Application {
                 .app_data(settings.clone())
                 .app_data(auth.clone())
                 .app_data(handovers.clone())
+                .app_data(asapp.clone())
+                .app_data(polyai.clone())
                 .configure(route_table)
         })
         // In-flight requests get this long to finish after SIGTERM/SIGINT,
@@ -164,6 +170,31 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/tools/studio-handover",
         methods: &["POST"],
         handler: || web::to(routes::studio_handover),
+    },
+    RouteSpec {
+        path: "/engage",
+        methods: &["POST", "GET"],
+        handler: || web::to(routes::engage),
+    },
+    RouteSpec {
+        path: "/call-complete",
+        methods: &["POST", "GET"],
+        handler: || web::to(routes::call_complete),
+    },
+    RouteSpec {
+        path: "/polyai/connect",
+        methods: &["POST", "GET"],
+        handler: || web::to(routes::polyai_connect),
+    },
+    RouteSpec {
+        path: "/polyai/handoff-state",
+        methods: &["POST", "GET"],
+        handler: || web::to(routes::polyai_handoff_state),
+    },
+    RouteSpec {
+        path: "/polyai/call-complete",
+        methods: &["POST", "GET"],
+        handler: || web::to(routes::polyai_call_complete),
     },
 ];
 

@@ -51,6 +51,33 @@ pub enum Verb {
     },
     /// `<Hangup/>`.
     Hangup,
+    /// `<Connect action><Stream url><Parameter name value/>…</Stream></Connect>`:
+    /// a bidirectional media stream to an AI agent.
+    ConnectStream {
+        /// Where Twilio asks for the next TwiML when the stream ends; without
+        /// it the call goes on to the next verb.
+        action: Option<String>,
+        /// The `wss://` URL of the stream.
+        url: String,
+        /// Custom parameters the far end receives in the stream's `start` message.
+        parameters: Vec<StreamParameter>,
+    },
+    /// `<Connect connectorId action/>`: hand the call to a vendor's connector.
+    ConnectConnector {
+        /// The connector's identifier.
+        connector_id: String,
+        /// Where Twilio asks for the next TwiML when the connector hands the call back.
+        action: String,
+    },
+}
+
+/// One `<Parameter name value/>` of a `<Stream>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamParameter {
+    /// The parameter's name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
 }
 
 impl VoiceResponse {
@@ -63,6 +90,13 @@ impl VoiceResponse {
     #[must_use]
     pub fn verb(mut self, verb: Verb) -> Self {
         self.verbs.push(verb);
+        self
+    }
+
+    /// Append every verb of `next`, in order.
+    #[must_use]
+    pub fn then(mut self, next: VoiceResponse) -> Self {
+        self.verbs.extend(next.verbs);
         self
     }
 
@@ -138,6 +172,40 @@ fn write_verb(w: &mut Writer<Vec<u8>>, verb: &Verb) -> std::io::Result<()> {
         Verb::Hangup => {
             w.create_element("Hangup").write_empty()?;
         }
+        Verb::ConnectStream {
+            action,
+            url,
+            parameters,
+        } => {
+            let action = action.as_deref().map(xml_safe);
+            let mut connect = w.create_element("Connect");
+            if let Some(action) = &action {
+                connect = connect.with_attribute(("action", action.as_ref()));
+            }
+            connect.write_inner_content(|w| {
+                w.create_element("Stream")
+                    .with_attribute(("url", xml_safe(url).as_ref()))
+                    .write_inner_content(|w| {
+                        parameters.iter().try_for_each(|p| {
+                            w.create_element("Parameter")
+                                .with_attribute(("name", xml_safe(&p.name).as_ref()))
+                                .with_attribute(("value", xml_safe(&p.value).as_ref()))
+                                .write_empty()
+                                .map(|_| ())
+                        })
+                    })
+                    .map(|_| ())
+            })?;
+        }
+        Verb::ConnectConnector {
+            connector_id,
+            action,
+        } => {
+            w.create_element("Connect")
+                .with_attribute(("connectorId", xml_safe(connector_id).as_ref()))
+                .with_attribute(("action", xml_safe(action).as_ref()))
+                .write_empty()?;
+        }
     }
     Ok(())
 }
@@ -212,6 +280,70 @@ mod tests {
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Redirect method=\"POST\">https://s/x?a=1&amp;b=2</Redirect>\
              <Enqueue workflowSid=\"WW0123456789abcdef0123456789abcdef\"><Task>{&quot;k&quot;:&quot;&lt;v&gt;&quot;}</Task>\
              </Enqueue></Response>"
+        );
+    }
+
+    fn parameter(name: &str, value: &str) -> StreamParameter {
+        StreamParameter {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn renders_connect_stream_with_action_and_escaped_parameters() {
+        let twiml = VoiceResponse::new()
+            .verb(Verb::ConnectStream {
+                action: Some("/call-complete?callSid=CA1&x=\"y\"".into()),
+                url: "wss://media.example.com/s?a=1&b=<2>".into(),
+                parameters: vec![
+                    parameter("asapp_callTransferId", "CA1"),
+                    parameter("input_note", "a<b&c>\"d'\t\n\u{1}"),
+                ],
+            })
+            .render();
+        assert_eq!(
+            twiml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect action=\"/call-complete?callSid=CA1&amp;x=&quot;y&quot;\">\
+             <Stream url=\"wss://media.example.com/s?a=1&amp;b=&lt;2&gt;\">\
+             <Parameter name=\"asapp_callTransferId\" value=\"CA1\"/>\
+             <Parameter name=\"input_note\" value=\"a&lt;b&amp;c&gt;&quot;d&apos;&#9;&#10;\u{FFFD}\"/>\
+             </Stream></Connect></Response>"
+        );
+    }
+
+    #[test]
+    fn renders_connect_stream_without_action() {
+        let twiml = VoiceResponse::new()
+            .verb(Verb::ConnectStream {
+                action: None,
+                url: "wss://m/s".into(),
+                parameters: vec![parameter("a", "1")],
+            })
+            .render();
+        assert_eq!(
+            twiml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect><Stream url=\"wss://m/s\">\
+             <Parameter name=\"a\" value=\"1\"/></Stream></Connect></Response>"
+        );
+    }
+
+    #[test]
+    fn renders_connect_connector_as_an_empty_element_with_escaped_attributes() {
+        let twiml = VoiceResponse::new()
+            .verb(Verb::Say {
+                text: "Connecting you".into(),
+            })
+            .then(VoiceResponse::new().verb(Verb::ConnectConnector {
+                connector_id: "conn-\"1\"&<2>".into(),
+                action: "https://fb.example.com/polyai/call-complete".into(),
+            }))
+            .render();
+        assert_eq!(
+            twiml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Connecting you</Say>\
+             <Connect connectorId=\"conn-&quot;1&quot;&amp;&lt;2&gt;\" action=\"https://fb.example.com/polyai/call-complete\"/>\
+             </Response>"
         );
     }
 }

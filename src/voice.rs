@@ -5,14 +5,17 @@
 //! any non-2xx answer or invalid TwiML, so voice routes never return an
 //! error: [`reply`] is the one place a [`VoiceError`] becomes TwiML.
 
+use std::sync::Arc;
+
 use actix_web::body::BoxBody;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, Responder};
 use serde_json::{Map, Value};
 
 use crate::config::Settings;
-use crate::domain::{CallSid, ReferTo, ReferToError, SessionHistoryKey, SessionKeyError};
+use crate::domain::{CallSid, ReferTo, ReferToError, SessionHistoryKey, SessionKeyError, SidError};
 use crate::twiml::{self, Verb, VoiceResponse};
+use crate::vendors::VendorError;
 
 /// Why a voice route falls back; each has a stable code for Studio and logs.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,28 @@ pub enum VoiceError {
     /// The Refer-To carries no usable session history key.
     #[error(transparent)]
     SessionKey(#[from] SessionKeyError),
+    /// The call SID the route needs is absent.
+    #[error("the request has no call SID")]
+    MissingCallSid,
+    /// The call SID is not `CA` and 32 hex digits.
+    #[error("the call SID is malformed: {0}")]
+    InvalidCallSid(#[source] SidError),
+    /// The AI agent the caller was about to reach cannot be connected to
+    /// (no media stream URL).
+    #[error("the AI agent cannot be reached: {0}")]
+    AgentUnavailable(Arc<VendorError>),
+    /// A vendor call that decides what happens next failed.
+    #[error(transparent)]
+    Vendor(#[from] VendorError),
+    /// ASAPP's call transfer expired, so what GenerativeAgent decided is lost.
+    #[error("the ASAPP call transfer has expired")]
+    TransferExpired,
+    /// PolyAI has no handoff state for the call.
+    #[error("PolyAI has no handoff state for this call")]
+    HandoffStateNotFound,
+    /// `FLEX_WORKFLOW_SID` is unset: there is no workflow to enqueue into.
+    #[error("FLEX_WORKFLOW_SID is not set, so the call cannot be enqueued into Flex")]
+    WorkflowNotConfigured,
 }
 
 impl VoiceError {
@@ -47,7 +72,21 @@ impl VoiceError {
             Self::MissingReferTarget => "missing_refer_target",
             Self::InvalidReferTarget(_) => "invalid_refer_target",
             Self::SessionKey(e) => e.code(),
+            Self::MissingCallSid => "missing_call_sid",
+            Self::InvalidCallSid(_) => "invalid_call_sid",
+            Self::AgentUnavailable(e) => e.code(),
+            Self::Vendor(e) => e.code(),
+            Self::TransferExpired => "asapp_transfer_expired",
+            Self::HandoffStateNotFound => "polyai_handoff_state_not_found",
+            Self::WorkflowNotConfigured => "flex_workflow_not_configured",
         }
+    }
+
+    /// Whether the caller hears `FALLBACK_MESSAGE` before being handed back:
+    /// a caller who expected an AI agent is told why the call goes elsewhere
+    /// instead of hearing it silently change course.
+    fn apologise_first(&self) -> bool {
+        matches!(self, Self::AgentUnavailable(_))
     }
 }
 
@@ -82,24 +121,22 @@ pub struct Handback<'a> {
 /// Return the caller to care: the Studio flow when `STUDIO_WEBHOOK_URL` is
 /// set, else Flex when `FLEX_WORKFLOW_SID` is set, else the fallback message.
 pub fn hand_back(settings: &Settings, handback: &Handback<'_>) -> VoiceResponse {
-    if let Some(studio) = &settings.voice.studio_webhook_url {
-        let mut params: Vec<(&str, &[u8])> = vec![("FlowEvent", b"return")];
-        if let Some(key) = handback.key {
-            params.push(("SessionHistoryKey", key.as_bytes()));
-        }
-        if let Some(code) = handback.error {
-            params.push(("FlexbridgeError", code.as_bytes()));
-        }
-        if let Some(refer_to) = handback.refer_to {
-            params.extend(
-                refer_to
-                    .forwarded_headers()
-                    .map(|h| (h.name.as_str(), h.value.as_slice())),
-            );
-        }
-        return VoiceResponse::new().verb(Verb::Redirect {
-            url: studio.with_params(params),
-        });
+    let mut params: Vec<(&str, &[u8])> = Vec::new();
+    if let Some(key) = handback.key {
+        params.push(("SessionHistoryKey", key.as_bytes()));
+    }
+    if let Some(code) = handback.error {
+        params.push(("FlexbridgeError", code.as_bytes()));
+    }
+    if let Some(refer_to) = handback.refer_to {
+        params.extend(
+            refer_to
+                .forwarded_headers()
+                .map(|h| (h.name.as_str(), h.value.as_slice())),
+        );
+    }
+    if let Some(studio) = studio_return(settings, params) {
+        return studio;
     }
     if let Some(workflow) = &settings.flex.workflow_sid {
         return VoiceResponse::new().verb(Verb::Enqueue {
@@ -113,13 +150,57 @@ pub fn hand_back(settings: &Settings, handback: &Handback<'_>) -> VoiceResponse 
     goodbye(settings)
 }
 
+/// `<Redirect>` to `STUDIO_WEBHOOK_URL` with `FlowEvent=return` and then
+/// `params` (percent-encoded), which resumes the Studio flow the call came
+/// from; `None` when Studio is not configured.
+pub fn studio_return<'a>(
+    settings: &Settings,
+    params: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Option<VoiceResponse> {
+    let studio = settings.voice.studio_webhook_url.as_ref()?;
+    let params = std::iter::once(("FlowEvent", &b"return"[..])).chain(params);
+    Some(VoiceResponse::new().verb(Verb::Redirect {
+        url: studio.with_params(params),
+    }))
+}
+
+/// `<Enqueue workflowSid="{FLEX_WORKFLOW_SID}">` with `attributes` as the
+/// task attributes: the call goes to a Flex agent.
+///
+/// # Errors
+/// [`VoiceError::WorkflowNotConfigured`] when `FLEX_WORKFLOW_SID` is unset.
+pub fn enqueue(settings: &Settings, attributes: &Value) -> Result<VoiceResponse, VoiceError> {
+    let workflow = settings
+        .flex
+        .workflow_sid
+        .as_ref()
+        .ok_or(VoiceError::WorkflowNotConfigured)?;
+    Ok(VoiceResponse::new().verb(Verb::Enqueue {
+        workflow_sid: workflow.clone(),
+        task_attributes: attributes.to_string(),
+    }))
+}
+
+/// The URL of a flexbridge route for Twilio to request next (`path` starts
+/// with `/`): absolute under `PUBLIC_BASE_URL`, else relative, which Twilio
+/// resolves against the URL it just requested.
+pub fn callback_url(settings: &Settings, path: &str) -> String {
+    match &settings.public_base_url {
+        Some(base) => base.join(path),
+        None => path.to_owned(),
+    }
+}
+
 /// The last resort: say the fallback message and hang up.
 fn goodbye(settings: &Settings) -> VoiceResponse {
-    VoiceResponse::new()
-        .verb(Verb::Say {
-            text: settings.voice.fallback_message.clone(),
-        })
-        .verb(Verb::Hangup)
+    goodbye_message(settings).verb(Verb::Hangup)
+}
+
+/// `<Say>{FALLBACK_MESSAGE}</Say>`.
+fn goodbye_message(settings: &Settings) -> VoiceResponse {
+    VoiceResponse::new().verb(Verb::Say {
+        text: settings.voice.fallback_message.clone(),
+    })
 }
 
 /// Task attributes for a call enqueued into Flex.
@@ -179,7 +260,14 @@ pub fn reply(
                 error: Some(error.code()),
                 ..Handback::default()
             };
-            TwimlReply(hand_back(settings, &handback))
+            let handed = hand_back(settings, &handback);
+            // The last resort already says the message; saying it twice helps nobody.
+            let says_it_already = matches!(handed.verbs().first(), Some(Verb::Say { .. }));
+            if error.apologise_first() && !says_it_already {
+                TwimlReply(goodbye_message(settings).then(handed))
+            } else {
+                TwimlReply(handed)
+            }
         }
     }
 }

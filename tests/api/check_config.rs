@@ -92,6 +92,41 @@ fn check_config_reports_routes_that_only_fall_back() {
 }
 
 #[test]
+fn check_config_reports_what_each_vendor_route_still_needs() {
+    let (_, none) = check_config(&[]);
+    let (_, ready) = check_config(&[
+        ("ASAPP_API_HOST", "https://api.sandbox.asapp.com"),
+        ("ASAPP_API_ID", "asapp-id"),
+        ("ASAPP_API_SECRET", "asapp-secret-value"),
+        ("POLYAI_API_KEY", "polyai-key-value"),
+        ("POLYAI_CONNECTOR_ID", "connector-1"),
+        ("FLEX_WORKFLOW_SID", "WW0123456789abcdef0123456789abcdef"),
+    ]);
+
+    for line in [
+        "/engage                      fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET",
+        "/call-complete               fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET, FLEX_WORKFLOW_SID",
+        "/polyai/connect              fallback only: set POLYAI_CONNECTOR_ID",
+        "/polyai/handoff-state        fallback only: set POLYAI_API_KEY",
+        "/polyai/call-complete        fallback only: set POLYAI_API_KEY, FLEX_WORKFLOW_SID",
+    ] {
+        assert!(none.contains(line), "{line}\n{none}");
+    }
+    for line in [
+        "/engage                      ready: connects calls to GenerativeAgent",
+        "/call-complete               ready: enqueues AGENT transfers into Flex",
+        "/polyai/connect              ready: connects calls to the PolyAI connector",
+        "/polyai/handoff-state        ready: answers PolyAI's handoff state",
+        "/polyai/call-complete        ready: enqueues calls into Flex with the handoff state",
+        "ASAPP_API_SECRET             set (hidden)",
+        "POLYAI_API_KEY               set (hidden)",
+    ] {
+        assert!(ready.contains(line), "{line}\n{ready}");
+    }
+    assert!(!ready.contains("asapp-secret-value") && !ready.contains("polyai-key-value"));
+}
+
+#[test]
 fn serve_refuses_to_start_with_a_malformed_value() {
     let output = Command::new(env!("CARGO_BIN_EXE_flexbridge"))
         .env_clear()

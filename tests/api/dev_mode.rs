@@ -95,3 +95,73 @@ async fn dev_mode_dry_runs_the_handover_and_shows_the_exact_request() {
         .finish();
     assert_eq!(answer["request"]["body"], expected_body);
 }
+
+/// `--dev` never calls ASAPP or PolyAI: every vendor route answers with demo
+/// values (a placeholder stream URL, an AGENT transfer, a demo handoff state).
+#[tokio::test]
+async fn dev_mode_answers_the_vendor_routes_with_demo_values() {
+    let process = start_binary(&["--dev"], &[]).await;
+    let client = reqwest::Client::new();
+    let call = "CA0123456789abcdef0123456789abcdef";
+    let post = |route: &str| {
+        client
+            .post(format!("{}{route}", process.address))
+            .form(&[("CallSid", call)])
+            .send()
+    };
+
+    let engage = post("/engage").await.unwrap().text().await.unwrap();
+    let complete = post("/call-complete").await.unwrap().text().await.unwrap();
+    let studio_json = post("/call-complete?format=json")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let connect = post("/polyai/connect").await.unwrap().text().await.unwrap();
+    let state = post("/polyai/handoff-state")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let polyai_complete = post("/polyai/call-complete")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let decl = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+    assert_eq!(
+        engage,
+        format!(
+            "{decl}<Response><Connect action=\"/call-complete?callSid={call}\">\
+             <Stream url=\"wss://genagent.asapp.example.invalid/twilio-media-stream\">\
+             <Parameter name=\"asapp_callTransferId\" value=\"{call}\"/>\
+             <Parameter name=\"asapp_externalConversationId\" value=\"{call}\"/></Stream></Connect></Response>"
+        )
+    );
+    let transfer = r#"{"callTransferStatus":"COMPLETED","transferType":"AGENT","currentTaskName":"dev_demo","referenceVariables":{"customer_name":"Dev Demo"},"transferVariables":{"reason":"caller asked for an agent"}}"#;
+    assert_eq!(studio_json, transfer);
+    assert!(
+        complete.contains("<Enqueue workflowSid=\"WW00000000000000000000000000000000\"><Task>{&quot;asapp&quot;:{&quot;callTransferStatus&quot;:&quot;COMPLETED&quot;"),
+        "{complete}"
+    );
+    assert_eq!(
+        connect,
+        format!(
+            "{decl}<Response><Connect connectorId=\"dev-demo-connector\" action=\"/polyai/call-complete\"/></Response>"
+        )
+    );
+    assert_eq!(
+        state,
+        r#"{"dev_demo":true,"reason":"caller asked for an agent","summary":"Wants to change the delivery address of order 1234."}"#
+    );
+    assert!(
+        polyai_complete.contains(&format!(
+            "<Task>{{&quot;call_sid&quot;:&quot;{call}&quot;,&quot;polyai&quot;:{{&quot;dev_demo&quot;:true"
+        )),
+        "{polyai_complete}"
+    );
+}

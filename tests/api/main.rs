@@ -1,5 +1,6 @@
 //! HTTP-level tests against the real app on a random local port.
 
+mod asapp;
 mod check_config;
 mod dev_mode;
 mod flex_handover;
@@ -8,6 +9,7 @@ mod helpers;
 mod limits;
 mod metrics;
 mod openapi;
+mod polyai;
 mod process;
 mod receive_call;
 mod redis_server;

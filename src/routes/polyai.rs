@@ -1,0 +1,114 @@
+//! `POST /polyai/connect`, `GET|POST /polyai/handoff-state` and
+//! `POST /polyai/call-complete`: PolyAI voice agents.
+//!
+//! `/polyai/connect` hands the call to the PolyAI connector; when PolyAI
+//! hands it back Twilio requests `/polyai/call-complete` (the `<Connect
+//! action>`), which puts the call in front of a Flex agent with the agent's
+//! handoff state as task attributes. A Studio flow reads the same state as
+//! JSON from `/polyai/handoff-state`.
+
+use std::sync::Arc;
+
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, web};
+use serde_json::{Map, Value};
+use tracing_actix_web::RootSpan;
+
+use super::call_sid_in;
+use crate::config::Settings;
+use crate::domain::CallSid;
+use crate::errors::CallLookupError;
+use crate::twilio::TwilioRequest;
+use crate::twiml::{Verb, VoiceResponse};
+use crate::vendors::polyai::PolyAiClient;
+use crate::vendors::{Vendor, VendorError};
+use crate::voice::{self, TwimlReply, VoiceError};
+
+/// Answer `<Connect connectorId action/>`, after `POLYAI_CONNECT_MESSAGE` when set.
+pub async fn connect(
+    settings: web::Data<Settings>,
+    request: TwilioRequest,
+    span: RootSpan,
+) -> TwimlReply {
+    let call_sid = super::call_sid(&request, &span);
+    voice::reply(&settings, call_sid.as_ref(), connect_to_polyai(&settings))
+}
+
+fn connect_to_polyai(settings: &Settings) -> Result<VoiceResponse, VoiceError> {
+    let connector = settings.polyai.connector_id.as_ref().ok_or_else(|| {
+        VoiceError::AgentUnavailable(Arc::new(VendorError::NotConfigured {
+            vendor: Vendor::PolyAi,
+            variable: "POLYAI_CONNECTOR_ID",
+        }))
+    })?;
+    let mut response = VoiceResponse::new();
+    if let Some(message) = &settings.polyai.connect_message {
+        response = response.verb(Verb::Say {
+            text: message.clone(),
+        });
+    }
+    Ok(response.verb(Verb::ConnectConnector {
+        connector_id: connector.clone(),
+        action: voice::callback_url(settings, "/polyai/call-complete"),
+    }))
+}
+
+/// PolyAI's handoff state for `call_sid` (or `CallSid`), its JSON unchanged.
+pub async fn handoff_state(
+    polyai: web::Data<PolyAiClient>,
+    request: TwilioRequest,
+    span: RootSpan,
+) -> Result<HttpResponse, CallLookupError> {
+    let call = call_sid_in(&request, &span, &["call_sid", "CallSid"])
+        .map_err(|p| p.for_lookup("call_sid or CallSid"))?;
+    let state = polyai
+        .handoff_state(&call)
+        .await?
+        .ok_or(CallLookupError::HandoffStateNotFound)?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(state.raw().clone()))
+}
+
+/// Enqueue the call into Flex with PolyAI's handoff state as task attributes.
+pub async fn call_complete(
+    settings: web::Data<Settings>,
+    polyai: web::Data<PolyAiClient>,
+    request: TwilioRequest,
+    span: RootSpan,
+) -> TwimlReply {
+    let call = call_sid_in(&request, &span, &["CallSid"]);
+    let call_sid = call.as_ref().ok().cloned();
+    let result = match call {
+        Ok(call) => enqueue_with_state(&settings, &polyai, &call).await,
+        Err(problem) => Err(problem.into()),
+    };
+    let outcome = match &result {
+        Ok(_) => "handed_over",
+        Err(error) => error.code(),
+    };
+    crate::metrics::handover("polyai", outcome);
+    voice::reply(&settings, call_sid.as_ref(), result)
+}
+
+async fn enqueue_with_state(
+    settings: &Settings,
+    polyai: &PolyAiClient,
+    call: &CallSid,
+) -> Result<VoiceResponse, VoiceError> {
+    let state = polyai
+        .handoff_state(call)
+        .await?
+        .ok_or(VoiceError::HandoffStateNotFound)?;
+    voice::enqueue(settings, &task_attributes(call, state.value()))
+}
+
+/// `{"call_sid": "CA…", "polyai": {handoff state}}`: the state under the
+/// vendor's name, so none of its keys can replace Flex's own attributes, and
+/// a workflow routes on `polyai.…`.
+fn task_attributes(call: &CallSid, state: &Value) -> Value {
+    let mut attributes = Map::new();
+    attributes.insert("call_sid".into(), call.as_ref().into());
+    attributes.insert("polyai".into(), state.clone());
+    attributes.into()
+}

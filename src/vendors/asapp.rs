@@ -1,0 +1,452 @@
+//! ASAPP GenerativeAgent: the Twilio media-stream URL a call is connected
+//! to, and the call-transfer result read when that stream ends.
+//!
+//! `GET {ASAPP_API_HOST}/mg-genagent/v1/twilio-media-stream-url` →
+//! `{"streamingUrl": "wss://…"}` (valid 5 minutes, for many calls);
+//! `GET {ASAPP_API_HOST}/generativeagent/v1/call-transfers/{id}` →
+//! `{status, outputContext: {transferType, currentTaskName,
+//! referenceVariables, transferVariables}}`, 404 when the caller hung up.
+//! Both authenticate with the `asapp-api-id` and `asapp-api-secret` headers;
+//! errors come back as `{"error": {"requestId", "code", "message"}}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{RefreshCache, Vendor, VendorError};
+use crate::config::Settings;
+use crate::domain::{ApiBaseUrl, CallSid};
+use crate::upstream::{Answer, Upstream};
+
+/// How long one streaming URL is reused: ASAPP issues it for 5 minutes, and
+/// the last minute is left for calls that start while it is being used.
+pub const STREAM_URL_REUSE: Duration = Duration::from_secs(4 * 60);
+
+/// The streaming URL `--dev` answers with instead of asking ASAPP.
+pub const DEV_STREAM_URL: &str = "wss://genagent.asapp.example.invalid/twilio-media-stream";
+
+/// A `wss://` URL Twilio streams a call's audio to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamUrl(String);
+
+impl StreamUrl {
+    /// Accept an absolute `wss://` URL with a host (Twilio streams nowhere else).
+    ///
+    /// # Errors
+    /// When the text is not such a URL.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match url::Url::parse(text) {
+            Ok(url) if url.scheme() == "wss" && url.has_host() => Ok(Self(text.to_owned())),
+            _ => Err("not a wss:// URL".to_owned()),
+        }
+    }
+}
+
+impl AsRef<str> for StreamUrl {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a call transfer stands (`status`). Known values are matched in any
+/// case (ASAPP's own examples mix `COMPLETED` and `completed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferStatus {
+    /// Created, waiting for the call.
+    Active,
+    /// The call is with GenerativeAgent.
+    Ongoing,
+    /// GenerativeAgent finished; the output context is set.
+    Completed,
+    /// No longer valid.
+    Expired,
+    /// A value this version does not know, as sent.
+    Other(String),
+}
+
+impl TransferStatus {
+    fn parse(text: &str) -> Self {
+        match text.to_ascii_uppercase().as_str() {
+            "ACTIVE" => Self::Active,
+            "ONGOING" => Self::Ongoing,
+            "COMPLETED" => Self::Completed,
+            "EXPIRED" => Self::Expired,
+            _ => Self::Other(text.to_owned()),
+        }
+    }
+
+    /// The upper-case name (unknown values as sent).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Ongoing => "ONGOING",
+            Self::Completed => "COMPLETED",
+            Self::Expired => "EXPIRED",
+            Self::Other(text) => text,
+        }
+    }
+}
+
+/// Who the call goes to next (`outputContext.transferType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferType {
+    /// GenerativeAgent asks for a human agent.
+    Agent,
+    /// A task hands the call back to the originating system.
+    System,
+    /// A value this version does not know, as sent.
+    Other(String),
+}
+
+impl TransferType {
+    fn parse(text: &str) -> Self {
+        match text.to_ascii_uppercase().as_str() {
+            "AGENT" => Self::Agent,
+            "SYSTEM" => Self::System,
+            _ => Self::Other(text.to_owned()),
+        }
+    }
+
+    /// The upper-case name (unknown values as sent).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Agent => "AGENT",
+            Self::System => "SYSTEM",
+            Self::Other(text) => text,
+        }
+    }
+}
+
+/// The result of a call transfer, as flexbridge acts on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallTransfer {
+    /// Where the transfer stands.
+    pub status: TransferStatus,
+    /// `outputContext.transferType`, when GenerativeAgent set one.
+    pub transfer_type: Option<TransferType>,
+    /// `outputContext.currentTaskName`.
+    pub current_task_name: Option<String>,
+    /// `outputContext.referenceVariables`, as sent.
+    pub reference_variables: Value,
+    /// `outputContext.transferVariables`, as sent.
+    pub transfer_variables: Value,
+}
+
+/// The five fields a Studio flow reads, in the shape ASAPP's own Studio
+/// sample returns; also the `asapp` task attribute of an enqueued call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferSummary<'a> {
+    /// `status`, upper case.
+    pub call_transfer_status: &'a str,
+    /// `AGENT`, `SYSTEM` or `null`.
+    pub transfer_type: Option<&'a str>,
+    /// The task GenerativeAgent was in when the call ended.
+    pub current_task_name: Option<&'a str>,
+    /// Key-value pairs describing the customer and conversation.
+    pub reference_variables: &'a Value,
+    /// Key-value pairs for the next system or agent.
+    pub transfer_variables: &'a Value,
+}
+
+impl CallTransfer {
+    /// The fields Studio and Flex see.
+    pub fn summary(&self) -> TransferSummary<'_> {
+        TransferSummary {
+            call_transfer_status: self.status.as_str(),
+            transfer_type: self.transfer_type.as_ref().map(TransferType::as_str),
+            current_task_name: self.current_task_name.as_deref(),
+            reference_variables: &self.reference_variables,
+            transfer_variables: &self.transfer_variables,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct StreamUrlBody {
+    #[serde(rename = "streamingUrl")]
+    streaming_url: String,
+}
+
+#[derive(Deserialize)]
+struct CallTransferBody {
+    status: String,
+    #[serde(rename = "outputContext", default)]
+    output_context: Option<OutputContext>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct OutputContext {
+    transfer_type: Option<String>,
+    current_task_name: Option<String>,
+    #[serde(default)]
+    reference_variables: Value,
+    #[serde(default)]
+    transfer_variables: Value,
+}
+
+/// ASAPP's error document.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorDetail {
+    code: Option<String>,
+    message: Option<String>,
+    request_id: Option<String>,
+}
+
+/// Where and as whom to call ASAPP.
+#[derive(Clone)]
+struct Api {
+    host: ApiBaseUrl,
+    id: HeaderValue,
+    secret: SecretString,
+}
+
+/// The ASAPP GenerativeAgent client; clones share the streaming-URL cache.
+#[derive(Clone)]
+pub struct AsappClient {
+    calls: Calls,
+    stream_urls: RefreshCache<StreamUrl, Arc<VendorError>>,
+}
+
+/// ASAPP's HTTP API without the cache, so a fetch in flight holds no
+/// reference to the cache that holds it.
+#[derive(Clone)]
+struct Calls {
+    upstream: Upstream,
+    /// The API, or the first variable missing for it.
+    api: Result<Api, &'static str>,
+    dry_run: bool,
+}
+
+impl AsappClient {
+    /// A client for the configured API; `--dev` makes it answer demo values
+    /// without calling ASAPP.
+    pub fn new(settings: &Settings, upstream: Upstream) -> Self {
+        let a = &settings.asapp;
+        let api = match (&a.api_host, &a.api_id, &a.api_secret) {
+            (None, _, _) => Err("ASAPP_API_HOST"),
+            (_, None, _) => Err("ASAPP_API_ID"),
+            (_, _, None) => Err("ASAPP_API_SECRET"),
+            (Some(host), Some(id), Some(secret)) => HeaderValue::from_str(id)
+                .map(|id| Api {
+                    host: host.clone(),
+                    id,
+                    secret: secret.clone(),
+                })
+                .map_err(|_| "ASAPP_API_ID"),
+        };
+        Self {
+            calls: Calls {
+                upstream,
+                api,
+                dry_run: settings.dev,
+            },
+            stream_urls: RefreshCache::new(STREAM_URL_REUSE),
+        }
+    }
+
+    /// The streaming URL for a new call: the cached one while it is at most
+    /// [`STREAM_URL_REUSE`] old, else a fresh one fetched once for every
+    /// concurrent caller.
+    ///
+    /// # Errors
+    /// The [`VendorError`] of the fetch (shared by the callers that waited
+    /// for it) when ASAPP is not configured, unreachable, refuses, or answers
+    /// something other than a `wss://` URL.
+    pub async fn stream_url(&self) -> Result<StreamUrl, Arc<VendorError>> {
+        let calls = self.calls.clone();
+        self.stream_urls
+            .get(move || async move { calls.stream_url().await.map_err(Arc::new) })
+            .await
+    }
+
+    /// `GET /generativeagent/v1/call-transfers/{call}`: the transfer whose id
+    /// is the call SID (flexbridge sends it as `asapp_callTransferId`).
+    /// `None` when ASAPP has no such transfer (404: the caller hung up
+    /// before GenerativeAgent finished).
+    ///
+    /// # Errors
+    /// [`VendorError`] when ASAPP is not configured, unreachable, refuses, or
+    /// answers something other than a call transfer.
+    pub async fn call_transfer(&self, call: &CallSid) -> Result<Option<CallTransfer>, VendorError> {
+        self.calls.call_transfer(call).await
+    }
+}
+
+impl Calls {
+    /// `GET /mg-genagent/v1/twilio-media-stream-url`, uncached.
+    async fn stream_url(&self) -> Result<StreamUrl, VendorError> {
+        if self.dry_run {
+            return Ok(StreamUrl(DEV_STREAM_URL.to_owned()));
+        }
+        let answer = self.get("/mg-genagent/v1/twilio-media-stream-url").await?;
+        let status = answer.status.as_u16();
+        if !answer.status.is_success() {
+            return Err(refused(&answer));
+        }
+        serde_json::from_slice::<StreamUrlBody>(&answer.body)
+            .ok()
+            .and_then(|body| StreamUrl::parse(&body.streaming_url).ok())
+            .ok_or(VendorError::Decode {
+                vendor: Vendor::Asapp,
+                status,
+            })
+    }
+
+    async fn call_transfer(&self, call: &CallSid) -> Result<Option<CallTransfer>, VendorError> {
+        if self.dry_run {
+            return Ok(Some(dev_transfer()));
+        }
+        let answer = self
+            .get(&format!("/generativeagent/v1/call-transfers/{call}"))
+            .await?;
+        let status = answer.status.as_u16();
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !answer.status.is_success() {
+            return Err(refused(&answer));
+        }
+        let body: CallTransferBody =
+            serde_json::from_slice(&answer.body).map_err(|_| VendorError::Decode {
+                vendor: Vendor::Asapp,
+                status,
+            })?;
+        let output = body.output_context.unwrap_or_default();
+        Ok(Some(CallTransfer {
+            status: TransferStatus::parse(&body.status),
+            transfer_type: output.transfer_type.as_deref().map(TransferType::parse),
+            current_task_name: output.current_task_name,
+            reference_variables: output.reference_variables,
+            transfer_variables: output.transfer_variables,
+        }))
+    }
+
+    async fn get(&self, path: &str) -> Result<Answer, VendorError> {
+        let api = self
+            .api
+            .as_ref()
+            .map_err(|variable| VendorError::NotConfigured {
+                vendor: Vendor::Asapp,
+                variable,
+            })?;
+        let mut secret = HeaderValue::from_str(api.secret.expose_secret()).map_err(|_| {
+            VendorError::NotConfigured {
+                vendor: Vendor::Asapp,
+                variable: "ASAPP_API_SECRET",
+            }
+        })?;
+        secret.set_sensitive(true);
+        let url = api.host.join(path);
+        self.upstream
+            .send(Vendor::Asapp.upstream(), || {
+                self.upstream
+                    .http()
+                    .get(&url)
+                    .header("asapp-api-id", api.id.clone())
+                    .header("asapp-api-secret", secret.clone())
+                    .header(ACCEPT, "application/json")
+            })
+            .await
+            .map_err(|source| VendorError::Upstream {
+                vendor: Vendor::Asapp,
+                source,
+            })
+    }
+}
+
+/// The refusal in `answer`, with ASAPP's error code, message and request id
+/// when the body is its error document.
+fn refused(answer: &Answer) -> VendorError {
+    let detail = serde_json::from_slice::<ErrorBody>(&answer.body)
+        .ok()
+        .map(|body| {
+            let e = body.error;
+            let mut parts = Vec::new();
+            if let Some(code) = e.code {
+                parts.push(format!("error {code}"));
+            }
+            if let Some(message) = e.message {
+                parts.push(message);
+            }
+            if let Some(request_id) = e.request_id {
+                parts.push(format!("request {request_id}"));
+            }
+            super::shorten(&parts.join(", "))
+        })
+        .filter(|detail| !detail.is_empty());
+    VendorError::Refused {
+        vendor: Vendor::Asapp,
+        status: answer.status.as_u16(),
+        detail,
+    }
+}
+
+/// The transfer `--dev` acts on: GenerativeAgent asked for a human agent.
+fn dev_transfer() -> CallTransfer {
+    CallTransfer {
+        status: TransferStatus::Completed,
+        transfer_type: Some(TransferType::Agent),
+        current_task_name: Some("dev_demo".to_owned()),
+        reference_variables: serde_json::json!({ "customer_name": "Dev Demo" }),
+        transfer_variables: serde_json::json!({ "reason": "caller asked for an agent" }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_urls_must_be_wss_with_a_host() {
+        assert!(StreamUrl::parse("wss://media.asapp.com/s?t=1").is_ok());
+        for bad in [
+            "",
+            "ws://media.asapp.com/s",
+            "https://media.asapp.com/s",
+            "wss://",
+            "media.asapp.com",
+        ] {
+            assert!(StreamUrl::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_and_transfer_types_are_matched_in_any_case_and_kept_otherwise() {
+        assert_eq!(
+            TransferStatus::parse("completed"),
+            TransferStatus::Completed
+        );
+        assert_eq!(TransferStatus::parse("EXPIRED").as_str(), "EXPIRED");
+        assert_eq!(TransferStatus::parse("Paused").as_str(), "Paused");
+        assert_eq!(TransferType::parse("agent"), TransferType::Agent);
+        assert_eq!(TransferType::parse("QUEUE").as_str(), "QUEUE");
+    }
+
+    #[test]
+    fn a_summary_has_the_five_studio_fields_with_nulls_for_what_is_missing() {
+        let transfer = CallTransfer {
+            status: TransferStatus::Ongoing,
+            transfer_type: None,
+            current_task_name: None,
+            reference_variables: Value::Null,
+            transfer_variables: serde_json::json!({"a": "1"}),
+        };
+        assert_eq!(
+            serde_json::to_string(&transfer.summary()).unwrap(),
+            r#"{"callTransferStatus":"ONGOING","transferType":null,"currentTaskName":null,"referenceVariables":null,"transferVariables":{"a":"1"}}"#
+        );
+    }
+}

@@ -1,0 +1,937 @@
+//! `/engage` and `/call-complete` against a local stand-in for ASAPP
+//! (wiremock): exact TwiML and JSON, exact outbound requests, the
+//! streaming-URL cache, and every vendor fault.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::flex_handover::json_of;
+use crate::helpers::{CALL_SID, STUDIO, TestApp, WORKFLOW, spawn_app};
+
+pub const ASAPP_ID: &str = "asapp-id-7f3a";
+pub const ASAPP_SECRET: &str = "asapp-secret-c91e0b";
+const PUBLIC: &str = "https://flexbridge.example.com";
+const STREAM: &str = "wss://media.asapp.test/twilio?token=a1&region=us";
+const STREAM_PATH: &str = "/mg-genagent/v1/twilio-media-stream-url";
+const SORRY: &str = "Sorry, please hold.";
+pub const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+
+fn transfer_path() -> String {
+    format!("/generativeagent/v1/call-transfers/{CALL_SID}")
+}
+
+/// An app whose ASAPP origin is `asapp`, with Flex and a public base URL;
+/// `extra` overrides or adds variables (an empty value unsets one).
+pub async fn spawn_asapp_app(asapp: &MockServer, extra: &[(&str, &str)]) -> TestApp {
+    let uri = asapp.uri();
+    let mut env = vec![
+        ("ASAPP_API_HOST", uri.as_str()),
+        ("ASAPP_API_ID", ASAPP_ID),
+        ("ASAPP_API_SECRET", ASAPP_SECRET),
+        ("PUBLIC_BASE_URL", PUBLIC),
+        ("FLEX_WORKFLOW_SID", WORKFLOW),
+        ("FALLBACK_MESSAGE", SORRY),
+        ("UPSTREAM_TIMEOUT_MS", "2000"),
+    ];
+    for (name, value) in extra {
+        env.retain(|(n, _)| n != name);
+        // Outside --dev an absent variable is unset, and the harness
+        // derives the signed URL from PUBLIC_BASE_URL only when present.
+        if !value.is_empty() {
+            env.push((name, value));
+        }
+    }
+    spawn_app(&env).await
+}
+
+fn stream_url_answer(url: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({ "streamingUrl": url }))
+}
+
+async fn mount_stream_url(asapp: &MockServer, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(STREAM_PATH))
+        .respond_with(response)
+        .mount(asapp)
+        .await;
+}
+
+async fn mount_transfer(asapp: &MockServer, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(transfer_path()))
+        .respond_with(response)
+        .mount(asapp)
+        .await;
+}
+
+fn transfer(status: &str, output: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": CALL_SID,
+        "externalConversationId": CALL_SID,
+        "status": status,
+        "createdAt": "2024-06-01T12:34:56Z",
+        "type": "PHONE_NUMBER",
+        "outputContext": output,
+    }))
+}
+
+fn agent_output() -> Value {
+    json!({
+        "transferType": "AGENT",
+        "currentTaskName": "billing_dispute",
+        "referenceVariables": {"account_id": "A-1001"},
+        "transferVariables": {"reason": "refund <now> & \"fast\""},
+    })
+}
+
+/// XML text escaping, written independently of the app's writer.
+pub fn xml_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// Assert that ASAPP received exactly one authenticated `GET path`.
+fn assert_one_asapp_get(requests: &[Request], expected_path: &str) {
+    assert_eq!(requests.len(), 1, "exactly one request to ASAPP");
+    let request = &requests[0];
+    assert_eq!(request.method.as_str(), "GET");
+    assert_eq!(request.url.path(), expected_path);
+    assert_eq!(request.url.query(), None);
+    assert_eq!(request.headers["asapp-api-id"], ASAPP_ID);
+    assert_eq!(request.headers["asapp-api-secret"], ASAPP_SECRET);
+    assert_eq!(request.headers["accept"], "application/json");
+}
+
+/// A Studio return with `FlexbridgeError={code}`.
+fn studio_fallback(code: &str) -> String {
+    format!(
+        r#"{DECL}<Response><Redirect method="POST">{STUDIO}?FlowEvent=return&amp;FlexbridgeError={code}</Redirect></Response>"#
+    )
+}
+
+#[tokio::test]
+async fn engage_connects_the_call_to_the_stream_with_the_call_sid_and_forwarded_fields() {
+    let asapp = MockServer::start().await;
+    mount_stream_url(&asapp, stream_url_answer(STREAM)).await;
+    let app = spawn_asapp_app(&asapp, &[]).await;
+
+    let twiml = app
+        .voice(
+            "/engage?input_lang=en&taskName=ignored-repeat",
+            &[
+                ("CallSid", CALL_SID),
+                ("From", "+14155550100"),
+                ("taskName", "billing"),
+                ("customerId", "cust-42"),
+                ("input_note", "5 < 6 & \"quoted\" 'x'"),
+                ("input_blank", " "),
+                ("input_", "no name"),
+                ("Caller", "+14155550100"),
+            ],
+        )
+        .await;
+
+    assert_eq!(
+        twiml,
+        format!(
+            "{DECL}<Response><Connect action=\"{PUBLIC}/call-complete?callSid={CALL_SID}\">\
+             <Stream url=\"wss://media.asapp.test/twilio?token=a1&amp;region=us\">\
+             <Parameter name=\"asapp_callTransferId\" value=\"{CALL_SID}\"/>\
+             <Parameter name=\"asapp_externalConversationId\" value=\"{CALL_SID}\"/>\
+             <Parameter name=\"customerId\" value=\"cust-42\"/>\
+             <Parameter name=\"taskName\" value=\"billing\"/>\
+             <Parameter name=\"input_note\" value=\"5 &lt; 6 &amp; &quot;quoted&quot; &apos;x&apos;\"/>\
+             <Parameter name=\"input_lang\" value=\"en\"/>\
+             </Stream></Connect></Response>"
+        )
+    );
+    let doc = roxmltree::Document::parse(&twiml).unwrap();
+    let note = doc
+        .descendants()
+        .find(|n| n.attribute("name") == Some("input_note"))
+        .unwrap();
+    assert_eq!(note.attribute("value"), Some("5 < 6 & \"quoted\" 'x'"));
+    assert_one_asapp_get(&asapp.received_requests().await.unwrap(), STREAM_PATH);
+}
+
+#[tokio::test]
+async fn engage_without_a_public_base_url_gives_a_relative_action_and_accepts_get() {
+    let asapp = MockServer::start().await;
+    mount_stream_url(&asapp, stream_url_answer("wss://m.asapp.test/s")).await;
+    let app = spawn_asapp_app(&asapp, &[("PUBLIC_BASE_URL", "")]).await;
+
+    let response = app
+        .get_signed(&format!("/engage?CallSid={CALL_SID}&customerId=c%261"))
+        .await;
+    let twiml = crate::helpers::assert_twiml_response(response).await;
+
+    assert_eq!(
+        twiml,
+        format!(
+            "{DECL}<Response><Connect action=\"/call-complete?callSid={CALL_SID}\"><Stream url=\"wss://m.asapp.test/s\">\
+             <Parameter name=\"asapp_callTransferId\" value=\"{CALL_SID}\"/>\
+             <Parameter name=\"asapp_externalConversationId\" value=\"{CALL_SID}\"/>\
+             <Parameter name=\"customerId\" value=\"c&amp;1\"/></Stream></Connect></Response>"
+        )
+    );
+}
+
+/// Studio sends the call with `FlowEvent=return`: no action, and the call
+/// goes back to the flow when the stream ends (when the flow is configured).
+#[tokio::test]
+async fn engage_from_studio_has_no_action_and_returns_the_call_to_the_flow() {
+    let expected_connect = format!(
+        "<Connect><Stream url=\"wss://m.asapp.test/s\">\
+         <Parameter name=\"asapp_callTransferId\" value=\"{CALL_SID}\"/>\
+         <Parameter name=\"asapp_externalConversationId\" value=\"{CALL_SID}\"/></Stream></Connect>"
+    );
+    let cases = [
+        (
+            vec![("STUDIO_WEBHOOK_URL", STUDIO)],
+            format!(
+                "{DECL}<Response>{expected_connect}<Redirect method=\"POST\">{STUDIO}?FlowEvent=return</Redirect></Response>"
+            ),
+        ),
+        (
+            vec![],
+            format!("{DECL}<Response>{expected_connect}</Response>"),
+        ),
+    ];
+    for (env, expected) in cases {
+        let asapp = MockServer::start().await;
+        mount_stream_url(&asapp, stream_url_answer("wss://m.asapp.test/s")).await;
+        let app = spawn_asapp_app(&asapp, &env).await;
+
+        let twiml = app
+            .voice("/engage?FlowEvent=return", &[("CallSid", CALL_SID)])
+            .await;
+
+        assert_eq!(twiml, expected, "{env:?}");
+    }
+}
+
+#[tokio::test]
+async fn fifty_concurrent_engages_fetch_the_stream_url_once() {
+    let asapp = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(STREAM_PATH))
+        .respond_with(stream_url_answer(STREAM).set_delay(Duration::from_millis(200)))
+        .expect(1)
+        .mount(&asapp)
+        .await;
+    let app = spawn_asapp_app(&asapp, &[]).await;
+
+    let answers = futures_util::future::join_all(
+        (0..50).map(|_| app.voice("/engage", &[("CallSid", CALL_SID)])),
+    )
+    .await;
+
+    assert_eq!(asapp.received_requests().await.unwrap().len(), 1);
+    assert!(
+        answers.iter().all(|twiml| twiml
+            .contains("<Stream url=\"wss://media.asapp.test/twilio?token=a1&amp;region=us\">")),
+        "{answers:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_url_is_reused_by_the_next_call() {
+    let asapp = MockServer::start().await;
+    mount_stream_url(&asapp, stream_url_answer(STREAM)).await;
+    let app = spawn_asapp_app(&asapp, &[]).await;
+
+    let first = app.voice("/engage", &[("CallSid", CALL_SID)]).await;
+    let second = app.voice("/engage", &[("CallSid", CALL_SID)]).await;
+
+    assert_eq!(first, second);
+    assert_eq!(asapp.received_requests().await.unwrap().len(), 1);
+}
+
+/// A failed refresh is not remembered: the next call asks ASAPP again.
+#[tokio::test]
+async fn a_failed_stream_url_fetch_is_not_cached() {
+    let asapp = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(STREAM_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&asapp)
+        .await;
+    mount_stream_url(&asapp, stream_url_answer(STREAM)).await;
+    let app = spawn_asapp_app(&asapp, &[("STUDIO_WEBHOOK_URL", STUDIO)]).await;
+
+    let first = app.voice("/engage", &[("CallSid", CALL_SID)]).await;
+    let second = app.voice("/engage", &[("CallSid", CALL_SID)]).await;
+
+    assert!(first.contains("FlexbridgeError=asapp_refused"), "{first}");
+    assert!(second.contains("<Stream url="), "{second}");
+    assert_eq!(asapp.received_requests().await.unwrap().len(), 2);
+}
+
+/// A closed local port: connections are refused.
+pub fn closed_origin() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+/// One way a vendor can fail: what its stand-in answers (nothing when the
+/// fault is in the configuration or the connection), the variables that
+/// cause it, and the code flexbridge reports.
+pub struct Fault {
+    pub name: &'static str,
+    pub response: Option<ResponseTemplate>,
+    pub env: Vec<(&'static str, String)>,
+    pub code: &'static str,
+}
+
+impl Fault {
+    pub fn answer(name: &'static str, response: ResponseTemplate, code: &'static str) -> Self {
+        Self {
+            name,
+            response: Some(response),
+            env: Vec::new(),
+            code,
+        }
+    }
+
+    pub fn setting(
+        name: &'static str,
+        variable: &'static str,
+        value: String,
+        code: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            response: None,
+            env: vec![(variable, value)],
+            code,
+        }
+    }
+
+    /// A fault in the request itself: the vendor is never asked.
+    pub fn in_request(name: &'static str, code: &'static str) -> Self {
+        Self {
+            name,
+            response: None,
+            env: Vec::new(),
+            code,
+        }
+    }
+
+    /// The app's variables: `base`, then this fault's.
+    pub fn vars<'a>(&'a self, base: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut vars = base.to_vec();
+        vars.extend(self.env.iter().map(|(k, v)| (*k, v.as_str())));
+        vars
+    }
+}
+
+/// Each way ASAPP can fail (the deadline is 300 ms).
+fn asapp_faults() -> Vec<Fault> {
+    let unauthorized =
+        json!({"error": {"requestId": "r-1", "code": "401-01", "message": "Unauthorized"}});
+    vec![
+        Fault::answer(
+            "slower than the deadline",
+            stream_url_answer(STREAM).set_delay(Duration::from_millis(700)),
+            "asapp_timeout",
+        ),
+        Fault::answer(
+            "401",
+            ResponseTemplate::new(401).set_body_json(unauthorized),
+            "asapp_refused",
+        ),
+        Fault::answer(
+            "500",
+            ResponseTemplate::new(500).set_body_string("oops"),
+            "asapp_refused",
+        ),
+        Fault::answer("503", ResponseTemplate::new(503), "asapp_refused"),
+        Fault::answer(
+            "200 but not JSON",
+            ResponseTemplate::new(200).set_body_string("<html>maintenance</html>"),
+            "asapp_bad_response",
+        ),
+        Fault::answer(
+            "200 JSON of another shape",
+            ResponseTemplate::new(200).set_body_json(json!({"url": STREAM})),
+            "asapp_bad_response",
+        ),
+        Fault::setting(
+            "connection refused",
+            "ASAPP_API_HOST",
+            closed_origin(),
+            "asapp_unreachable",
+        ),
+        Fault::setting(
+            "no secret",
+            "ASAPP_API_SECRET",
+            String::new(),
+            "asapp_not_configured",
+        ),
+        Fault::setting(
+            "no host",
+            "ASAPP_API_HOST",
+            String::new(),
+            "asapp_not_configured",
+        ),
+    ]
+}
+
+/// Every ASAPP fault on `/engage`: 200, the apology, then back to Studio.
+#[tokio::test]
+async fn engage_says_the_fallback_message_then_returns_to_studio_on_each_asapp_fault() {
+    for fault in asapp_faults() {
+        let asapp = MockServer::start().await;
+        if let Some(response) = &fault.response {
+            mount_stream_url(&asapp, response.clone()).await;
+        }
+        let vars = fault.vars(&[
+            ("STUDIO_WEBHOOK_URL", STUDIO),
+            ("UPSTREAM_TIMEOUT_MS", "300"),
+        ]);
+        let app = spawn_asapp_app(&asapp, &vars).await;
+
+        let twiml = app.voice("/engage", &[("CallSid", CALL_SID)]).await;
+
+        assert_eq!(
+            twiml,
+            format!(
+                "{DECL}<Response><Say>{SORRY}</Say><Redirect method=\"POST\">{STUDIO}?FlowEvent=return&amp;FlexbridgeError={}</Redirect></Response>",
+                fault.code
+            ),
+            "{}",
+            fault.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn engage_refuses_a_stream_url_that_is_not_wss() {
+    let asapp = MockServer::start().await;
+    mount_stream_url(&asapp, stream_url_answer("https://media.asapp.test/s")).await;
+    let app = spawn_asapp_app(&asapp, &[("STUDIO_WEBHOOK_URL", STUDIO)]).await;
+
+    let twiml = app.voice("/engage", &[("CallSid", CALL_SID)]).await;
+
+    assert!(
+        twiml.contains("FlexbridgeError=asapp_bad_response"),
+        "{twiml}"
+    );
+}
+
+/// Without Studio the apology comes before Flex; without either it is said once.
+#[tokio::test]
+async fn engage_falls_back_to_flex_or_to_a_single_apology() {
+    let flex_task = xml_text(&format!(
+        r#"{{"call_sid":"{CALL_SID}","flexbridge_error":"asapp_refused"}}"#
+    ));
+    let cases = [
+        (
+            vec![],
+            format!(
+                "{DECL}<Response><Say>{SORRY}</Say><Enqueue workflowSid=\"{WORKFLOW}\"><Task>{flex_task}</Task></Enqueue></Response>"
+            ),
+        ),
+        (
+            vec![("FLEX_WORKFLOW_SID", "")],
+            format!("{DECL}<Response><Say>{SORRY}</Say><Hangup/></Response>"),
+        ),
+    ];
+    for (env, expected) in cases {
+        let asapp = MockServer::start().await;
+        mount_stream_url(&asapp, ResponseTemplate::new(401)).await;
+        let app = spawn_asapp_app(&asapp, &env).await;
+
+        let twiml = app.voice("/engage", &[("CallSid", CALL_SID)]).await;
+
+        assert_eq!(twiml, expected, "{env:?}");
+    }
+}
+
+#[tokio::test]
+async fn engage_without_a_valid_call_sid_falls_back_without_calling_asapp() {
+    let asapp = MockServer::start().await;
+    mount_stream_url(&asapp, stream_url_answer(STREAM)).await;
+    let app = spawn_asapp_app(&asapp, &[("STUDIO_WEBHOOK_URL", STUDIO)]).await;
+
+    let missing = app.voice("/engage", &[("From", "+14155550100")]).await;
+    let invalid = app.voice("/engage", &[("CallSid", "CA123")]).await;
+
+    assert_eq!(missing, studio_fallback("missing_call_sid"));
+    assert_eq!(invalid, studio_fallback("invalid_call_sid"));
+    assert!(asapp.received_requests().await.unwrap().is_empty());
+}
+
+/// `AGENT`: into Flex, the transfer under `asapp` in the task attributes.
+#[tokio::test]
+async fn call_complete_enqueues_an_agent_transfer_into_flex_with_its_variables() {
+    let asapp = MockServer::start().await;
+    mount_transfer(&asapp, transfer("COMPLETED", agent_output())).await;
+    let app = spawn_asapp_app(&asapp, &[("STUDIO_WEBHOOK_URL", STUDIO)]).await;
+
+    let twiml = app
+        .voice(
+            &format!("/call-complete?callSid={CALL_SID}"),
+            &[("CallSid", CALL_SID), ("CallStatus", "in-progress")],
+        )
+        .await;
+
+    let task = format!(
+        r#"{{"asapp":{{"callTransferStatus":"COMPLETED","currentTaskName":"billing_dispute","referenceVariables":{{"account_id":"A-1001"}},"transferType":"AGENT","transferVariables":{{"reason":"refund <now> & \"fast\""}}}},"call_sid":"{CALL_SID}"}}"#
+    );
+    assert_eq!(
+        twiml,
+        format!(
+            "{DECL}<Response><Enqueue workflowSid=\"{WORKFLOW}\"><Task>{}</Task></Enqueue></Response>",
+            xml_text(&task)
+        )
+    );
+    let doc = roxmltree::Document::parse(&twiml).unwrap();
+    let attributes: Value = serde_json::from_str(
+        doc.descendants()
+            .find(|n| n.has_tag_name("Task"))
+            .unwrap()
+            .text()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        attributes["asapp"]["transferVariables"]["reason"],
+        "refund <now> & \"fast\""
+    );
+    assert_one_asapp_get(&asapp.received_requests().await.unwrap(), &transfer_path());
+}
+
+/// The `callSid` flexbridge put in the action URL wins over the form's.
+#[tokio::test]
+async fn call_complete_reads_the_call_sid_from_the_action_url_first() {
+    let asapp = MockServer::start().await;
+    mount_transfer(&asapp, transfer("COMPLETED", agent_output())).await;
+    let app = spawn_asapp_app(&asapp, &[]).await;
+
+    app.voice(
+        &format!("/call-complete?callSid={CALL_SID}"),
+        &[("CallSid", "CA99999999999999999999999999999999")],
+    )
+    .await;
+    app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
+
+    let paths: Vec<String> = asapp
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(paths, [transfer_path(), transfer_path()]);
+}
+
+/// `SYSTEM` or completed: back to Studio with the transfer's outcome.
+#[tokio::test]
+async fn call_complete_returns_a_system_transfer_to_studio() {
+    let asapp = MockServer::start().await;
+    mount_transfer(
+        &asapp,
+        transfer(
+            "completed",
+            json!({"transferType": "SYSTEM", "currentTaskName": "order status & more", "transferVariables": {"k": "v"}}),
+        ),
+    )
+    .await;
+    let app = spawn_asapp_app(&asapp, &[("STUDIO_WEBHOOK_URL", STUDIO)]).await;
+
+    let twiml = app
+        .voice(&format!("/call-complete?callSid={CALL_SID}"), &[])
+        .await;
+
+    assert_eq!(
+        twiml,
+        format!(
+            "{DECL}<Response><Redirect method=\"POST\">{STUDIO}?FlowEvent=return&amp;callTransferStatus=COMPLETED\
+             &amp;transferType=SYSTEM&amp;currentTaskName=order%20status%20%26%20more</Redirect></Response>"
+        )
+    );
+}
+
+/// Without Studio, `SYSTEM`, a completed call without a type, or an
+/// unknown type ends the call.
+#[tokio::test]
+async fn call_complete_hangs_up_when_the_agent_is_done_and_there_is_no_studio() {
+    let cases = [
+        (
+            "SYSTEM",
+            transfer("COMPLETED", json!({"transferType": "SYSTEM"})),
+        ),
+        ("completed without type", transfer("COMPLETED", json!({}))),
+        (
+            "no output context",
+            ResponseTemplate::new(200).set_body_json(json!({"status": "COMPLETED"})),
+        ),
+        (
+            "unknown type",
+            transfer("COMPLETED", json!({"transferType": "QUEUE"})),
+        ),
+    ];
+    for (name, response) in cases {
+        let asapp = MockServer::start().await;
+        mount_transfer(&asapp, response).await;
+        let app = spawn_asapp_app(&asapp, &[]).await;
+
+        let twiml = app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
+
+        assert_eq!(
+            twiml,
+            format!("{DECL}<Response><Hangup/></Response>"),
+            "{name}"
+        );
+    }
+}
+
+/// No transfer record: the caller hung up. Not an error, so no fallback.
+#[tokio::test]
+async fn call_complete_hangs_up_when_the_caller_already_hung_up() {
+    let asapp = MockServer::start().await;
+    mount_transfer(
+        &asapp,
+        ResponseTemplate::new(404).set_body_json(
+            json!({"error": {"requestId": "r", "code": "404-01", "message": "Not found"}}),
+        ),
+    )
+    .await;
+    let app = spawn_asapp_app(&asapp, &[("STUDIO_WEBHOOK_URL", STUDIO)]).await;
+
+    let twiml = app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
+
+    assert_eq!(twiml, format!("{DECL}<Response><Hangup/></Response>"));
+}
+
+/// `EXPIRED` without an agent request: what GenerativeAgent decided is lost,
+/// so the caller gets the voice fallback.
+#[tokio::test]
+async fn call_complete_falls_back_when_the_transfer_expired() {
+    let asapp = MockServer::start().await;
+    mount_transfer(&asapp, transfer("EXPIRED", json!({}))).await;
+    let app = spawn_asapp_app(&asapp, &[("STUDIO_WEBHOOK_URL", STUDIO)]).await;
+
+    let twiml = app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
+
+    assert_eq!(twiml, studio_fallback("asapp_transfer_expired"));
+}
+
+#[tokio::test]
+async fn call_complete_without_a_workflow_falls_back_for_an_agent_transfer() {
+    let asapp = MockServer::start().await;
+    mount_transfer(&asapp, transfer("COMPLETED", agent_output())).await;
+    let app = spawn_asapp_app(
+        &asapp,
+        &[("FLEX_WORKFLOW_SID", ""), ("STUDIO_WEBHOOK_URL", STUDIO)],
+    )
+    .await;
+
+    let twiml = app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
+
+    assert_eq!(twiml, studio_fallback("flex_workflow_not_configured"));
+}
+
+/// Every ASAPP fault on `/call-complete` (TwiML): 200 and the voice fallback.
+#[tokio::test]
+async fn call_complete_falls_back_on_each_asapp_fault() {
+    for fault in asapp_faults() {
+        let asapp = MockServer::start().await;
+        if let Some(response) = &fault.response {
+            mount_transfer(&asapp, response.clone()).await;
+        }
+        let vars = fault.vars(&[
+            ("STUDIO_WEBHOOK_URL", STUDIO),
+            ("UPSTREAM_TIMEOUT_MS", "300"),
+        ]);
+        let app = spawn_asapp_app(&asapp, &vars).await;
+
+        let twiml = app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
+
+        assert_eq!(twiml, studio_fallback(fault.code), "{}", fault.name);
+    }
+}
+
+/// POST `/call-complete` as a Studio Make HTTP Request widget would, signed.
+async fn post_for_json(
+    app: &TestApp,
+    path_and_query: &str,
+    params: &[(&str, &str)],
+    accept: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app.client.post(app.url(path_and_query)).form(params);
+    if let Some(signature) = app.signature_for(path_and_query, params) {
+        request = request.header("X-Twilio-Signature", signature);
+    }
+    if let Some(accept) = accept {
+        request = request.header("Accept", accept);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn call_complete_answers_studio_with_the_transfer_as_json() {
+    let asapp = MockServer::start().await;
+    mount_transfer(&asapp, transfer("COMPLETED", agent_output())).await;
+    let app = spawn_asapp_app(&asapp, &[]).await;
+    let expected = r#"{"callTransferStatus":"COMPLETED","transferType":"AGENT","currentTaskName":"billing_dispute","referenceVariables":{"account_id":"A-1001"},"transferVariables":{"reason":"refund <now> & \"fast\""}}"#;
+
+    let by_query = post_for_json(
+        &app,
+        "/call-complete?format=json",
+        &[("CallSid", CALL_SID)],
+        None,
+    )
+    .await;
+    let by_accept = post_for_json(
+        &app,
+        "/call-complete",
+        &[("CallSid", CALL_SID)],
+        Some("text/html;q=0.5, application/json"),
+    )
+    .await;
+    let by_get = app
+        .get_signed(&format!("/call-complete?callSid={CALL_SID}&format=json"))
+        .await;
+
+    for response in [by_query, by_accept, by_get] {
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.text().await.unwrap(), expected);
+    }
+    assert_eq!(asapp.received_requests().await.unwrap().len(), 3);
+}
+
+/// JSON errors: the status, code and message a flow can branch on.
+#[tokio::test]
+async fn call_complete_json_errors_carry_the_right_status_and_code() {
+    struct Case {
+        fault: Fault,
+        params: &'static [(&'static str, &'static str)],
+        status: u16,
+        message: Option<&'static str>,
+    }
+    let with_sid: &[(&str, &str)] = &[("CallSid", CALL_SID)];
+    let case = |fault, status, message| Case {
+        fault,
+        params: with_sid,
+        status,
+        message,
+    };
+    let unauthorized =
+        json!({"error": {"requestId": "r-9", "code": "401-01", "message": "Unauthorized"}});
+    let cases = [
+        case(
+            Fault::answer(
+                "no transfer",
+                ResponseTemplate::new(404),
+                "asapp_transfer_not_found",
+            ),
+            404,
+            None,
+        ),
+        case(
+            Fault::answer(
+                "401",
+                ResponseTemplate::new(401).set_body_json(unauthorized),
+                "asapp_refused",
+            ),
+            502,
+            Some("ASAPP answered 401 (error 401-01, Unauthorized, request r-9)."),
+        ),
+        case(
+            Fault::answer("500", ResponseTemplate::new(500), "asapp_refused"),
+            502,
+            Some("ASAPP answered 500."),
+        ),
+        case(
+            Fault::answer(
+                "bad JSON",
+                ResponseTemplate::new(200).set_body_string("{"),
+                "asapp_bad_response",
+            ),
+            502,
+            None,
+        ),
+        case(
+            Fault::answer(
+                "timeout",
+                transfer("COMPLETED", json!({})).set_delay(Duration::from_millis(700)),
+                "asapp_timeout",
+            ),
+            504,
+            Some("ASAPP did not answer within 300 ms."),
+        ),
+        case(
+            Fault::setting(
+                "unreachable",
+                "ASAPP_API_HOST",
+                closed_origin(),
+                "asapp_unreachable",
+            ),
+            502,
+            None,
+        ),
+        case(
+            Fault::setting(
+                "no id",
+                "ASAPP_API_ID",
+                String::new(),
+                "asapp_not_configured",
+            ),
+            500,
+            Some("ASAPP is not set up: ASAPP_API_ID is not set."),
+        ),
+        Case {
+            fault: Fault::in_request("no call SID", "missing_call_sid"),
+            params: &[("From", "+1")],
+            status: 400,
+            message: Some("the request has no call SID: send callSid or CallSid."),
+        },
+        Case {
+            fault: Fault::in_request("bad call SID", "invalid_call_sid"),
+            params: &[("CallSid", "CA12")],
+            status: 400,
+            message: None,
+        },
+    ];
+    for Case {
+        fault,
+        params,
+        status,
+        message,
+    } in cases
+    {
+        let asapp = MockServer::start().await;
+        if let Some(response) = &fault.response {
+            mount_transfer(&asapp, response.clone()).await;
+        }
+        let app = spawn_asapp_app(&asapp, &fault.vars(&[("UPSTREAM_TIMEOUT_MS", "300")])).await;
+
+        let (actual, body) = json_of(post_for_json(
+            &app,
+            "/call-complete?format=json",
+            params,
+            None,
+        ))
+        .await;
+
+        let name = fault.name;
+        assert_eq!(actual, status, "{name}: {body}");
+        assert_eq!(body["status"], "error", "{name}");
+        assert_eq!(body["error"], fault.code, "{name}: {body}");
+        match message {
+            Some(message) => assert_eq!(body["message"], message, "{name}"),
+            None => assert!(!body["message"].as_str().unwrap().is_empty(), "{name}"),
+        }
+        assert!(!body.to_string().contains(ASAPP_SECRET), "{name}");
+    }
+}
+
+/// Signatures are checked on `/engage` and `/call-complete` like every voice route.
+#[tokio::test]
+async fn asapp_routes_refuse_unsigned_and_forged_requests() {
+    let asapp = MockServer::start().await;
+    let app = spawn_asapp_app(&asapp, &[]).await;
+
+    for route in ["/engage", "/call-complete"] {
+        let unsigned = app
+            .client
+            .post(app.url(route))
+            .form(&[("CallSid", CALL_SID)])
+            .send()
+            .await
+            .unwrap();
+        let forged = app
+            .client
+            .post(app.url(route))
+            .header("X-Twilio-Signature", "Zm9yZ2Vk")
+            .form(&[("CallSid", CALL_SID)])
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(unsigned.status().as_u16(), 400, "{route}");
+        assert_eq!(forged.status().as_u16(), 403, "{route}");
+    }
+    assert!(asapp.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn call_complete_counts_its_handovers() {
+    let asapp = MockServer::start().await;
+    mount_transfer(&asapp, transfer("COMPLETED", agent_output())).await;
+    let app = spawn_asapp_app(&asapp, &[]).await;
+
+    app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert!(
+        metrics.contains(r#"flexbridge_handovers_total{vendor="asapp",outcome="handed_over"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"flexbridge_upstream_requests_total{upstream="asapp",outcome="200"}"#),
+        "{metrics}"
+    );
+}
+
+/// The API secret never reaches the logs, even at debug level and on failure.
+#[tokio::test]
+async fn the_asapp_secret_never_reaches_the_logs() {
+    let asapp = MockServer::start().await;
+    mount_stream_url(&asapp, ResponseTemplate::new(401)).await;
+    mount_transfer(&asapp, ResponseTemplate::new(500)).await;
+    let uri = asapp.uri();
+    let process = crate::process::start_binary(
+        &[],
+        &[
+            ("TWILIO_VALIDATE_SIGNATURES", "false"),
+            ("RUST_LOG", "debug"),
+            ("ASAPP_API_HOST", uri.as_str()),
+            ("ASAPP_API_ID", ASAPP_ID),
+            ("ASAPP_API_SECRET", ASAPP_SECRET),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    for (route, status) in [
+        ("/engage", 200),
+        ("/call-complete", 200),
+        ("/call-complete?format=json", 502),
+    ] {
+        let response = client
+            .post(format!("{}{route}", process.address))
+            .form(&[("CallSid", CALL_SID)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{route}");
+    }
+    let logs = process.stop_and_read_logs();
+
+    assert!(logs.contains("asapp_refused"), "{logs}");
+    assert!(!logs.contains(ASAPP_SECRET), "{logs}");
+}
