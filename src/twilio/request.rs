@@ -74,11 +74,14 @@ pub async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes
     Ok(body.freeze())
 }
 
-/// Decode `application/x-www-form-urlencoded` text into ordered pairs.
+/// Decode `application/x-www-form-urlencoded` text (a body or a query
+/// string) into ordered pairs, repeated names kept: the decoding every
+/// webhook and tool request goes through before its signature is checked.
 ///
-/// Never fails: malformed escapes stay literal and invalid UTF-8 becomes
-/// U+FFFD, which is what Twilio's own parsers do with such input too.
-fn decode_form(bytes: &[u8]) -> Vec<(String, String)> {
+/// Never fails: malformed escapes stay literal, `+` is a space, and invalid
+/// UTF-8 becomes U+FFFD, which is what Twilio's own parsers do with such
+/// input too.
+pub fn decode_form(bytes: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(bytes).into_owned().collect()
 }
 
