@@ -2,6 +2,7 @@
 
 mod check_config;
 mod dev_mode;
+mod faults;
 mod flex_handover;
 mod health;
 mod helpers;
