@@ -16,7 +16,16 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Install the Prometheus recorder (once; later calls reuse it).
+/// How often histogram samples are folded into their buckets. The recorder
+/// keeps every sample until that happens (or `/metrics` is scraped): 8 bytes
+/// or more per request, without bound when nobody scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The name of the thread that folds histogram samples.
+pub const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// Install the Prometheus recorder (once; later calls reuse it), and start
+/// the thread that keeps its memory bounded.
 pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
@@ -28,6 +37,20 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             // Another recorder may already be global (an embedding program);
             // then flexbridge's metrics go there and /metrics shows none.
             metrics::set_global_recorder(recorder).ok()?;
+            // A thread, not a task: it must run whatever runtime (if any)
+            // the embedding program uses, and it only sleeps.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name(UPKEEP_THREAD.to_owned())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error.message = %e, "no metrics upkeep thread: histograms grow until /metrics is scraped");
+            }
             Some(handle)
         })
         .as_ref()

@@ -13,7 +13,7 @@ use tracing_actix_web::RootSpan;
 
 use crate::domain::{Identity, SessionId, Sid, SidKind};
 use crate::errors::{RequestError, ToolError};
-use crate::twilio::{AuthError, SignedBody, WebhookAuth, read_body};
+use crate::twilio::{AuthError, SignedBody, WebhookAuth, decode_form, read_body};
 
 /// Fields that select targets rather than describe the customer.
 const OVERRIDES: [&str; 3] = ["FlexWorkspaceSid", "FlexWorkflowSid", "FlowSid"];
@@ -91,7 +91,7 @@ fn bad(code: &'static str, message: impl Into<String>) -> ToolError {
 /// The string fields of a tool input: a JSON object (empty body = `{}`) or a form.
 fn input_fields(body: &[u8], form: bool) -> Result<Vec<(String, String)>, ToolError> {
     if form {
-        return Ok(url::form_urlencoded::parse(body).into_owned().collect());
+        return Ok(decode_form(body));
     }
     if body.trim_ascii().is_empty() {
         return Ok(Vec::new());
@@ -118,11 +118,8 @@ impl FromRequest for ToolRequest {
         Box::pin(async move {
             let body = read_body(&req, &mut payload).await?;
             let form = is_form(&req);
-            let form_params: Vec<(String, String)> = if form {
-                url::form_urlencoded::parse(&body).into_owned().collect()
-            } else {
-                Vec::new()
-            };
+            let form_params: Vec<(String, String)> =
+                if form { decode_form(&body) } else { Vec::new() };
             let signed = if form {
                 SignedBody::Form {
                     params: &form_params,
@@ -157,9 +154,7 @@ impl FromRequest for ToolRequest {
             } else {
                 input_fields(&body, false)?
             };
-            let query = url::form_urlencoded::parse(req.query_string().as_bytes())
-                .into_owned()
-                .collect();
+            let query = decode_form(req.query_string().as_bytes());
             Ok(Self {
                 session,
                 identity,

@@ -74,12 +74,42 @@ pub async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes
     Ok(body.freeze())
 }
 
-/// Decode `application/x-www-form-urlencoded` text into ordered pairs.
+/// Decode `application/x-www-form-urlencoded` text (a body or a query
+/// string) into ordered pairs, repeated names kept: the decoding every
+/// webhook and tool request goes through before its signature is checked.
 ///
-/// Never fails: malformed escapes stay literal and invalid UTF-8 becomes
-/// U+FFFD, which is what Twilio's own parsers do with such input too.
-fn decode_form(bytes: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(bytes).into_owned().collect()
+/// Never fails: malformed escapes stay literal, `+` is a space, and invalid
+/// UTF-8 becomes U+FFFD, which is what Twilio's own parsers do with such
+/// input too. The result is exactly `url::form_urlencoded::parse`'s (the
+/// `form_decode` fuzz target checks it); pieces without `%` or `+`, most of
+/// a Twilio webhook, are copied without the general decoder's passes.
+pub fn decode_form(bytes: &[u8]) -> Vec<(String, String)> {
+    bytes
+        .split(|&b| b == b'&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            let (name, value) = match piece.iter().position(|&b| b == b'=') {
+                Some(eq) => (&piece[..eq], &piece[eq + 1..]),
+                None => (piece, &b""[..]),
+            };
+            (decode_component(name), decode_component(value))
+        })
+        .collect()
+}
+
+/// One name or value: `+` becomes a space, then percent-decoding, then
+/// UTF-8 with U+FFFD for what is not.
+fn decode_component(bytes: &[u8]) -> String {
+    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let spaced: Vec<u8> = bytes
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let decoded: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(decoded)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
 }
 
 impl FromRequest for TwilioRequest {
@@ -110,5 +140,45 @@ impl FromRequest for TwilioRequest {
             )?;
             Ok(Self { form, query })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(bytes: &[u8]) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(bytes).into_owned().collect()
+    }
+
+    #[test]
+    fn decodes_like_the_url_crate_on_edge_cases() {
+        for input in [
+            &b""[..],
+            b"a=1&a=2&b",
+            b"%ZZ=%&+=+",
+            b"x=%F0%9F%98%80&%C3%28=bad",
+            b"&&=&",
+            b"Called=%2B18005551234&CallerCity=SAN+FRANCISCO",
+            b"k=\xff\xfe&\xc3=%C3",
+            b"a==b=c&=",
+        ] {
+            assert_eq!(decode_form(input), reference(input), "{input:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any bytes decode exactly as `url::form_urlencoded::parse` decodes them.
+        #[test]
+        fn decodes_any_bytes_like_the_url_crate(bytes in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(b"&=+%".to_vec()),
+                proptest::sample::select(b"0123456789abcdefABCDEFZz".to_vec()),
+                proptest::num::u8::ANY,
+            ],
+            0..64,
+        )) {
+            proptest::prop_assert_eq!(decode_form(&bytes), reference(&bytes));
+        }
     }
 }

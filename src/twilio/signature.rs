@@ -50,11 +50,9 @@ impl SignatureKey {
     pub fn sign(&self, url: &str, params: &[(String, String)]) -> String {
         let mut mac = self.0.clone();
         mac.update(url.as_bytes());
-        for (name, values) in sorted_params(params) {
-            for value in values {
-                mac.update(name.as_bytes());
-                mac.update(value.as_bytes());
-            }
+        for (name, value) in sorted_params(params) {
+            mac.update(name.as_bytes());
+            mac.update(value.as_bytes());
         }
         BASE64.encode(mac.finalize().into_bytes())
     }
@@ -107,28 +105,37 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 }
 
 /// JavaScript's default sort order: by UTF-16 code units, not code points.
+///
+/// UTF-8 bytes sort like code points, and code points like UTF-16 units
+/// except where the first difference is a character from U+E000 to U+FFFF
+/// (one unit, UTF-8 lead byte `EE`/`EF`) against a supplementary one (a
+/// surrogate pair from `D800`, lead byte `F0`–`F4`): UTF-16 puts the pair
+/// first. Comparing bytes and correcting that one case avoids transcoding.
 fn js_order(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let Some(i) = a.iter().zip(b).position(|(x, y)| x != y) else {
+        return a.len().cmp(&b.len());
+    };
+    // A difference inside a character (same lead byte) is in continuation
+    // bytes, 80–BF, and byte order is right there.
+    match (a[i], b[i]) {
+        (0xEE..=0xEF, 0xF0..) => Ordering::Greater,
+        (0xF0.., 0xEE..=0xEF) => Ordering::Less,
+        (x, y) => x.cmp(&y),
+    }
 }
 
-/// Group values by name, keep each distinct value once, sort names and values.
-fn sorted_params(params: &[(String, String)]) -> Vec<(&str, Vec<&str>)> {
-    let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (name, value) in params {
-        match grouped.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, values)) => {
-                if !values.contains(&value.as_str()) {
-                    values.push(value);
-                }
-            }
-            None => grouped.push((name, vec![value])),
-        }
-    }
-    grouped.sort_by(|a, b| js_order(a.0, b.0));
-    for (_, values) in &mut grouped {
-        values.sort_by(|a, b| js_order(a, b));
-    }
-    grouped
+/// Every (name, value) pair once, sorted by name then value: what Twilio's
+/// library signs (it groups values by name, drops repeated values and
+/// sorts names and values).
+fn sorted_params(params: &[(String, String)]) -> Vec<(&str, &str)> {
+    let mut pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    pairs.sort_unstable_by(|a, b| js_order(a.0, b.0).then_with(|| js_order(a.1, b.1)));
+    pairs.dedup();
+    pairs
 }
 
 /// A URL cut at its authority, without normalising anything.
@@ -333,20 +340,29 @@ mod tests {
             ("_", "x"),
             ("B", "y"),
         ]);
-        let grouped = sorted_params(&params);
+        let sorted = sorted_params(&params);
         assert_eq!(
-            grouped,
-            vec![
-                ("B", vec!["y"]),
-                ("_", vec!["x"]),
-                ("a", vec!["z"]),
-                ("b", vec!["1", "2"])
-            ]
+            sorted,
+            vec![("B", "y"), ("_", "x"), ("a", "z"), ("b", "1"), ("b", "2")]
         );
         // U+FF41 sorts after U+1F600 by code point but before it in UTF-16.
-        let params = pairs(&[("\u{1F600}", ""), ("\u{FF41}", "")]);
-        let grouped = sorted_params(&params);
-        assert_eq!(grouped[0].0, "\u{1F600}");
+        let params = pairs(&[("\u{FF41}", ""), ("\u{1F600}", "")]);
+        let sorted = sorted_params(&params);
+        assert_eq!(sorted[0].0, "\u{1F600}");
+    }
+
+    proptest::proptest! {
+        /// The byte comparison with its one correction orders any two
+        /// strings exactly as comparing their UTF-16 code units does.
+        #[test]
+        fn js_order_is_utf16_order(
+            a in "[a-z\u{7f}-\u{800}\u{d7ff}\u{e000}-\u{ffff}\u{10000}-\u{10ffff}]{0,6}",
+            b in "[a-z\u{7f}-\u{800}\u{d7ff}\u{e000}-\u{ffff}\u{10000}-\u{10ffff}]{0,6}",
+            shared in "[a-z\u{e000}-\u{ffff}\u{10000}-\u{10ffff}]{0,3}",
+        ) {
+            let (a, b) = (format!("{shared}{a}"), format!("{shared}{b}"));
+            proptest::prop_assert_eq!(js_order(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod asapp;
 mod check_config;
 mod dev_mode;
+mod faults;
 mod flex_handover;
 mod health;
 mod helpers;

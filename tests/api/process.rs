@@ -41,6 +41,11 @@ impl Process {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The operating-system process id, to read `/proc/{pid}/status`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stop the process and return everything it logged.
     pub fn stop_and_read_logs(mut self) -> String {
         let _ = self.child.kill();
