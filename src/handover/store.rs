@@ -99,12 +99,18 @@ enum Entry {
     Done { sid: String, expires: Instant },
 }
 
+/// How often the in-process store drops expired entries.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The clock the store reads; replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
 /// The in-process store (the default): a map behind a mutex.
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
+    /// When expired entries are dropped next: a sweep costs a pass over
+    /// every entry, so it runs once a second at most, not on every claim.
+    next_sweep: Mutex<Instant>,
     clock: Clock,
 }
 
@@ -119,6 +125,7 @@ impl MemoryStore {
     pub fn with_clock(clock: Clock) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            next_sweep: Mutex::new(clock()),
             clock,
         }
     }
@@ -148,8 +155,11 @@ impl MemoryStore {
         let now = (self.clock)();
         let mut entries = self.lock();
         // Drop expired entries now and then, so memory follows the window.
-        if entries.len() >= 1024 {
+        if let Ok(mut next_sweep) = self.next_sweep.try_lock()
+            && *next_sweep <= now
+        {
             entries.retain(|_, e| !matches!(e, Entry::Done { expires, .. } if *expires <= now));
+            *next_sweep = now + SWEEP_INTERVAL;
         }
         match entries.get(key) {
             Some(Entry::Done { sid, expires }) if *expires > now => Claim::Existing(sid.clone()),
@@ -270,6 +280,37 @@ mod tests {
             matches!(block(store.claim("CH1", LEASE)).unwrap(), Claim::Acquired),
             "a released claim can be retried"
         );
+    }
+
+    /// Expired entries leave memory with the next claim after a sweep interval,
+    /// without a pass over the map on every claim.
+    #[test]
+    fn expired_entries_are_swept_at_most_once_a_second() {
+        let (clock, now) = fake_clock();
+        let store = MemoryStore::with_clock(clock);
+        for i in 0..10 {
+            let key = format!("CH{i}");
+            assert!(matches!(
+                block(store.claim(&key, LEASE)).unwrap(),
+                Claim::Acquired
+            ));
+            block(store.complete(&key, "KD", Duration::from_secs(5))).unwrap();
+        }
+        let stored = |store: &MemoryStore| store.lock().len();
+        assert_eq!(stored(&store), 10);
+
+        *now.lock().unwrap() += Duration::from_secs(6);
+        block(store.claim("fresh", LEASE)).unwrap();
+        assert_eq!(
+            stored(&store),
+            1,
+            "the expired ten are gone, the new claim stays"
+        );
+
+        block(store.complete("fresh", "KD", Duration::from_millis(1))).unwrap();
+        *now.lock().unwrap() += Duration::from_millis(500);
+        block(store.claim("other", LEASE)).unwrap();
+        assert_eq!(stored(&store), 2, "no second sweep within the interval");
     }
 
     #[test]
