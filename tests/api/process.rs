@@ -14,6 +14,18 @@ pub struct Process {
 }
 
 impl Process {
+    /// POST a form to `path`; the status and the body.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.address))
+            .form(form)
+            .send()
+            .await
+            .expect("the request reaches the process");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a text body"))
+    }
+
     /// Send a signal (e.g. "TERM", "INT") to the process.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
@@ -109,4 +121,23 @@ pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("flexbridge did not answer /healthz within 10 s");
+}
+
+/// Run the binary with `env` (signature checks off, debug logs), POST `form`
+/// to each route expecting its status, stop it and return everything it logged.
+pub async fn logs_of_posts(
+    env: &[(&str, &str)],
+    form: &[(&str, &str)],
+    routes: &[(&str, u16)],
+) -> String {
+    let mut env = env.to_vec();
+    env.extend([
+        ("TWILIO_VALIDATE_SIGNATURES", "false"),
+        ("RUST_LOG", "debug"),
+    ]);
+    let process = start_binary(&[], &env).await;
+    for (route, status) in routes {
+        assert_eq!(process.post_form(route, form).await.0, *status, "{route}");
+    }
+    process.stop_and_read_logs()
 }
