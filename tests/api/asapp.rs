@@ -9,7 +9,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::flex_handover::json_of;
-use crate::helpers::{CALL_SID, STUDIO, TestApp, WORKFLOW, spawn_app};
+use crate::helpers::{CALL_SID, STUDIO, TestApp, WORKFLOW, spawn_app_over};
 
 pub const ASAPP_ID: &str = "asapp-id-7f3a";
 pub const ASAPP_SECRET: &str = "asapp-secret-c91e0b";
@@ -27,24 +27,19 @@ fn transfer_path() -> String {
 /// `extra` overrides or adds variables (an empty value unsets one).
 pub async fn spawn_asapp_app(asapp: &MockServer, extra: &[(&str, &str)]) -> TestApp {
     let uri = asapp.uri();
-    let mut env = vec![
-        ("ASAPP_API_HOST", uri.as_str()),
-        ("ASAPP_API_ID", ASAPP_ID),
-        ("ASAPP_API_SECRET", ASAPP_SECRET),
-        ("PUBLIC_BASE_URL", PUBLIC),
-        ("FLEX_WORKFLOW_SID", WORKFLOW),
-        ("FALLBACK_MESSAGE", SORRY),
-        ("UPSTREAM_TIMEOUT_MS", "2000"),
-    ];
-    for (name, value) in extra {
-        env.retain(|(n, _)| n != name);
-        // Outside --dev an absent variable is unset, and the harness
-        // derives the signed URL from PUBLIC_BASE_URL only when present.
-        if !value.is_empty() {
-            env.push((name, value));
-        }
-    }
-    spawn_app(&env).await
+    spawn_app_over(
+        &[
+            ("ASAPP_API_HOST", uri.as_str()),
+            ("ASAPP_API_ID", ASAPP_ID),
+            ("ASAPP_API_SECRET", ASAPP_SECRET),
+            ("PUBLIC_BASE_URL", PUBLIC),
+            ("FLEX_WORKFLOW_SID", WORKFLOW),
+            ("FALLBACK_MESSAGE", SORRY),
+            ("UPSTREAM_TIMEOUT_MS", "2000"),
+        ],
+        extra,
+    )
+    .await
 }
 
 fn stream_url_answer(url: &str) -> ResponseTemplate {

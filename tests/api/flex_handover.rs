@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app_over};
 
 pub const AC: &str = "AC0123456789abcdef0123456789abcdef";
 pub const SK: &str = "SK0123456789abcdef0123456789abcdef";
@@ -30,10 +30,16 @@ pub fn conversation_session() -> String {
 /// An app whose Twilio, Flex and Conversations origins are `twilio`.
 pub async fn spawn_tools_app(twilio: &MockServer, extra: &[(&str, &str)]) -> TestApp {
     let uri = twilio.uri();
-    let mut env = vec![
-        ("TWILIO_API_BASE_URL", uri.as_str()),
-        ("FLEX_API_BASE_URL", uri.as_str()),
-        ("CONVERSATIONS_API_BASE_URL", uri.as_str()),
+    spawn_app_over(&tools_env(&uri), extra).await
+}
+
+/// Twilio, Flex and Conversations at `twilio`, with credentials, Flex
+/// targets and a tool key: what the handover tools need.
+pub fn tools_env(twilio: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("TWILIO_API_BASE_URL", twilio),
+        ("FLEX_API_BASE_URL", twilio),
+        ("CONVERSATIONS_API_BASE_URL", twilio),
         ("TWILIO_ACCOUNT_SID", AC),
         ("TWILIO_API_KEY", SK),
         ("TWILIO_API_SECRET", API_SECRET),
@@ -42,12 +48,7 @@ pub async fn spawn_tools_app(twilio: &MockServer, extra: &[(&str, &str)]) -> Tes
         ("STUDIO_FLOW_SID", FW),
         ("TOOL_API_KEY", TOOL_KEY),
         ("UPSTREAM_TIMEOUT_MS", "2000"),
-    ];
-    for (name, value) in extra {
-        env.retain(|(n, _)| n != name);
-        env.push((name, value));
-    }
-    spawn_app(&env).await
+    ]
 }
 
 impl TestApp {

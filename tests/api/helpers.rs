@@ -52,10 +52,13 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
     let address = format!("http://127.0.0.1:{port}");
-    let public_origin = vars.get("PUBLIC_BASE_URL").map_or_else(
-        || address.clone(),
-        |base| base.trim_end_matches('/').to_owned(),
-    );
+    let public_origin = vars
+        .get("PUBLIC_BASE_URL")
+        .filter(|b| !b.is_empty())
+        .map_or_else(
+            || address.clone(),
+            |base| base.trim_end_matches('/').to_owned(),
+        );
     TestApp {
         address,
         port,
@@ -63,6 +66,18 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
         key,
         public_origin,
     }
+}
+
+/// Start the app with `defaults`, each replaced by the override of the same
+/// name in `overrides` (which may also add variables; an empty value unsets
+/// one, as in the environment).
+pub async fn spawn_app_over(defaults: &[(&str, &str)], overrides: &[(&str, &str)]) -> TestApp {
+    let mut env = defaults.to_vec();
+    for (name, value) in overrides {
+        env.retain(|(n, _)| n != name);
+        env.push((name, value));
+    }
+    spawn_app(&env).await
 }
 
 /// Studio mode: SIP host and Studio URL set.

@@ -10,7 +10,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::asapp::{DECL, Fault, closed_origin, xml_text};
 use crate::flex_handover::json_of;
-use crate::helpers::{CALL_SID, STUDIO, TestApp, WORKFLOW, spawn_app};
+use crate::helpers::{CALL_SID, STUDIO, TestApp, WORKFLOW, spawn_app_over};
 
 const API_KEY: &str = "polyai-key-5d2b91";
 const CONNECTOR: &str = "connector-7c1a";
@@ -24,24 +24,19 @@ const STATE: &str = r#"{"reason": "billing", "summary": "Disputes a <charge> & w
 /// `extra` overrides or adds variables (an empty value unsets one).
 async fn spawn_polyai_app(polyai: &MockServer, extra: &[(&str, &str)]) -> TestApp {
     let uri = polyai.uri();
-    let mut env = vec![
-        ("POLYAI_API_BASE_URL", uri.as_str()),
-        ("POLYAI_API_KEY", API_KEY),
-        ("POLYAI_CONNECTOR_ID", CONNECTOR),
-        ("PUBLIC_BASE_URL", PUBLIC),
-        ("FLEX_WORKFLOW_SID", WORKFLOW),
-        ("FALLBACK_MESSAGE", SORRY),
-        ("UPSTREAM_TIMEOUT_MS", "2000"),
-    ];
-    for (name, value) in extra {
-        env.retain(|(n, _)| n != name);
-        // Outside --dev an absent variable is unset, and the harness
-        // derives the signed URL from PUBLIC_BASE_URL only when present.
-        if !value.is_empty() {
-            env.push((name, value));
-        }
-    }
-    spawn_app(&env).await
+    spawn_app_over(
+        &[
+            ("POLYAI_API_BASE_URL", uri.as_str()),
+            ("POLYAI_API_KEY", API_KEY),
+            ("POLYAI_CONNECTOR_ID", CONNECTOR),
+            ("PUBLIC_BASE_URL", PUBLIC),
+            ("FLEX_WORKFLOW_SID", WORKFLOW),
+            ("FALLBACK_MESSAGE", SORRY),
+            ("UPSTREAM_TIMEOUT_MS", "2000"),
+        ],
+        extra,
+    )
+    .await
 }
 
 fn state_answer() -> ResponseTemplate {

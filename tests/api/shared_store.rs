@@ -14,9 +14,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::flex_handover::{
-    AC, API_SECRET, FW, IS, SK, TOOL_KEY, WS, WW, json_of, spawn_tools_app,
-};
+use crate::flex_handover::{IS, TOOL_KEY, json_of, spawn_tools_app};
 use crate::helpers::{TEST_AUTH_TOKEN, TestApp, spawn_app};
 use crate::process::{Process, start_binary};
 use crate::redis_server::{REDIS_PASSWORD, RedisServer};
@@ -403,21 +401,12 @@ async fn a_redis_that_stops_answering_costs_a_handover_at_most_about_a_second() 
 
 /// The environment of an instance run as a process against `twilio` and `redis`.
 fn process_env<'a>(twilio: &'a str, redis: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("TWILIO_API_BASE_URL", twilio),
-        ("FLEX_API_BASE_URL", twilio),
-        ("CONVERSATIONS_API_BASE_URL", twilio),
-        ("TWILIO_ACCOUNT_SID", AC),
+    let mut env = crate::flex_handover::tools_env(twilio);
+    env.extend([
         ("TWILIO_AUTH_TOKEN", TEST_AUTH_TOKEN),
-        ("TWILIO_API_KEY", SK),
-        ("TWILIO_API_SECRET", API_SECRET),
-        ("FLEX_WORKSPACE_SID", WS),
-        ("FLEX_WORKFLOW_SID", WW),
-        ("STUDIO_FLOW_SID", FW),
-        ("TOOL_API_KEY", TOOL_KEY),
-        ("UPSTREAM_TIMEOUT_MS", "2000"),
         ("HANDOVER_STORE", redis),
-    ]
+    ]);
+    env
 }
 
 /// Redis killed mid-test: two real processes keep handing over (each
