@@ -7,13 +7,13 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use serde_json::Value;
 use tracing_actix_web::RootSpan;
 
 use crate::domain::{Identity, SessionId, Sid, SidKind};
 use crate::errors::{RequestError, ToolError};
-use crate::twilio::{AuthError, SignedBody, WebhookAuth, decode_form, read_body};
+use crate::twilio::{SignedBody, WebhookAuth, decode_form, with_body};
 
 /// Fields that select targets rather than describe the customer.
 const OVERRIDES: [&str; 3] = ["FlexWorkspaceSid", "FlexWorkflowSid", "FlowSid"];
@@ -88,11 +88,8 @@ fn bad(code: &'static str, message: impl Into<String>) -> ToolError {
     }
 }
 
-/// The string fields of a tool input: a JSON object (empty body = `{}`) or a form.
-fn input_fields(body: &[u8], form: bool) -> Result<Vec<(String, String)>, ToolError> {
-    if form {
-        return Ok(decode_form(body));
-    }
+/// The string fields of a JSON tool input (an empty body is `{}`).
+fn json_fields(body: &[u8]) -> Result<Vec<(String, String)>, ToolError> {
     if body.trim_ascii().is_empty() {
         return Ok(Vec::new());
     }
@@ -113,11 +110,8 @@ impl FromRequest for ToolRequest {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = read_body(&req, &mut payload).await?;
-            let form = is_form(&req);
+        with_body(req, payload, |req, body| {
+            let form = is_form(req);
             let form_params: Vec<(String, String)> =
                 if form { decode_form(&body) } else { Vec::new() };
             let signed = if form {
@@ -128,16 +122,15 @@ impl FromRequest for ToolRequest {
             } else {
                 SignedBody::Json(&body)
             };
-            let auth = req
-                .app_data::<web::Data<WebhookAuth>>()
-                .ok_or(RequestError::Auth(AuthError::NotConfigured))?;
-            auth.verify_tool(&req, signed).map_err(RequestError::Auth)?;
+            WebhookAuth::registered(req)
+                .and_then(|auth| auth.verify_tool(req, signed))
+                .map_err(RequestError::Auth)?;
 
-            let session = header(&req, "X-Session-Id")
+            let session = header(req, "X-Session-Id")
                 .ok_or_else(|| bad("missing_session_id", "the X-Session-Id header is missing"))?;
             let session =
                 SessionId::parse(session).map_err(|e| bad("invalid_session_id", e.to_string()))?;
-            let identity = header(&req, "X-Identity")
+            let identity = header(req, "X-Identity")
                 .ok_or_else(|| bad("missing_identity", "the X-Identity header is missing"))?;
             let identity =
                 Identity::parse(identity).map_err(|e| bad("invalid_identity", e.to_string()))?;
@@ -152,7 +145,7 @@ impl FromRequest for ToolRequest {
             let fields = if form {
                 form_params
             } else {
-                input_fields(&body, false)?
+                json_fields(&body)?
             };
             let query = decode_form(req.query_string().as_bytes());
             Ok(Self {

@@ -1,8 +1,8 @@
 //! Who may call a Twilio-facing route: the request-signature policy, public
 //! URL reconstruction behind proxies, and the tool key of `/tools/*`.
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpRequest, web};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
@@ -94,6 +94,17 @@ impl WebhookAuth {
             public_base_url: settings.public_base_url.clone(),
             tool_key: settings.tools.api_key.clone(),
         }
+    }
+
+    /// The policy registered with the app. Without one nothing can be
+    /// checked, so the request is refused (fail closed).
+    ///
+    /// # Errors
+    /// [`AuthError::NotConfigured`] when no policy is registered.
+    pub fn registered(req: &HttpRequest) -> Result<&Self, AuthError> {
+        req.app_data::<web::Data<Self>>()
+            .map(|data| data.get_ref())
+            .ok_or(AuthError::NotConfigured)
     }
 
     /// The policy in force.

@@ -7,5 +7,5 @@ mod request;
 pub mod signature;
 
 pub use auth::{AuthError, SignedBody, WebhookAuth};
-pub use request::{TwilioRequest, decode_form, read_body};
+pub use request::{TwilioRequest, decode_form, read_body, with_body};
 pub use signature::SignatureKey;

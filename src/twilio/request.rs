@@ -7,11 +7,11 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::{Method, header};
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
 
 use crate::errors::{MAX_BODY_BYTES, RequestError};
-use crate::twilio::{AuthError, SignedBody, WebhookAuth};
+use crate::twilio::{SignedBody, WebhookAuth};
 
 /// A Twilio webhook request whose signature has been checked (as the
 /// [`WebhookAuth`] policy says): the form parameters of a `POST` (or none for
@@ -117,22 +117,15 @@ impl FromRequest for TwilioRequest {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = read_body(&req, &mut payload).await?;
+        with_body(req, payload, |req, body| {
             let query = decode_form(req.query_string().as_bytes());
             let form = if req.method() == Method::GET {
                 Vec::new()
             } else {
                 decode_form(&body)
             };
-            // Without the policy registered nothing can be checked: fail closed.
-            let auth = req
-                .app_data::<web::Data<WebhookAuth>>()
-                .ok_or(AuthError::NotConfigured)?;
-            auth.verify_twilio(
-                &req,
+            WebhookAuth::registered(req)?.verify_twilio(
+                req,
                 SignedBody::Form {
                     params: &form,
                     raw: &body,
@@ -141,6 +134,26 @@ impl FromRequest for TwilioRequest {
             Ok(Self { form, query })
         })
     }
+}
+
+/// An extractor's future: read the body within the limit, then `build` the
+/// value from the request and the body.
+pub fn with_body<T, E, F>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    build: F,
+) -> Pin<Box<dyn Future<Output = Result<T, E>>>>
+where
+    T: 'static,
+    E: From<RequestError> + 'static,
+    F: FnOnce(&HttpRequest, Bytes) -> Result<T, E> + 'static,
+{
+    let req = req.clone();
+    let mut payload = payload.take();
+    Box::pin(async move {
+        let body = read_body(&req, &mut payload).await?;
+        build(&req, body)
+    })
 }
 
 #[cfg(test)]
