@@ -12,6 +12,12 @@ use flexbridge::startup::Application;
 use flexbridge::telemetry;
 use flexbridge::twilio::SignatureKey;
 
+/// mimalloc rather than the system allocator: a request allocates and frees
+/// many small buffers on two threads, where glibc's malloc spent about a
+/// tenth of the CPU time (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
@@ -94,7 +100,8 @@ fn serve(dev: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(settings.log_format);
+    // Held to the end: dropping it writes out the queued log lines.
+    let _logs = telemetry::init(settings.log_format);
     announce(&settings);
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)?;

@@ -3,9 +3,12 @@
 //! Recording goes through the `metrics` facade; the Prometheus recorder is
 //! installed once per process and rendered by `GET /metrics`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use actix_web::http::Method;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets in seconds: fine below 50 ms (local work), coarse above
@@ -61,18 +64,81 @@ pub fn render() -> String {
     install().map(PrometheusHandle::render).unwrap_or_default()
 }
 
+/// The handles of one `(route, method, status)` series, registered on
+/// first use: looking a series up by its labels on every request would hash
+/// and allocate the label set each time.
+struct HttpSeries {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+thread_local! {
+    /// Per worker thread, so recording takes no lock. Bounded: routes come
+    /// from the route table, methods from [`method_label`], statuses from
+    /// flexbridge's own answers.
+    static HTTP_SERIES: RefCell<HashMap<(&'static str, &'static str, u16), HttpSeries>> =
+        RefCell::new(HashMap::new());
+}
+
+/// The `method` label: the standard methods by name, anything else `other`,
+/// so a client inventing methods cannot create series without bound.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    const LABELS: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .position(|known| known == method)
+        .map_or("other", |i| LABELS[i])
+}
+
 /// One HTTP request answered: `flexbridge_http_requests_total{route,method,status}`
 /// and `flexbridge_http_request_duration_seconds{route}`.
-pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+pub fn http_request(route: &'static str, method: &Method, status: u16, elapsed: Duration) {
+    let method = method_label(method);
+    HTTP_SERIES.with(|series| {
+        let mut series = series.borrow_mut();
+        let series = series
+            .entry((route, method, status))
+            .or_insert_with(|| HttpSeries {
+                requests: metrics::counter!(
+                    "flexbridge_http_requests_total",
+                    "route" => route,
+                    "method" => method,
+                    "status" => status.to_string()
+                ),
+                duration: metrics::histogram!(
+                    "flexbridge_http_request_duration_seconds",
+                    "route" => route
+                ),
+            });
+        series.requests.increment(1);
+        series.duration.record(elapsed.as_secs_f64());
+    });
+}
+
+/// A request that ended in an error no handler turned into a response (the
+/// request itself is gone by then): counted with route `unmatched` and
+/// method `other`, without a latency.
+pub fn http_request_failed(status: u16) {
     metrics::counter!(
         "flexbridge_http_requests_total",
-        "route" => route.to_owned(),
-        "method" => method.to_owned(),
+        "route" => "unmatched",
+        "method" => "other",
         "status" => status.to_string()
     )
     .increment(1);
-    metrics::histogram!("flexbridge_http_request_duration_seconds", "route" => route.to_owned())
-        .record(elapsed.as_secs_f64());
 }
 
 /// A voice route answered with its fallback: `flexbridge_voice_fallbacks_total{reason}`.

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
+use actix_web::dev::{ServerHandle, ServiceRequest};
 use actix_web::web;
 use tokio::sync::Notify;
 
@@ -52,18 +50,12 @@ impl InFlight {
     }
 }
 
-/// Middleware: count the request while it is handled.
-pub async fn track(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let guard = req.app_data::<web::Data<InFlight>>().map(|in_flight| {
+/// Count `req` as in flight until the returned guard is dropped.
+pub fn track(req: &ServiceRequest) -> Option<impl Drop + use<>> {
+    req.app_data::<web::Data<InFlight>>().map(|in_flight| {
         in_flight.count.fetch_add(1, Ordering::AcqRel);
         Guard(Arc::clone(in_flight))
-    });
-    let response = next.call(req).await;
-    drop(guard);
-    response
+    })
 }
 
 /// Wait for SIGTERM or SIGINT, then drain and stop the server.

@@ -3,8 +3,10 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
+use actix_web::middleware::Next;
 use actix_web::{App, HttpServer, middleware, web};
 use tracing_actix_web::TracingLogger;
 
@@ -60,10 +62,8 @@ impl Application {
         let settings = web::Data::new(settings);
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(middleware::from_fn(routes::record_request))
                 .wrap(TracingLogger::<FlexbridgeRootSpan>::new())
-                .wrap(middleware::from_fn(telemetry::request_id))
-                .wrap(middleware::from_fn(shutdown::track))
+                .wrap(middleware::from_fn(around_request))
                 .app_data(tracked.clone())
                 .app_data(settings.clone())
                 .app_data(auth.clone())
@@ -197,6 +197,36 @@ pub const ROUTES: &[RouteSpec] = &[
         handler: || web::to(routes::polyai_call_complete),
     },
 ];
+
+/// The path of the [`ROUTES`] entry that answers `request`, or `unmatched`:
+/// the label of its logs and metrics (never the raw path, which would make
+/// one series per probe).
+pub fn route_template(request: &ServiceRequest) -> &'static str {
+    let path = request.path();
+    // Every route is a literal path, so an exact match is the common case;
+    // the router is asked only for the rest (it may match other spellings).
+    if let Some(spec) = ROUTES.iter().find(|spec| spec.path == path) {
+        return spec.path;
+    }
+    request
+        .match_pattern()
+        .and_then(|pattern| ROUTES.iter().find(|spec| spec.path == pattern))
+        .map_or("unmatched", |spec| spec.path)
+}
+
+/// The outermost layer: the request counts as in flight (for a draining
+/// shutdown) until it is answered, and the answer carries its request id.
+/// One layer for both, as each layer costs an allocation per request.
+async fn around_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let in_flight = shutdown::track(&req);
+    let mut response = next.call(req).await?;
+    drop(in_flight);
+    telemetry::echo_request_id(&mut response);
+    Ok(response)
+}
 
 /// Register [`ROUTES`].
 pub fn route_table(cfg: &mut web::ServiceConfig) {

@@ -10,7 +10,7 @@ mod tools;
 
 pub use asapp::{call_complete, engage};
 pub use health::healthz;
-pub use metrics::{metrics, record_request};
+pub use metrics::metrics;
 pub use polyai::{
     call_complete as polyai_call_complete, connect as polyai_connect,
     handoff_state as polyai_handoff_state,

@@ -74,6 +74,54 @@ async fn metrics_count_requests_fallbacks_and_signature_rejections() {
     );
 }
 
+/// Probes cannot create series without bound: a path that is no route is
+/// `unmatched` and an invented method is `other`.
+#[tokio::test]
+async fn unknown_paths_and_methods_share_one_label_each() {
+    let app = spawn_app(&[]).await;
+    let probe = reqwest::Method::from_bytes(b"PROBE").unwrap();
+    for path in ["/wp-admin/setup.php", "/receive-call/CA1", "/RECEIVE-CALL"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+    let response = app
+        .client
+        .request(probe, app.url("/receive-call"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        value(
+            &metrics,
+            r#"flexbridge_http_requests_total{route="unmatched",method="GET",status="404"} "#
+        )
+        .is_some_and(|n| n >= 3.0),
+        "{metrics}"
+    );
+    assert!(
+        value(
+            &metrics,
+            r#"flexbridge_http_requests_total{route="/receive-call",method="other",status="405"} "#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    for leaked in ["wp-admin", "CA1", "RECEIVE-CALL", "PROBE"] {
+        assert!(!metrics.contains(leaked), "{leaked} in {metrics}");
+    }
+}
+
 #[tokio::test]
 async fn metrics_require_the_token_when_one_is_set() {
     let app = spawn_app(&[("METRICS_TOKEN", "metrics-token-31")]).await;

@@ -1,0 +1,441 @@
+//! JSON log lines written straight into the output buffer.
+//!
+//! The lines have the shape tracing-subscriber's JSON format gives them
+//! (`timestamp`, `level`, `fields`, `target`, `span`, `spans`), but no value
+//! goes through a `serde_json::Value` or map on the way: a span's fields are
+//! kept as JSON text from the moment they are recorded and copied into each
+//! line as they are. tracing-subscriber's formatter re-parses that text for
+//! every line; at one line per request that was the largest single cost of
+//! answering a webhook.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Fields as the inside of a JSON object: `"name":value,"name":value`.
+///
+/// A field recorded again later is appended again; a line shows only its
+/// last value ([`write_span`] drops the earlier ones), so every key appears
+/// once per object.
+pub struct JsonFields;
+
+impl<'writer> FormatFields<'writer> for JsonFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visitor = JsonVisitor::new(&mut writer);
+        fields.record(&mut visitor);
+        visitor.result
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let mut visitor = JsonVisitor::new(&mut current.fields);
+        visitor.first = visitor.out.is_empty();
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+/// The members of fields text [`JsonFields`] wrote: `(key, member)` pairs,
+/// where the member is the whole `"key":value`.
+fn members(fields: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = fields;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let key_end = string_end(rest, 0);
+        let end = value_end(rest, key_end + 1);
+        let (member, after) = rest.split_at(end);
+        rest = after.strip_prefix(',').unwrap_or(after);
+        Some((&member[..key_end], member))
+    })
+}
+
+/// Where the JSON string starting at `from` (a `"`) ends: after its closing quote.
+fn string_end(text: &str, from: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = from + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    text.len()
+}
+
+/// Where the value starting at `from` ends: after a string's closing quote,
+/// or at the next `,` for numbers, booleans and `null`.
+fn value_end(fields: &str, from: usize) -> usize {
+    match fields.as_bytes().get(from) {
+        Some(b'"') => string_end(fields, from),
+        _ => fields[from.min(fields.len())..]
+            .find(',')
+            .map_or(fields.len(), |i| from + i),
+    }
+}
+
+/// Write fields text, each key once with its last value.
+fn write_deduplicated(writer: &mut Writer<'_>, fields: &str) -> fmt::Result {
+    let all: Vec<(&str, &str)> = members(fields).collect();
+    let repeated = |i: usize| all[i + 1..].iter().any(|(key, _)| *key == all[i].0);
+    if !(0..all.len()).any(repeated) {
+        return writer.write_str(fields);
+    }
+    let mut first = true;
+    for (i, (_, member)) in all.iter().enumerate() {
+        if !repeated(i) {
+            if !first {
+                writer.write_char(',')?;
+            }
+            first = false;
+            writer.write_str(member)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes each field as `"name":value`, comma-separated.
+struct JsonVisitor<'a, W: fmt::Write> {
+    out: &'a mut W,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl<'a, W: fmt::Write> JsonVisitor<'a, W> {
+    fn new(out: &'a mut W) -> Self {
+        Self {
+            out,
+            first: true,
+            result: Ok(()),
+        }
+    }
+
+    /// Write the separator and the key, and remember the name.
+    fn key(&mut self, field: &Field) -> fmt::Result {
+        if !self.first {
+            self.out.write_char(',')?;
+        }
+        self.first = false;
+        self.out.write_char('"')?;
+        escape_into(self.out, field.name())?;
+        self.out.write_str("\":")
+    }
+
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = self.key(field).and_then(|()| value(self.out));
+        }
+    }
+}
+
+impl<W: fmt::Write> Visit for JsonVisitor<'_, W> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, |out| {
+            out.write_char('"')?;
+            escape_into(out, value)?;
+            out.write_char('"')
+        });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.member(field, |out| {
+            out.write_char('"')?;
+            write!(Escaping(out), "{value:?}")?;
+            out.write_char('"')
+        });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.member(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.member(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.member(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // JSON has no NaN or infinity; serde_json writes them as null too.
+        self.member(field, |out| {
+            if value.is_finite() {
+                write!(out, "{value}")
+            } else {
+                out.write_str("null")
+            }
+        });
+    }
+}
+
+/// Write `text` as the inside of a JSON string.
+fn escape_into<W: fmt::Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
+    let mut plain = 0;
+    for (i, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.write_str(&text[plain..i])?;
+        if escaped.is_empty() {
+            write!(out, "\\u{byte:04x}")?;
+        } else {
+            out.write_str(escaped)?;
+        }
+        plain = i + 1;
+    }
+    out.write_str(&text[plain..])
+}
+
+/// A `fmt::Write` that escapes what passes through it, for `Debug` values.
+struct Escaping<'a, W: fmt::Write>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        escape_into(self.0, text)
+    }
+}
+
+/// One JSON object per event, with the event's span and its ancestors.
+pub struct JsonLines;
+
+impl<S> FormatEvent<S, JsonFields> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        write!(writer, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
+        let mut visitor = JsonVisitor::new(&mut writer);
+        event.record(&mut visitor);
+        visitor.result?;
+        writer.write_str("},\"target\":\"")?;
+        escape_into(&mut writer, meta.target())?;
+        writer.write_char('"')?;
+        // The span an event belongs to: its explicit parent (a span's close
+        // event names the span closing), else the current one.
+        let span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(span) = span {
+            writer.write_str(",\"span\":")?;
+            write_span(&mut writer, &span)?;
+            writer.write_str(",\"spans\":[")?;
+            if let Some(parent) = span.parent() {
+                let mut first = true;
+                for ancestor in parent.scope().from_root() {
+                    if !first {
+                        writer.write_char(',')?;
+                    }
+                    first = false;
+                    write_span(&mut writer, &ancestor)?;
+                }
+            }
+            writer.write_char(']')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+/// `{fields…,"name":"span name"}`.
+fn write_span<S>(
+    writer: &mut Writer<'_>,
+    span: &tracing_subscriber::registry::SpanRef<'_, S>,
+) -> fmt::Result
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    writer.write_char('{')?;
+    if let Some(fields) = span.extensions().get::<FormattedFields<JsonFields>>() {
+        if !fields.fields.is_empty() {
+            write_deduplicated(writer, &fields.fields)?;
+            writer.write_char(',')?;
+        }
+    }
+    writer.write_str("\"name\":\"")?;
+    escape_into(writer, span.name())?;
+    writer.write_str("\"}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::format::FmtSpan;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Run `body` under the JSON formatter and parse every line written.
+    fn lines_of(body: impl FnOnce()) -> Vec<serde_json::Value> {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_span_events(FmtSpan::CLOSE)
+            .fmt_fields(JsonFields)
+            .event_format(JsonLines)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, body);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fields_recorded_later_are_in_every_line_once_with_the_last_value() {
+        let lines = lines_of(|| {
+            let span = tracing::info_span!(
+                "HTTP request",
+                route = "/receive-call",
+                call_sid = tracing::field::Empty,
+                status = tracing::field::Empty,
+            );
+            span.record("call_sid", "CA1");
+            span.record("status", 200);
+            span.record("status", 204);
+            span.record("route", "/refer-handler");
+            span.in_scope(|| tracing::info!(n = 1, "inside"));
+        });
+        assert_eq!(lines.len(), 2, "the event and the span's close: {lines:?}");
+        for line in &lines {
+            let span = line["span"].as_object().unwrap();
+            assert_eq!(span.len(), 4, "each key once: {line}");
+            assert_eq!(span["route"], "/refer-handler", "{line}");
+            assert_eq!(span["call_sid"], "CA1", "{line}");
+            assert_eq!(span["status"], 204, "{line}");
+            assert_eq!(span["name"], "HTTP request", "{line}");
+        }
+        assert_eq!(lines[0]["fields"]["message"], "inside");
+        assert_eq!(lines[0]["fields"]["n"], 1);
+        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[1]["fields"]["message"], "close");
+        assert!(lines[1]["fields"]["time.busy"].is_string());
+    }
+
+    #[test]
+    fn every_kind_of_value_is_valid_json_with_the_value_it_was_given() {
+        let awkward = "quote \" backslash \\ newline \n tab \t bell \u{7} nul \0 é ☎ 😀 </script>";
+        let lines = lines_of(|| {
+            let span = tracing::info_span!("outer", text = awkward, count = 3_u64);
+            let _entered = span.enter();
+            let inner = tracing::info_span!("inner", debug = ?awkward, display = %awkward);
+            let _inner = inner.enter();
+            tracing::warn!(
+                negative = -5_i64,
+                flag = true,
+                ratio = 0.25_f64,
+                nan = f64::NAN,
+                awkward,
+                "message with \"quotes\" and {}",
+                "arguments"
+            );
+        });
+        let event = &lines[0];
+        assert_eq!(event["level"], "WARN");
+        assert_eq!(event["target"], module_path!());
+        let fields = &event["fields"];
+        assert_eq!(fields["message"], "message with \"quotes\" and arguments");
+        assert_eq!(fields["negative"], -5);
+        assert_eq!(fields["flag"], true);
+        assert_eq!(fields["ratio"], 0.25);
+        assert!(fields["nan"].is_null());
+        assert_eq!(fields["awkward"], awkward);
+        assert_eq!(event["span"]["name"], "inner");
+        assert_eq!(event["span"]["debug"], format!("{awkward:?}"));
+        assert_eq!(event["span"]["display"], awkward);
+        let ancestors = event["spans"].as_array().unwrap();
+        assert_eq!(ancestors.len(), 1, "{event}");
+        assert_eq!(ancestors[0]["name"], "outer");
+        assert_eq!(ancestors[0]["text"], awkward);
+        assert_eq!(ancestors[0]["count"], 3);
+    }
+
+    #[test]
+    fn an_event_outside_any_span_has_no_span_keys() {
+        let lines = lines_of(|| tracing::info!("alone"));
+        let line = lines[0].as_object().unwrap();
+        assert!(
+            !line.contains_key("span") && !line.contains_key("spans"),
+            "{lines:?}"
+        );
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn repeated_keys_keep_their_last_value_and_the_others_stay_intact() {
+        for (text, left) in [
+            (
+                r#""a":1,"b":"x,\"b\":y","c":true,"b":2"#,
+                r#""a":1,"c":true,"b":2"#,
+            ),
+            (r#""a":1,"b":"x","a":null"#, r#""b":"x","a":null"#),
+            (r#""a":"\\","b":2,"a":"\"""#, r#""b":2,"a":"\"""#),
+            (r#""a":1,"a":2,"a":3"#, r#""a":3"#),
+            (r#""a":1,"b":"a","c":1.5"#, r#""a":1,"b":"a","c":1.5"#),
+            (r#""a":1"#, r#""a":1"#),
+        ] {
+            let mut out = String::new();
+            write_deduplicated(&mut Writer::new(&mut out), text).unwrap();
+            assert_eq!(out, left, "from {text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text escapes to a JSON string that reads back as that text.
+        #[test]
+        fn escaping_round_trips(text in ".*") {
+            let mut out = String::from("\"");
+            escape_into(&mut out, &text).unwrap();
+            out.push('"');
+            let back: String = serde_json::from_str(&out).unwrap();
+            proptest::prop_assert_eq!(back, text);
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Logging: one span per request (request id, route, status, latency, call
+//! SID), written as JSON lines or human-readable text by a background thread.
+
+mod json;
+
+use std::io::{BufWriter, IsTerminal};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{Error, HttpMessage};
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::config::LogFormat;
+pub use json::{JsonFields, JsonLines};
+
+/// How many log lines may wait for the writer thread before a request
+/// thread waits for room (lines are never dropped).
+const LOG_QUEUE_LINES: usize = 64 * 1024;
+
+/// Install the global subscriber; `RUST_LOG` overrides the `info` default.
+///
+/// Lines are formatted on the request's thread and written to stdout by a
+/// background thread, in batches: a request never waits for the terminal,
+/// the pipe or the disk. Keep the returned guard until exit: dropping it
+/// writes out what is queued.
+pub fn init(format: Option<LogFormat>) -> Option<WorkerGuard> {
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("flexbridge-log")
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        // The close event carries the request's latency (time.busy + time.idle).
+        .with_span_events(FmtSpan::CLOSE);
+    let installed = match format {
+        LogFormat::Json => builder
+            .fmt_fields(JsonFields)
+            .event_format(JsonLines)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    // A second init (tests) keeps the first subscriber; that is fine.
+    installed.ok().map(|()| guard)
+}
+
+/// The header a request id travels in, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// This request's id: the caller's `X-Request-Id` when it is sane, else a new UUID.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Whether an incoming id is safe to log and echo (no injection into logs
+/// or headers, bounded length).
+fn acceptable_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
+        })
+}
+
+/// Echo the request's id in the response, so a caller can quote it when
+/// reporting a problem.
+pub fn echo_request_id<B>(response: &mut ServiceResponse<B>) {
+    let value = response
+        .request()
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| HeaderValue::from_str(&id.0).ok());
+    if let Some(value) = value {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+}
+
+/// When the request started and which route answers it, for the end of the
+/// request span and the metrics.
+struct Started {
+    at: Instant,
+    route: &'static str,
+}
+
+/// Builds the request span, and records the end of every request: status
+/// and latency on the span, and the request metrics.
+///
+/// Unlike the default span, it records the path without the query string:
+/// a tool key may travel as `?key=…` and must not be logged.
+pub struct FlexbridgeRootSpan;
+
+impl RootSpanBuilder for FlexbridgeRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let started = Started {
+            at: Instant::now(),
+            route: crate::startup::route_template(request),
+        };
+        // A sane incoming id is kept; otherwise the id tracing-actix-web
+        // has just generated for this request.
+        let id = request
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|id| acceptable_request_id(id))
+            .map(ToOwned::to_owned)
+            .or_else(|| {
+                request
+                    .extensions()
+                    .get::<tracing_actix_web::RequestId>()
+                    .map(ToString::to_string)
+            })
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let span = tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.route = started.route,
+            http.path = %request.path(),
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+            request_id = %id,
+            latency_ms = tracing::field::Empty,
+            call_sid = tracing::field::Empty,
+            conversation_sid = tracing::field::Empty,
+        );
+        let mut extensions = request.extensions_mut();
+        extensions.insert(RequestId(id));
+        extensions.insert(started);
+        span
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        match outcome {
+            Ok(response) => {
+                let request = response.request();
+                if let Some(started) = request.extensions().get::<Started>() {
+                    let elapsed = started.at.elapsed();
+                    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+                    crate::metrics::http_request(
+                        started.route,
+                        request.method(),
+                        response.status().as_u16(),
+                        elapsed,
+                    );
+                }
+            }
+            Err(error) => crate::metrics::http_request_failed(
+                error.as_response_error().status_code().as_u16(),
+            ),
+        }
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
