@@ -8,13 +8,14 @@
 //! every line; at one line per request that was the largest single cost of
 //! answering a webhook.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -232,7 +233,7 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
+        write_timestamp(&mut writer, SystemTime::now())?;
         write!(writer, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
         let mut visitor = JsonVisitor::new(&mut writer);
         event.record(&mut visitor);
@@ -264,6 +265,39 @@ where
         }
         writer.write_str("}\n")
     }
+}
+
+thread_local! {
+    /// The second last formatted on this thread, and its text up to the
+    /// fraction: `YYYY-MM-DDTHH:MM:SS.`.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// `now` in RFC 3339, UTC, with microseconds (`2026-11-21T12:06:32.567451Z`,
+/// as tracing-subscriber writes it). The date and time of day change once a
+/// second, so they are formatted once a second per thread.
+fn write_timestamp(out: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != seconds {
+            let utc = time::OffsetDateTime::from(UNIX_EPOCH + Duration::from_secs(seconds));
+            text.clear();
+            write!(
+                text,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                utc.year(),
+                u8::from(utc.month()),
+                utc.day(),
+                utc.hour(),
+                utc.minute(),
+                utc.second()
+            )?;
+            *second = seconds;
+        }
+        out.write_str(text)?;
+        write!(out, "{:06}Z", since_epoch.subsec_micros())
+    })
 }
 
 /// `{fields…,"name":"span name"}`.
@@ -406,6 +440,37 @@ mod tests {
             "{lines:?}"
         );
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        for (since_epoch, text) in [
+            (Duration::ZERO, "1970-01-01T00:00:00.000000Z"),
+            (
+                Duration::new(1_700_000_000, 123_456_789),
+                "2023-11-14T22:13:20.123456Z",
+            ),
+            (
+                Duration::new(1_700_000_000, 999_999),
+                "2023-11-14T22:13:20.000999Z",
+            ),
+            (
+                Duration::new(1_709_164_799, 0),
+                "2024-02-28T23:59:59.000000Z",
+            ),
+            (
+                Duration::new(1_709_164_800, 1_000),
+                "2024-02-29T00:00:00.000001Z",
+            ),
+            (
+                Duration::new(4_102_444_800, 0),
+                "2100-01-01T00:00:00.000000Z",
+            ),
+        ] {
+            let mut out = String::new();
+            write_timestamp(&mut out, UNIX_EPOCH + since_epoch).unwrap();
+            assert_eq!(out, text);
+        }
     }
 
     #[test]

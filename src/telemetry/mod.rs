@@ -1,9 +1,10 @@
 //! Logging: one span per request (request id, route, status, latency, call
 //! SID), written as JSON lines or human-readable text by a background thread.
 
+mod batch;
 mod json;
 
-use std::io::{BufWriter, IsTerminal};
+use std::io::{IsTerminal, Stdout};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -12,35 +13,32 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::LogFormat;
+pub use batch::{BatchWriter, FlushGuard};
 pub use json::{JsonFields, JsonLines};
-
-/// How many log lines may wait for the writer thread before a request
-/// thread waits for room (lines are never dropped).
-const LOG_QUEUE_LINES: usize = 64 * 1024;
 
 /// Install the global subscriber; `RUST_LOG` overrides the `info` default.
 ///
 /// Lines are formatted on the request's thread and written to stdout by a
-/// background thread, in batches: a request never waits for the terminal,
-/// the pipe or the disk. Keep the returned guard until exit: dropping it
-/// writes out what is queued.
-pub fn init(format: Option<LogFormat>) -> Option<WorkerGuard> {
+/// background thread, in batches (see [`BatchWriter`]). Keep the returned
+/// guard until exit: dropping it writes out what is buffered.
+pub fn init(format: Option<LogFormat>) -> Option<FlushGuard<Stdout>> {
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         LogFormat::Pretty
     } else {
         LogFormat::Json
     });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .thread_name("flexbridge-log")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+    let (writer, guard) = match BatchWriter::start(std::io::stdout()) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("flexbridge: cannot start the log writer thread: {e}");
+            return None;
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -124,16 +122,18 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
                     .map(ToString::to_string)
             })
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // Plain `&str` fields: they are written as they are, without a
+        // trip through the formatting machinery.
         let span = tracing::info_span!(
             "HTTP request",
-            http.method = %request.method(),
+            http.method = request.method().as_str(),
             http.route = started.route,
-            http.path = %request.path(),
+            http.path = request.path(),
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,
-            request_id = %id,
+            request_id = id.as_str(),
             latency_ms = tracing::field::Empty,
             call_sid = tracing::field::Empty,
             conversation_sid = tracing::field::Empty,

@@ -58,9 +58,16 @@ impl Process {
         self.child.id()
     }
 
-    /// Stop the process and return everything it logged.
+    /// Stop the process as a platform would (SIGTERM, so it writes out its
+    /// buffered log lines; SIGKILL if it has not exited within 10 s) and
+    /// return everything it logged.
     pub fn stop_and_read_logs(mut self) -> String {
-        let _ = self.child.kill();
+        if self.is_running() {
+            self.signal("TERM");
+        }
+        if self.wait_for_exit(Duration::from_secs(10)).is_none() {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
