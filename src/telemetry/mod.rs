@@ -58,10 +58,6 @@ pub fn init(format: Option<LogFormat>) -> Option<FlushGuard<Stdout>> {
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// This request's id: the caller's `X-Request-Id` when it is sane, else a new UUID.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
 /// Whether an incoming id is safe to log and echo (no injection into logs
 /// or headers, bounded length).
 fn acceptable_request_id(id: &str) -> bool {
@@ -77,8 +73,8 @@ pub fn echo_request_id<B>(response: &mut ServiceResponse<B>) {
     let value = response
         .request()
         .extensions()
-        .get::<RequestId>()
-        .and_then(|id| HeaderValue::from_str(&id.0).ok());
+        .get::<Started>()
+        .and_then(|started| HeaderValue::from_str(&started.request_id).ok());
     if let Some(value) = value {
         response
             .headers_mut()
@@ -86,11 +82,13 @@ pub fn echo_request_id<B>(response: &mut ServiceResponse<B>) {
     }
 }
 
-/// When the request started and which route answers it, for the end of the
-/// request span and the metrics.
+/// What the start of a request decided, for its end: the metrics, the
+/// span's latency and the response's `X-Request-Id`.
 struct Started {
     at: Instant,
     route: &'static str,
+    /// The caller's `X-Request-Id` when it is sane, else a new UUID.
+    request_id: String,
 }
 
 /// Builds the request span, and records the end of every request: status
@@ -102,10 +100,8 @@ pub struct FlexbridgeRootSpan;
 
 impl RootSpanBuilder for FlexbridgeRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let started = Started {
-            at: Instant::now(),
-            route: crate::startup::route_template(request),
-        };
+        let at = Instant::now();
+        let route = crate::startup::route_template(request);
         // A sane incoming id is kept; otherwise the id tracing-actix-web
         // has just generated for this request.
         let id = request
@@ -127,7 +123,7 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
         let span = tracing::info_span!(
             "HTTP request",
             http.method = request.method().as_str(),
-            http.route = started.route,
+            http.route = route,
             http.path = request.path(),
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
@@ -138,9 +134,11 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
             call_sid = tracing::field::Empty,
             conversation_sid = tracing::field::Empty,
         );
-        let mut extensions = request.extensions_mut();
-        extensions.insert(RequestId(id));
-        extensions.insert(started);
+        request.extensions_mut().insert(Started {
+            at,
+            route,
+            request_id: id,
+        });
         span
     }
 
