@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use quick_xml::Writer;
-use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
 
 use crate::domain::WorkflowSid;
 
@@ -107,14 +107,57 @@ impl VoiceResponse {
 
     /// The XML document, declaration included.
     pub fn render(&self) -> String {
-        let mut writer = Writer::new(Vec::new());
+        // Only text is ever written, so the bytes are UTF-8.
+        String::from_utf8(self.render_bytes()).unwrap_or_else(|_| MINIMAL_RESPONSE.to_owned())
+    }
+
+    /// The XML document as bytes, ready to be a response body.
+    pub fn render_bytes(&self) -> Vec<u8> {
+        let mut writer = Writer::new(Vec::with_capacity(self.size_hint()));
         // Writing into a Vec cannot fail; if it ever did, a minimal valid
         // document keeps the call alive rather than sending broken XML.
         match self.write(&mut writer) {
-            Ok(()) => String::from_utf8(writer.into_inner())
-                .unwrap_or_else(|_| MINIMAL_RESPONSE.to_owned()),
-            Err(_) => MINIMAL_RESPONSE.to_owned(),
+            Ok(()) => writer.into_inner(),
+            Err(_) => MINIMAL_RESPONSE.as_bytes().to_vec(),
         }
+    }
+
+    /// Room for the document unless much of it needs escaping, so the
+    /// buffer is allocated once.
+    fn size_hint(&self) -> usize {
+        const MARKUP: usize = 96;
+        let text: usize = self
+            .verbs
+            .iter()
+            .map(|verb| match verb {
+                Verb::DialSip {
+                    refer_url, sip_uri, ..
+                } => refer_url.len() + sip_uri.len(),
+                Verb::Redirect { url } => url.len(),
+                Verb::Enqueue {
+                    task_attributes, ..
+                } => task_attributes.len() + 34,
+                Verb::Say { text } => text.len(),
+                Verb::Hangup => 0,
+                Verb::ConnectStream {
+                    action,
+                    url,
+                    parameters,
+                } => {
+                    action.as_ref().map_or(0, String::len)
+                        + url.len()
+                        + parameters
+                            .iter()
+                            .map(|p| p.name.len() + p.value.len() + MARKUP)
+                            .sum::<usize>()
+                }
+                Verb::ConnectConnector {
+                    connector_id,
+                    action,
+                } => connector_id.len() + action.len(),
+            } + MARKUP)
+            .sum();
+        MARKUP + text + text / 8
     }
 
     fn write(&self, w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
@@ -129,6 +172,40 @@ impl VoiceResponse {
 const MINIMAL_RESPONSE: &str =
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Hangup/></Response>";
 
+/// A start tag with its attributes (values escaped by quick-xml), its
+/// buffer sized for them up front rather than grown attribute by attribute.
+fn tag<'a>(name: &'a str, attributes: &[(&str, &str)]) -> BytesStart<'a> {
+    if attributes.is_empty() {
+        return BytesStart::new(name);
+    }
+    let room: usize = attributes.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+    let mut content = String::with_capacity(name.len() + room);
+    content.push_str(name);
+    let mut tag = BytesStart::from_content(content, name.len());
+    for &attribute in attributes {
+        tag.push_attribute(attribute);
+    }
+    tag
+}
+
+/// `<tag>text</tag>`, the text escaped by quick-xml.
+fn text_element(w: &mut Writer<Vec<u8>>, tag: BytesStart<'_>, text: &str) -> std::io::Result<()> {
+    w.write_event(Event::Start(tag.borrow()))?;
+    w.write_event(Event::Text(BytesText::new(&xml_safe(text))))?;
+    w.write_event(Event::End(tag.to_end()))
+}
+
+/// `<tag>`, what `inner` writes, `</tag>`.
+fn element(
+    w: &mut Writer<Vec<u8>>,
+    tag: BytesStart<'_>,
+    inner: impl FnOnce(&mut Writer<Vec<u8>>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    w.write_event(Event::Start(tag.borrow()))?;
+    inner(w)?;
+    w.write_event(Event::End(tag.to_end()))
+}
+
 fn write_verb(w: &mut Writer<Vec<u8>>, verb: &Verb) -> std::io::Result<()> {
     match verb {
         Verb::DialSip {
@@ -136,78 +213,62 @@ fn write_verb(w: &mut Writer<Vec<u8>>, verb: &Verb) -> std::io::Result<()> {
             refer_url,
             sip_uri,
         } => {
-            w.create_element("Dial")
-                .with_attribute((
-                    "answerOnBridge",
-                    if *answer_on_bridge { "true" } else { "false" },
-                ))
-                .with_attribute(("referUrl", xml_safe(refer_url).as_ref()))
-                .write_inner_content(|w| {
-                    w.create_element("Sip")
-                        .write_text_content(BytesText::new(&xml_safe(sip_uri)))
-                        .map(|_| ())
-                })?;
+            let answer_on_bridge = if *answer_on_bridge { "true" } else { "false" };
+            let refer_url = xml_safe(refer_url);
+            let dial = tag(
+                "Dial",
+                &[
+                    ("answerOnBridge", answer_on_bridge),
+                    ("referUrl", &refer_url),
+                ],
+            );
+            element(w, dial, |w| text_element(w, tag("Sip", &[]), sip_uri))
         }
-        Verb::Redirect { url } => {
-            w.create_element("Redirect")
-                .with_attribute(("method", "POST"))
-                .write_text_content(BytesText::new(&xml_safe(url)))?;
-        }
+        Verb::Redirect { url } => text_element(w, tag("Redirect", &[("method", "POST")]), url),
         Verb::Enqueue {
             workflow_sid,
             task_attributes,
         } => {
-            w.create_element("Enqueue")
-                .with_attribute(("workflowSid", workflow_sid.as_ref()))
-                .write_inner_content(|w| {
-                    w.create_element("Task")
-                        .write_text_content(BytesText::new(&xml_safe(task_attributes)))
-                        .map(|_| ())
-                })?;
+            let enqueue = tag("Enqueue", &[("workflowSid", workflow_sid.as_ref())]);
+            element(w, enqueue, |w| {
+                text_element(w, tag("Task", &[]), task_attributes)
+            })
         }
-        Verb::Say { text } => {
-            w.create_element("Say")
-                .write_text_content(BytesText::new(&xml_safe(text)))?;
-        }
-        Verb::Hangup => {
-            w.create_element("Hangup").write_empty()?;
-        }
+        Verb::Say { text } => text_element(w, tag("Say", &[]), text),
+        Verb::Hangup => w.write_event(Event::Empty(tag("Hangup", &[]))),
         Verb::ConnectStream {
             action,
             url,
             parameters,
         } => {
             let action = action.as_deref().map(xml_safe);
-            let mut connect = w.create_element("Connect");
-            if let Some(action) = &action {
-                connect = connect.with_attribute(("action", action.as_ref()));
-            }
-            connect.write_inner_content(|w| {
-                w.create_element("Stream")
-                    .with_attribute(("url", xml_safe(url).as_ref()))
-                    .write_inner_content(|w| {
-                        parameters.iter().try_for_each(|p| {
-                            w.create_element("Parameter")
-                                .with_attribute(("name", xml_safe(&p.name).as_ref()))
-                                .with_attribute(("value", xml_safe(&p.value).as_ref()))
-                                .write_empty()
-                                .map(|_| ())
-                        })
+            let connect = match &action {
+                Some(action) => tag("Connect", &[("action", action)]),
+                None => tag("Connect", &[]),
+            };
+            let url = xml_safe(url);
+            element(w, connect, |w| {
+                element(w, tag("Stream", &[("url", &url)]), |w| {
+                    parameters.iter().try_for_each(|p| {
+                        let (name, value) = (xml_safe(&p.name), xml_safe(&p.value));
+                        let parameter = tag("Parameter", &[("name", &name), ("value", &value)]);
+                        w.write_event(Event::Empty(parameter))
                     })
-                    .map(|_| ())
-            })?;
+                })
+            })
         }
         Verb::ConnectConnector {
             connector_id,
             action,
         } => {
-            w.create_element("Connect")
-                .with_attribute(("connectorId", xml_safe(connector_id).as_ref()))
-                .with_attribute(("action", xml_safe(action).as_ref()))
-                .write_empty()?;
+            let (connector_id, action) = (xml_safe(connector_id), xml_safe(action));
+            let connect = tag(
+                "Connect",
+                &[("connectorId", &connector_id), ("action", &action)],
+            );
+            w.write_event(Event::Empty(connect))
         }
     }
-    Ok(())
 }
 
 /// Replace characters XML 1.0 forbids even when escaped (most C0 controls,
@@ -216,7 +277,13 @@ pub fn xml_safe(text: &str) -> Cow<'_, str> {
     fn allowed(c: char) -> bool {
         matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
     }
-    if text.chars().all(allowed) {
+    // Bytes first: no control byte and no `EF` (the lead byte of U+F000 to
+    // U+FFFF) means no forbidden character, without decoding any; only text
+    // with such bytes is looked at character by character.
+    let suspect = text
+        .bytes()
+        .fold(false, |suspect, b| suspect | (b < 0x20) | (b == 0xEF));
+    if !suspect || text.chars().all(allowed) {
         Cow::Borrowed(text)
     } else {
         Cow::Owned(
@@ -281,6 +348,44 @@ mod tests {
              <Enqueue workflowSid=\"WW0123456789abcdef0123456789abcdef\"><Task>{&quot;k&quot;:&quot;&lt;v&gt;&quot;}</Task>\
              </Enqueue></Response>"
         );
+    }
+
+    proptest::proptest! {
+        /// The byte pre-check never changes what is replaced.
+        #[test]
+        fn xml_safe_replaces_exactly_the_forbidden_characters(
+            text in "[a\t\n\r\u{0}-\u{1f}\u{7f}\u{e9}\u{d7ff}\u{e000}\u{f000}\u{fffd}-\u{ffff}\u{10000}]{0,12}",
+        ) {
+            let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+            let expected: String = text.chars().map(|c| if allowed(c) { c } else { '\u{FFFD}' }).collect();
+            let safe = xml_safe(&text);
+            proptest::prop_assert_eq!(matches!(safe, Cow::Borrowed(_)), expected == text);
+            proptest::prop_assert_eq!(safe.as_ref(), expected.as_str());
+        }
+    }
+
+    #[test]
+    fn render_bytes_is_render_and_grows_past_its_size_hint() {
+        let long = "&<>\"'".repeat(200);
+        let response = VoiceResponse::new()
+            .verb(Verb::Say { text: long.clone() })
+            .verb(Verb::DialSip {
+                answer_on_bridge: false,
+                refer_url: long.clone(),
+                sip_uri: "sip:x@\u{F000}\u{FFFE}".into(),
+            })
+            .verb(Verb::ConnectConnector {
+                connector_id: long,
+                action: String::new(),
+            });
+        let rendered = response.render();
+        assert_eq!(response.render_bytes(), rendered.as_bytes());
+        assert!(rendered.contains("<Sip>sip:x@\u{F000}\u{FFFD}</Sip>"));
+        assert!(
+            rendered
+                .contains("<Dial answerOnBridge=\"false\" referUrl=\"&amp;&lt;&gt;&quot;&apos;")
+        );
+        assert!(rendered.ends_with("action=\"\"/></Response>"));
     }
 
     fn parameter(name: &str, value: &str) -> StreamParameter {

@@ -100,7 +100,7 @@ impl Responder for TwimlReply {
     fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
         HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, twiml::CONTENT_TYPE))
-            .body(self.0.render())
+            .body(self.0.render_bytes())
     }
 }
 

@@ -44,12 +44,14 @@ fn dial_assistant(
     // against the URL it just requested, which is right unless a proxy
     // rewrites paths (then set PUBLIC_BASE_URL).
     let refer_url = match &settings.public_base_url {
-        Some(base) => base.join("/refer-handler"),
+        Some(base) => [base.as_ref(), "/refer-handler"].concat(),
         None => "/refer-handler".to_owned(),
     };
+    // Concatenation allocates once, exactly; formatting grows the string.
+    let sip_uri = ["sip:", called.as_ref(), "@", host.as_ref(), secure].concat();
     Ok(VoiceResponse::new().verb(Verb::DialSip {
         answer_on_bridge: true,
         refer_url,
-        sip_uri: format!("sip:{called}@{host}{secure}"),
+        sip_uri,
     }))
 }

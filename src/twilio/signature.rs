@@ -31,6 +31,11 @@ use subtle::ConstantTimeEq;
 
 type HmacSha1 = Hmac<Sha1>;
 
+/// Bytes in an HMAC-SHA1.
+const MAC_LEN: usize = 20;
+/// Characters of its padded Base64, the form `X-Twilio-Signature` carries.
+const SIGNATURE_LEN: usize = MAC_LEN.div_ceil(3) * 4;
+
 /// The auth token, keyed into HMAC once; cloning the state is cheap.
 #[derive(Clone)]
 pub struct SignatureKey(HmacSha1);
@@ -48,18 +53,14 @@ impl SignatureKey {
 
     /// The signature Twilio sends for a request to `url` with `params`.
     pub fn sign(&self, url: &str, params: &[(String, String)]) -> String {
-        let mut mac = self.0.clone();
-        mac.update(url.as_bytes());
-        for (name, value) in sorted_params(params) {
-            mac.update(name.as_bytes());
-            mac.update(value.as_bytes());
-        }
-        BASE64.encode(mac.finalize().into_bytes())
+        BASE64.encode(self.mac(url, &signed_params(params)))
     }
 
     /// Whether `signature` is valid for a form or query request to `url`.
     pub fn validate(&self, signature: &str, url: &str, params: &[(String, String)]) -> bool {
-        let matches = |candidate: &str| constant_time_eq(signature, &self.sign(candidate, params));
+        // The parameters are the same for every URL form tried: laid out once.
+        let params = signed_params(params);
+        let matches = |candidate: &str| self.signs(signature, candidate, &params);
         if matches(&remove_port(url)) || matches(&add_port(url)) {
             return true;
         }
@@ -73,6 +74,24 @@ impl SignatureKey {
             || matches(&with_port)
             || matches(&legacy_query(&without_port))
             || matches(&legacy_query(&with_port))
+    }
+
+    /// HMAC-SHA1 of `url` followed by the laid-out parameters.
+    fn mac(&self, url: &str, params: &[u8]) -> [u8; MAC_LEN] {
+        let mut mac = self.0.clone();
+        mac.update(url.as_bytes());
+        mac.update(params);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `signature` is the Base64 of the MAC of `url` and `params`,
+    /// compared in constant time without building a string.
+    fn signs(&self, signature: &str, url: &str, params: &[u8]) -> bool {
+        let mut expected = [0u8; SIGNATURE_LEN];
+        match BASE64.encode_slice(self.mac(url, params), &mut expected) {
+            Ok(len) => signature.as_bytes().ct_eq(&expected[..len]).into(),
+            Err(_) => false,
+        }
     }
 
     /// Whether `signature` is valid for a JSON request: the URL (with its
@@ -113,7 +132,7 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 /// first. Comparing bytes and correcting that one case avoids transcoding.
 fn js_order(a: &str, b: &str) -> Ordering {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    let Some(i) = a.iter().zip(b).position(|(x, y)| x != y) else {
+    let Some(i) = first_difference(a, b) else {
         return a.len().cmp(&b.len());
     };
     // A difference inside a character (same lead byte) is in continuation
@@ -125,6 +144,24 @@ fn js_order(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// Where `a` and `b` first differ, within the shorter: eight bytes at a
+/// time, as parameter names share long prefixes (`Called`, `CalledCity`…).
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    let len = a.len().min(b.len());
+    let mut i = 0;
+    while let (Some(x), Some(y)) = (a.get(i..i + 8), b.get(i..i + 8)) {
+        let (Ok(x), Ok(y)) = (<[u8; 8]>::try_from(x), <[u8; 8]>::try_from(y)) else {
+            break;
+        };
+        let diff = u64::from_le_bytes(x) ^ u64::from_le_bytes(y);
+        if diff != 0 {
+            return Some(i + (diff.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (i..len).find(|&j| a[j] != b[j])
+}
+
 /// Every (name, value) pair once, sorted by name then value: what Twilio's
 /// library signs (it groups values by name, drops repeated values and
 /// sorts names and values).
@@ -133,9 +170,37 @@ fn sorted_params(params: &[(String, String)]) -> Vec<(&str, &str)> {
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
-    pairs.sort_unstable_by(|a, b| js_order(a.0, b.0).then_with(|| js_order(a.1, b.1)));
+    pairs.sort_unstable_by(|a, b| pair_order(*a, *b));
     pairs.dedup();
     pairs
+}
+
+/// The order [`sorted_params`] sorts pairs in.
+fn pair_order(a: (&str, &str), b: (&str, &str)) -> Ordering {
+    js_order(a.0, b.0).then_with(|| js_order(a.1, b.1))
+}
+
+/// The signed part after the URL: `name || value` for each pair of
+/// [`sorted_params`], in one buffer so HMAC takes it in one call.
+fn signed_params(params: &[(String, String)]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(params.iter().map(|(n, v)| n.len() + v.len()).sum());
+    // Twilio sends its parameters sorted and without repeats: then the
+    // order is already right and nothing needs sorting or removing.
+    let in_order = params
+        .windows(2)
+        .all(|w| pair_order((&w[0].0, &w[0].1), (&w[1].0, &w[1].1)) == Ordering::Less);
+    if in_order {
+        for (name, value) in params {
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(value.as_bytes());
+        }
+    } else {
+        for (name, value) in sorted_params(params) {
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(value.as_bytes());
+        }
+    }
+    bytes
 }
 
 /// A URL cut at its authority, without normalising anything.
@@ -149,24 +214,37 @@ struct UrlParts<'a> {
 
 /// Split `scheme://[userinfo@]host[:port]rest`; `None` without `scheme://`.
 fn split_url(url: &str) -> Option<UrlParts<'_>> {
-    let colon = url.find("://")?;
-    let scheme_name = &url[..colon];
-    let mut chars = scheme_name.bytes();
+    // Byte searches: every delimiter is ASCII, which never occurs inside a
+    // multi-byte character, so byte and character positions agree.
+    let bytes = url.as_bytes();
+    let colon = bytes.windows(3).position(|w| w == b"://")?;
+    let scheme_name = &bytes[..colon];
+    let mut chars = scheme_name.iter();
     let valid_scheme = chars.next().is_some_and(|b| b.is_ascii_alphabetic())
-        && chars.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        && chars.all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
     if !valid_scheme {
         return None;
     }
     let scheme_end = colon + 3;
     let after = &url[scheme_end..];
-    let authority_len = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let authority_len = after
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(after.len());
     let authority = &after[..authority_len];
-    let user_info_len = authority.rfind('@').map_or(0, |at| at + 1);
+    let user_info_len = authority
+        .bytes()
+        .rposition(|b| b == b'@')
+        .map_or(0, |at| at + 1);
     let host_and_port = &authority[user_info_len..];
     // A colon starts the port only after an IPv6 literal's closing bracket.
-    let search_from = host_and_port.rfind(']').map_or(0, |b| b + 1);
-    let port_start = host_and_port[search_from..]
-        .find(':')
+    let search_from = host_and_port
+        .bytes()
+        .rposition(|b| b == b']')
+        .map_or(0, |b| b + 1);
+    let port_start = host_and_port.as_bytes()[search_from..]
+        .iter()
+        .position(|&b| b == b':')
         .map(|i| i + search_from);
     let (host, port) = match port_start {
         Some(p) => (&host_and_port[..p], &host_and_port[p..]),
@@ -313,6 +391,56 @@ mod tests {
         assert_eq!(add_port("not a url"), "not a url");
     }
 
+    /// `split_url` as character searches, to check the byte searches against.
+    fn split_url_by_chars(url: &str) -> Option<[&str; 5]> {
+        let colon = url.find("://")?;
+        let mut chars = url[..colon].bytes();
+        let valid_scheme = chars.next().is_some_and(|b| b.is_ascii_alphabetic())
+            && chars.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        if !valid_scheme {
+            return None;
+        }
+        let after = &url[colon + 3..];
+        let authority_len = after.find(['/', '?', '#']).unwrap_or(after.len());
+        let authority = &after[..authority_len];
+        let user_info_len = authority.rfind('@').map_or(0, |at| at + 1);
+        let host_and_port = &authority[user_info_len..];
+        let search_from = host_and_port.rfind(']').map_or(0, |b| b + 1);
+        let port_start = host_and_port[search_from..]
+            .find(':')
+            .map_or(host_and_port.len(), |i| i + search_from);
+        Some([
+            &url[..colon + 3],
+            &authority[..user_info_len],
+            &host_and_port[..port_start],
+            &host_and_port[port_start..],
+            &after[authority_len..],
+        ])
+    }
+
+    proptest::proptest! {
+        /// Byte searches split any URL where character searches do.
+        #[test]
+        fn split_url_agrees_with_character_searches(
+            url in r"[a-zA-Z\u{e9}\u{1F600}+.-]{0,4}(://)?[a-z@:\[\]/?#\u{e9}\u{1F600}]{0,12}",
+        ) {
+            let split = split_url(&url).map(|p| [p.scheme, p.user_info, p.host, p.port, p.rest]);
+            proptest::prop_assert_eq!(split, split_url_by_chars(&url));
+        }
+
+        /// The word-at-a-time search finds the first difference.
+        #[test]
+        fn first_difference_is_the_first_unequal_byte(
+            a in proptest::collection::vec(proptest::sample::select(b"ab\xee".to_vec()), 0..20),
+            b in proptest::collection::vec(proptest::sample::select(b"ab\xee".to_vec()), 0..20),
+        ) {
+            proptest::prop_assert_eq!(
+                first_difference(&a, &b),
+                a.iter().zip(&b).position(|(x, y)| x != y)
+            );
+        }
+    }
+
     #[test]
     fn legacy_query_matches_nodes_querystring() {
         assert_eq!(
@@ -363,6 +491,47 @@ mod tests {
             let (a, b) = (format!("{shared}{a}"), format!("{shared}{b}"));
             proptest::prop_assert_eq!(js_order(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
         }
+    }
+
+    proptest::proptest! {
+        /// The laid-out parameters are the sorted, deduplicated pairs
+        /// concatenated, whether the input comes in order or not.
+        #[test]
+        fn signed_params_are_the_sorted_pairs_concatenated(
+            list in proptest::collection::vec(("[ab\u{FF41}\u{1F600}]{0,2}", "[12\u{E000}\u{10000}]{0,2}"), 0..8),
+            presort in proptest::bool::ANY,
+        ) {
+            let mut params: Vec<(String, String)> = list;
+            if presort {
+                params.sort_by(|a, b| pair_order((&a.0, &a.1), (&b.0, &b.1)));
+            }
+            let expected: Vec<u8> = sorted_params(&params)
+                .into_iter()
+                .flat_map(|(n, v)| n.bytes().chain(v.bytes()))
+                .collect();
+            proptest::prop_assert_eq!(signed_params(&params), expected);
+        }
+    }
+
+    #[test]
+    fn signatures_of_the_wrong_length_or_encoding_are_refused() {
+        let key = SignatureKey::new("12345");
+        let params = pairs(&[("CallSid", "CA1234567890ABCDE"), ("Caller", "+14158675310")]);
+        let url = "https://mycompany.com/myapp.php";
+        let signature = key.sign(url, &params);
+        assert!(key.validate(&signature, url, &params));
+        assert!(!key.validate(&signature[..27], url, &params));
+        assert!(!key.validate(&format!("{signature}="), url, &params));
+        assert!(!key.validate(&signature.replace('=', ""), url, &params));
+        assert!(!key.validate("", url, &params));
+        let unsorted = pairs(&[("Caller", "+14158675310"), ("CallSid", "CA1234567890ABCDE")]);
+        assert!(key.validate(&signature, url, &unsorted));
+        let repeated = pairs(&[
+            ("Caller", "+14158675310"),
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+14158675310"),
+        ]);
+        assert!(key.validate(&signature, url, &repeated));
     }
 
     #[test]
