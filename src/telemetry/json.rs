@@ -21,9 +21,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Fields as the inside of a JSON object: `"name":value,"name":value`.
 ///
-/// A field recorded again later is appended again; a line shows only its
-/// last value ([`write_span`] drops the earlier ones), so every key appears
-/// once per object.
+/// A span stores its fields in this form; a field recorded again later
+/// replaces its earlier value, so every key appears once and a line copies
+/// the text as it is.
 pub struct JsonFields;
 
 impl<'writer> FormatFields<'writer> for JsonFields {
@@ -42,15 +42,57 @@ impl<'writer> FormatFields<'writer> for JsonFields {
         current: &'writer mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
+        let before = current.fields.len();
         let mut visitor = JsonVisitor::new(&mut current.fields);
-        visitor.first = visitor.out.is_empty();
+        visitor.first = before == 0;
         fields.record(&mut visitor);
-        visitor.result
+        visitor.result?;
+        // Rare: a field recorded a second time. The new members are at the
+        // end; an earlier member with the same key is dropped.
+        if before > 0 && repeats_a_key(&current.fields, before) {
+            current.fields = without_repeated_keys(&current.fields);
+        }
+        Ok(())
     }
 }
 
+/// Whether a member from byte `from` on has a key that an earlier member has.
+///
+/// `"name":` can only occur where a member starts: inside a string value
+/// every `"` is escaped. So a plain substring search finds earlier keys.
+fn repeats_a_key(fields: &str, from: usize) -> bool {
+    let (earlier, added) = fields.split_at(from);
+    members(added.strip_prefix(',').unwrap_or(added)).any(|(key, _)| {
+        let mut needle = [0_u8; 128];
+        match needle.get_mut(..=key.len()) {
+            Some(slot) => {
+                slot[..key.len()].copy_from_slice(key.as_bytes());
+                slot[key.len()] = b':';
+                memchr::memmem::find(earlier.as_bytes(), slot).is_some()
+            }
+            // Longer than any field name flexbridge uses: check the slow way.
+            None => earlier.contains(&format!("{key}:")),
+        }
+    })
+}
+
+/// The fields text with each key once, at its last value.
+fn without_repeated_keys(fields: &str) -> String {
+    let all: Vec<(&str, &str)> = members(fields).collect();
+    let mut kept = String::with_capacity(fields.len());
+    for (i, (key, member)) in all.iter().enumerate() {
+        if !all[i + 1..].iter().any(|(later, _)| later == key) {
+            if !kept.is_empty() {
+                kept.push(',');
+            }
+            kept.push_str(member);
+        }
+    }
+    kept
+}
+
 /// The members of fields text [`JsonFields`] wrote: `(key, member)` pairs,
-/// where the member is the whole `"key":value`.
+/// where the key is the quoted name and the member the whole `"key":value`.
 fn members(fields: &str) -> impl Iterator<Item = (&str, &str)> {
     let mut rest = fields;
     std::iter::from_fn(move || {
@@ -88,26 +130,6 @@ fn value_end(fields: &str, from: usize) -> usize {
             .find(',')
             .map_or(fields.len(), |i| from + i),
     }
-}
-
-/// Write fields text, each key once with its last value.
-fn write_deduplicated(writer: &mut Writer<'_>, fields: &str) -> fmt::Result {
-    let all: Vec<(&str, &str)> = members(fields).collect();
-    let repeated = |i: usize| all[i + 1..].iter().any(|(key, _)| *key == all[i].0);
-    if !(0..all.len()).any(repeated) {
-        return writer.write_str(fields);
-    }
-    let mut first = true;
-    for (i, (_, member)) in all.iter().enumerate() {
-        if !repeated(i) {
-            if !first {
-                writer.write_char(',')?;
-            }
-            first = false;
-            writer.write_str(member)?;
-        }
-    }
-    Ok(())
 }
 
 /// Writes each field as `"name":value`, comma-separated.
@@ -185,26 +207,38 @@ impl<W: fmt::Write> Visit for JsonVisitor<'_, W> {
     }
 }
 
+/// Bytes a JSON string cannot carry as they are: controls, `"` and `\\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// Write `text` as the inside of a JSON string.
 fn escape_into<W: fmt::Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
+    let bytes = text.as_bytes();
     let mut plain = 0;
-    for (i, byte) in text.bytes().enumerate() {
-        let escaped = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.write_str(&text[plain..i])?;
-        if escaped.is_empty() {
-            write!(out, "\\u{byte:04x}")?;
-        } else {
-            out.write_str(escaped)?;
+    while let Some(offset) = bytes[plain..]
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+    {
+        let at = plain + offset;
+        out.write_str(&text[plain..at])?;
+        match bytes[at] {
+            b'"' => out.write_str("\\\"")?,
+            b'\\' => out.write_str("\\\\")?,
+            b'\n' => out.write_str("\\n")?,
+            b'\r' => out.write_str("\\r")?,
+            b'\t' => out.write_str("\\t")?,
+            control => write!(out, "\\u{control:04x}")?,
         }
-        plain = i + 1;
+        plain = at + 1;
     }
     out.write_str(&text[plain..])
 }
@@ -311,7 +345,7 @@ where
     writer.write_char('{')?;
     if let Some(fields) = span.extensions().get::<FormattedFields<JsonFields>>() {
         if !fields.fields.is_empty() {
-            write_deduplicated(writer, &fields.fields)?;
+            writer.write_str(&fields.fields)?;
             writer.write_char(',')?;
         }
     }
@@ -486,9 +520,22 @@ mod tests {
             (r#""a":1,"b":"a","c":1.5"#, r#""a":1,"b":"a","c":1.5"#),
             (r#""a":1"#, r#""a":1"#),
         ] {
-            let mut out = String::new();
-            write_deduplicated(&mut Writer::new(&mut out), text).unwrap();
-            assert_eq!(out, left, "from {text}");
+            assert_eq!(without_repeated_keys(text), left, "from {text}");
+        }
+    }
+
+    #[test]
+    fn a_repeat_is_found_only_for_a_key_and_not_inside_a_value() {
+        let fields = r#""a":1,"b":"x,\"c\":y""#;
+        for (added, repeats) in [
+            (r#","a":2"#, true),
+            (r#","b":"z""#, true),
+            (r#","c":3"#, false),
+            (r#","ab":3,"d":4"#, false),
+            (r#","d":4,"b":5"#, true),
+        ] {
+            let text = format!("{fields}{added}");
+            assert_eq!(repeats_a_key(&text, fields.len()), repeats, "{text}");
         }
     }
 
