@@ -12,12 +12,6 @@ use flexbridge::startup::Application;
 use flexbridge::telemetry;
 use flexbridge::twilio::SignatureKey;
 
-/// mimalloc rather than the system allocator: a request allocates and frees
-/// many small buffers on two threads, where glibc's malloc spent about a
-/// tenth of the CPU time (bench/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {

@@ -22,7 +22,7 @@ use tracing_subscriber::fmt::MakeWriter;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Past this many buffered bytes the writer thread is woken early.
-const WAKE_AT: usize = 256 * 1024;
+const WAKE_AT: usize = 64 * 1024;
 
 /// Past this many buffered bytes the thread adding a line writes the buffer
 /// out itself (bounding memory when the output is slower than the logs).
