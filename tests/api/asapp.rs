@@ -872,15 +872,7 @@ async fn call_complete_counts_its_handovers() {
     let app = spawn_asapp_app(&asapp, &[]).await;
 
     app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
 
     assert!(
         metrics.contains(r#"flexbridge_handovers_total{vendor="asapp",outcome="handed_over"}"#),

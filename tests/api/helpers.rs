@@ -95,6 +95,13 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The Prometheus text `GET /metrics` answers (no token configured).
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        response.text().await.unwrap()
+    }
+
     /// The public URL of `path`: what Twilio signs.
     pub fn public_url(&self, path: &str) -> String {
         format!("{}{path}", self.public_origin)

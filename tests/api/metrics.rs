@@ -92,15 +92,7 @@ async fn unknown_paths_and_methods_share_one_label_each() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 405);
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         value(
             &metrics,
