@@ -62,17 +62,10 @@ impl<'writer> FormatFields<'writer> for JsonFields {
 /// every `"` is escaped. So a plain substring search finds earlier keys.
 fn repeats_a_key(fields: &str, from: usize) -> bool {
     let (earlier, added) = fields.split_at(from);
+    let earlier = earlier.as_bytes();
     members(added.strip_prefix(',').unwrap_or(added)).any(|(key, _)| {
-        let mut needle = [0_u8; 128];
-        match needle.get_mut(..=key.len()) {
-            Some(slot) => {
-                slot[..key.len()].copy_from_slice(key.as_bytes());
-                slot[key.len()] = b':';
-                memchr::memmem::find(earlier.as_bytes(), slot).is_some()
-            }
-            // Longer than any field name flexbridge uses: check the slow way.
-            None => earlier.contains(&format!("{key}:")),
-        }
+        memchr::memmem::find_iter(earlier, key.as_bytes())
+            .any(|at| earlier.get(at + key.len()) == Some(&b':'))
     })
 }
 

@@ -189,16 +189,16 @@ fn signed_params(params: &[(String, String)]) -> Vec<u8> {
     let in_order = params
         .windows(2)
         .all(|w| pair_order((&w[0].0, &w[0].1), (&w[1].0, &w[1].1)) == Ordering::Less);
+    let mut append = |name: &str, value: &str| {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(value.as_bytes());
+    };
     if in_order {
-        for (name, value) in params {
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.extend_from_slice(value.as_bytes());
-        }
+        params.iter().for_each(|(name, value)| append(name, value));
     } else {
-        for (name, value) in sorted_params(params) {
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.extend_from_slice(value.as_bytes());
-        }
+        sorted_params(params)
+            .into_iter()
+            .for_each(|(name, value)| append(name, value));
     }
     bytes
 }
