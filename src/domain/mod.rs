@@ -1,6 +1,7 @@
 //! Domain types: every value from Twilio, an assistant or the environment is
 //! parsed into one of these before any route logic sees it.
 
+mod percent;
 mod phone;
 mod session;
 mod sid;
@@ -8,6 +9,7 @@ mod sip;
 mod store_url;
 mod web_url;
 
+pub(crate) use percent::percent_decode;
 pub use phone::{E164, E164Error};
 pub use session::{ChannelType, Identity, IdentityError, SessionId, SessionIdError};
 pub use sid::{

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use super::percent_decode;
+
 /// Host name (and optional port) of the AI assistant's SIP endpoint.
 ///
 /// # Format
@@ -247,38 +249,15 @@ fn parse_headers(part: &str) -> Vec<SipHeader> {
     part.split('&')
         .filter_map(|segment| {
             let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
-            let name = String::from_utf8_lossy(&decode(name)).trim().to_owned();
+            let name = String::from_utf8_lossy(&percent_decode(name.as_bytes(), false))
+                .trim()
+                .to_owned();
             (!name.is_empty()).then(|| SipHeader {
                 name,
-                value: decode(value),
+                value: percent_decode(value.as_bytes(), false),
             })
         })
         .collect()
-}
-
-/// Percent-decode once, as `percent_encoding::percent_decode` does (an
-/// invalid escape stays literal), copying the text between escapes in
-/// runs into a buffer allocated once.
-fn decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some(percent) = rest.iter().position(|&b| b == b'%') {
-        out.extend_from_slice(&rest[..percent]);
-        rest = &rest[percent + 1..];
-        let hex = |b: &u8| char::from(*b).to_digit(16);
-        match rest {
-            [high, low, after @ ..] => match (hex(high), hex(low)) {
-                (Some(high), Some(low)) => {
-                    out.push((high << 4 | low) as u8);
-                    rest = after;
-                }
-                _ => out.push(b'%'),
-            },
-            _ => out.push(b'%'),
-        }
-    }
-    out.extend_from_slice(rest);
-    out
 }
 
 /// The watsonx session history key: what Studio or Flex needs to fetch the
@@ -402,30 +381,6 @@ pub fn user_to_user_data(value: &[u8]) -> Result<Vec<u8>, SessionKeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    proptest::proptest! {
-        /// Decoding equals the percent-encoding crate's, escapes valid or not.
-        #[test]
-        fn decodes_like_percent_encoding(text in "[a%0-9A-Fa-fgZ\u{e9}+]{0,16}") {
-            let expected: Vec<u8> = percent_encoding::percent_decode(text.as_bytes()).collect();
-            proptest::prop_assert_eq!(decode(&text), expected);
-        }
-    }
-
-    #[test]
-    fn decodes_escapes_once_and_keeps_invalid_ones() {
-        for (text, expected) in [
-            ("", &b""[..]),
-            ("%", b"%"),
-            ("%4", b"%4"),
-            ("a%41%4g%%41", b"aA%4g%A"),
-            ("%253A", b"%3A"),
-            ("%ff%FE+", b"\xff\xfe+"),
-            ("%C3%A9\u{e9}", "\u{e9}\u{e9}".as_bytes()),
-        ] {
-            assert_eq!(decode(text), expected, "{text:?}");
-        }
-    }
 
     fn key(refer_to: &str) -> Result<String, SessionKeyError> {
         ReferTo::parse(refer_to)

@@ -11,6 +11,7 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
 
+use crate::domain::percent_decode;
 use crate::errors::{MAX_BODY_BYTES, RequestError};
 use crate::twilio::{SignedBody, WebhookAuth};
 
@@ -225,50 +226,11 @@ fn next_ampersand(bytes: &[u8], from: usize) -> usize {
         .map_or(bytes.len(), |p| i + p)
 }
 
-/// `+` becomes a space and `%` with two hex digits the byte they spell (any
-/// other `%` stays), in one pass; then UTF-8 with U+FFFD for what is not.
-/// A `+` is never part of an escape, so this equals replacing `+` first and
-/// percent-decoding after, as the URL crate does.
+/// A form name or value: `+` is a space, escapes are decoded once, then
+/// UTF-8 with U+FFFD for what is not.
 fn unescape(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while let Some((&b, tail)) = rest.split_first() {
-        match b {
-            b'+' => {
-                out.push(b' ');
-                rest = tail;
-            }
-            b'%' => match tail {
-                [high, low, after @ ..] if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
-                    out.push(hex_value(*high) << 4 | hex_value(*low));
-                    rest = after;
-                }
-                _ => {
-                    out.push(b'%');
-                    rest = tail;
-                }
-            },
-            _ => {
-                let run = rest
-                    .iter()
-                    .position(|&b| b == b'+' || b == b'%')
-                    .unwrap_or(rest.len());
-                out.extend_from_slice(&rest[..run]);
-                rest = &rest[run..];
-            }
-        }
-    }
-    String::from_utf8(out)
+    String::from_utf8(percent_decode(bytes, true))
         .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
-}
-
-/// The value of an ASCII hex digit (callers check that it is one).
-fn hex_value(digit: u8) -> u8 {
-    match digit {
-        b'0'..=b'9' => digit - b'0',
-        b'a'..=b'f' => digit - b'a' + 10,
-        _ => digit.wrapping_sub(b'A').wrapping_add(10),
-    }
 }
 
 impl FromRequest for TwilioRequest {

@@ -1,0 +1,84 @@
+//! Percent-decoding, shared by form bodies and SIP headers.
+
+/// Decode once: `%` with two hex digits becomes the byte they spell, any
+/// other `%` stays as it is (as `percent_encoding::percent_decode` does),
+/// and with `plus_is_space` (form encoding) `+` becomes a space. A `+` is
+/// never part of an escape, so this equals replacing `+` first and
+/// percent-decoding after, as the URL crate does. The text between escapes
+/// is copied in runs into a buffer allocated once.
+pub(crate) fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Vec<u8> {
+    let special = |b: &u8| *b == b'%' || (plus_is_space && *b == b'+');
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(special) {
+        out.extend_from_slice(&rest[..at]);
+        let (marker, tail) = (rest[at], &rest[at + 1..]);
+        rest = tail;
+        if marker == b'+' {
+            out.push(b' ');
+            continue;
+        }
+        match tail {
+            [high, low, after @ ..] if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
+                out.push(hex_value(*high) << 4 | hex_value(*low));
+                rest = after;
+            }
+            _ => out.push(b'%'),
+        }
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The value of an ASCII hex digit (callers check that it is one).
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit.wrapping_sub(b'A').wrapping_add(10),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Without `plus_is_space`, decoding equals the percent-encoding
+        /// crate's, escapes valid or not.
+        #[test]
+        fn decodes_like_percent_encoding(text in "[a%0-9A-Fa-fgZ\u{e9}+]{0,16}") {
+            let expected: Vec<u8> = percent_encoding::percent_decode(text.as_bytes()).collect();
+            proptest::prop_assert_eq!(percent_decode(text.as_bytes(), false), expected);
+        }
+
+        /// With it, it equals replacing `+` by a space, then percent-decoding.
+        #[test]
+        fn decodes_forms_like_plus_then_percent_encoding(text in "[a%0-9A-Fa-fgZ\u{e9}+]{0,16}") {
+            let spaced = text.replace('+', " ");
+            let expected: Vec<u8> = percent_encoding::percent_decode(spaced.as_bytes()).collect();
+            proptest::prop_assert_eq!(percent_decode(text.as_bytes(), true), expected);
+        }
+    }
+
+    #[test]
+    fn decodes_escapes_once_and_keeps_invalid_ones() {
+        for (text, plus_is_space, expected) in [
+            ("", false, &b""[..]),
+            ("%", false, b"%"),
+            ("%4", false, b"%4"),
+            ("a%41%4g%%41", false, b"aA%4g%A"),
+            ("%253A", false, b"%3A"),
+            ("%ff%FE+", false, b"\xff\xfe+"),
+            ("%ff%FE+", true, b"\xff\xfe "),
+            ("a+%2B+", true, b"a + "),
+            ("%C3%A9\u{e9}", false, "\u{e9}\u{e9}".as_bytes()),
+        ] {
+            assert_eq!(
+                percent_decode(text.as_bytes(), plus_is_space),
+                expected,
+                "{text:?}"
+            );
+        }
+    }
+}
