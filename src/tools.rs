@@ -13,7 +13,7 @@ use tracing_actix_web::RootSpan;
 
 use crate::domain::{Identity, SessionId, Sid, SidKind};
 use crate::errors::{RequestError, ToolError};
-use crate::twilio::{SignedBody, WebhookAuth, decode_form, with_body};
+use crate::twilio::{FormParams, SignedBody, WebhookAuth, with_body};
 
 /// Fields that select targets rather than describe the customer.
 const OVERRIDES: [&str; 3] = ["FlexWorkspaceSid", "FlexWorkflowSid", "FlowSid"];
@@ -26,9 +26,9 @@ pub struct ToolRequest {
     /// `X-Identity`.
     pub identity: Identity,
     /// String fields of the tool input (JSON object or form), in order.
-    fields: Vec<(String, String)>,
+    fields: FormParams,
     /// Query parameters.
-    query: Vec<(String, String)>,
+    query: FormParams,
 }
 
 impl ToolRequest {
@@ -37,12 +37,7 @@ impl ToolRequest {
     /// # Errors
     /// [`ToolError::BadRequest`] when present but not a SID of kind `K`.
     pub fn override_sid<K: SidKind>(&self, name: &str) -> Result<Option<Sid<K>>, ToolError> {
-        let value = self
-            .fields
-            .iter()
-            .chain(&self.query)
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v);
+        let value = self.fields.get(name).or_else(|| self.query.get(name));
         value
             .filter(|v| !v.trim().is_empty())
             .map(|v| {
@@ -58,8 +53,7 @@ impl ToolRequest {
     pub fn attribute_fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields
             .iter()
-            .filter(|(name, _)| !OVERRIDES.contains(&name.as_str()))
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .filter(|(name, _)| !OVERRIDES.contains(name))
     }
 }
 
@@ -89,9 +83,9 @@ fn bad(code: &'static str, message: impl Into<String>) -> ToolError {
 }
 
 /// The string fields of a JSON tool input (an empty body is `{}`).
-fn json_fields(body: &[u8]) -> Result<Vec<(String, String)>, ToolError> {
+fn json_fields(body: &[u8]) -> Result<FormParams, ToolError> {
     if body.trim_ascii().is_empty() {
-        return Ok(Vec::new());
+        return Ok(FormParams::default());
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(object)) => Ok(object
@@ -112,8 +106,11 @@ impl FromRequest for ToolRequest {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         with_body(req, payload, |req, body| {
             let form = is_form(req);
-            let form_params: Vec<(String, String)> =
-                if form { decode_form(&body) } else { Vec::new() };
+            let form_params = if form {
+                FormParams::decode(&body)
+            } else {
+                FormParams::default()
+            };
             let signed = if form {
                 SignedBody::Form {
                     params: &form_params,
@@ -147,7 +144,7 @@ impl FromRequest for ToolRequest {
             } else {
                 json_fields(&body)?
             };
-            let query = decode_form(req.query_string().as_bytes());
+            let query = FormParams::decode(req.query_string().as_bytes());
             Ok(Self {
                 session,
                 identity,

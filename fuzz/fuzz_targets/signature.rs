@@ -1,4 +1,5 @@
-//! `X-Twilio-Signature` checks on arbitrary requests: `validate` and
+//! `X-Twilio-Signature` checks on arbitrary requests: `validate`,
+//! `validate_form` (which must agree with `validate`) and
 //! `validate_with_body` must never panic, whatever the URL, parameters,
 //! body or claimed signature; and what `sign` produces must validate
 //! (form requests), as must a JSON request whose URL carries the body's
@@ -9,7 +10,7 @@
 
 #![no_main]
 
-use flexbridge::twilio::decode_form;
+use flexbridge::twilio::FormParams;
 use flexbridge::twilio::signature::{SignatureKey, body_sha256_hex};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,17 +23,22 @@ fuzz_target!(|data: &[u8]| {
         .nth(4)
         .unwrap_or_default()
         .to_vec();
-    let params = decode_form(params.as_bytes());
+    let form = FormParams::decode(params.as_bytes());
+    let params = form.to_vec();
     let key = SignatureKey::new(&token);
 
-    // Arbitrary claims: no panic, whatever the answer.
-    let _ = key.validate(&claimed, &url, &params);
+    // Arbitrary claims: no panic, and the same answer for decoded form
+    // parameters as for the same pairs as strings.
+    assert_eq!(
+        key.validate_form(&claimed, &url, &form),
+        key.validate(&claimed, &url, &params)
+    );
     let _ = key.validate_with_body(&claimed, &url, &body);
 
     // What Twilio would send validates.
     let signature = key.sign(&url, &params);
     assert!(
-        key.validate(&signature, &url, &params),
+        key.validate(&signature, &url, &params) && key.validate_form(&signature, &url, &form),
         "sign then validate: {url:?} {params:?}"
     );
 

@@ -7,8 +7,15 @@
 /// percent-decoding after, as the URL crate does. The text between escapes
 /// is copied in runs into a buffer allocated once.
 pub(crate) fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Vec<u8> {
-    let special = |b: &u8| *b == b'%' || (plus_is_space && *b == b'+');
     let mut out = Vec::with_capacity(bytes.len());
+    percent_decode_into(bytes, plus_is_space, &mut out);
+    out
+}
+
+/// [`percent_decode`], appending to `out`: a caller decoding many pieces
+/// reuses one buffer.
+pub(crate) fn percent_decode_into(bytes: &[u8], plus_is_space: bool, out: &mut Vec<u8>) {
+    let special = |b: &u8| *b == b'%' || (plus_is_space && *b == b'+');
     let mut rest = bytes;
     while let Some(at) = rest.iter().position(special) {
         out.extend_from_slice(&rest[..at]);
@@ -27,7 +34,6 @@ pub(crate) fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Vec<u8> {
         }
     }
     out.extend_from_slice(rest);
-    out
 }
 
 /// The value of an ASCII hex digit (callers check that it is one).

@@ -106,15 +106,15 @@ fn parameter(name: &str, value: &str) -> StreamParameter {
 /// form fields before query fields, the first of a repeated name, blank
 /// values left out.
 fn forwarded_parameters(request: &TwilioRequest) -> Vec<StreamParameter> {
-    let fields = || request.form().iter().chain(request.query());
+    let fields = || request.form().iter().chain(request.query().iter());
     let is_input = |name: &str| name.len() > INPUT_PREFIX.len() && name.starts_with(INPUT_PREFIX);
     let named = FORWARDED_FIELDS
         .iter()
-        .filter_map(|wanted| fields().find(|(name, _)| name.as_str() == *wanted));
+        .filter_map(|wanted| fields().find(|(name, _)| name == wanted));
     let inputs = fields().filter(|(name, _)| is_input(name));
     let mut parameters: Vec<StreamParameter> = Vec::new();
     for (name, value) in named.chain(inputs) {
-        if value.trim().is_empty() || parameters.iter().any(|p| &p.name == name) {
+        if value.trim().is_empty() || parameters.iter().any(|p| p.name == name) {
             continue;
         }
         parameters.push(parameter(name, value));

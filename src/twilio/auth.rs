@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Settings;
 use crate::domain::PublicBaseUrl;
-use crate::twilio::SignatureKey;
+use crate::twilio::{FormParams, SignatureKey};
 
 /// The header Twilio signs requests with.
 pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
@@ -62,7 +62,7 @@ pub enum SignedBody<'a> {
     /// The route reads form parameters (POST) or none (GET): they are signed.
     Form {
         /// The decoded parameters, in order.
-        params: &'a [(String, String)],
+        params: &'a FormParams,
         /// The raw body, for `bodySHA256` URLs.
         raw: &'a [u8],
     },
@@ -144,7 +144,7 @@ impl WebhookAuth {
             SignedBody::Form { raw, .. } | SignedBody::Json(raw) if url.contains("bodySHA256") => {
                 key.validate_with_body(signature, &url, raw)
             }
-            SignedBody::Form { params, .. } => key.validate(signature, &url, params),
+            SignedBody::Form { params, .. } => key.validate_form(signature, &url, params),
             SignedBody::Json(raw) => raw.is_empty() && key.validate(signature, &url, &[]),
         };
         if valid {

@@ -3,9 +3,11 @@
 
 pub mod auth;
 pub mod client;
+mod form;
 mod request;
 pub mod signature;
 
 pub use auth::{AuthError, SignedBody, WebhookAuth};
-pub use request::{TwilioRequest, decode_form, read_body, with_body};
+pub use form::FormParams;
+pub use request::{TwilioRequest, read_body, with_body};
 pub use signature::SignatureKey;

@@ -29,6 +29,8 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::FormParams;
+
 type HmacSha1 = Hmac<Sha1>;
 
 /// Bytes in an HMAC-SHA1.
@@ -53,14 +55,30 @@ impl SignatureKey {
 
     /// The signature Twilio sends for a request to `url` with `params`.
     pub fn sign(&self, url: &str, params: &[(String, String)]) -> String {
-        BASE64.encode(self.mac(url, &signed_params(params)))
+        BASE64.encode(self.mac(url, &signed_params(owned_pairs(params))))
     }
 
     /// Whether `signature` is valid for a form or query request to `url`.
     pub fn validate(&self, signature: &str, url: &str, params: &[(String, String)]) -> bool {
-        // The parameters are the same for every URL form tried: laid out once.
-        let params = signed_params(params);
-        let matches = |candidate: &str| self.signs(signature, candidate, &params);
+        self.validate_laid_out(signature, url, &signed_params(owned_pairs(params)))
+    }
+
+    /// [`Self::validate`] for decoded form parameters: when they arrive in
+    /// the signing order, as Twilio sends them, their buffer is already the
+    /// signed bytes and nothing is copied.
+    pub fn validate_form(&self, signature: &str, url: &str, params: &FormParams) -> bool {
+        let params = if in_signing_order(params.iter()) {
+            Cow::Borrowed(params.concatenated().as_bytes())
+        } else {
+            Cow::Owned(signed_params(params.iter()))
+        };
+        self.validate_laid_out(signature, url, &params)
+    }
+
+    /// Whether `signature` is valid for `url` followed by `params`, laid out
+    /// once for every URL form tried.
+    fn validate_laid_out(&self, signature: &str, url: &str, params: &[u8]) -> bool {
+        let matches = |candidate: &str| self.signs(signature, candidate, params);
         if matches(&remove_port(url)) || matches(&add_port(url)) {
             return true;
         }
@@ -162,14 +180,18 @@ fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
     (i..len).find(|&j| a[j] != b[j])
 }
 
+/// Borrowed views of owned pairs.
+fn owned_pairs(params: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> + Clone {
+    params
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+}
+
 /// Every (name, value) pair once, sorted by name then value: what Twilio's
 /// library signs (it groups values by name, drops repeated values and
 /// sorts names and values).
-fn sorted_params(params: &[(String, String)]) -> Vec<(&str, &str)> {
-    let mut pairs: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
+fn sorted_params<'a>(params: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
+    let mut pairs: Vec<(&str, &str)> = params.collect();
     pairs.sort_unstable_by(|a, b| pair_order(*a, *b));
     pairs.dedup();
     pairs
@@ -180,25 +202,32 @@ fn pair_order(a: (&str, &str), b: (&str, &str)) -> Ordering {
     js_order(a.0, b.0).then_with(|| js_order(a.1, b.1))
 }
 
+/// Whether the pairs are strictly in [`sorted_params`]'s order (so sorting
+/// and removing repeats would change nothing). Twilio sends its parameters
+/// that way.
+fn in_signing_order<'a>(mut params: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+    let Some(mut previous) = params.next() else {
+        return true;
+    };
+    params.all(|pair| {
+        let ordered = pair_order(previous, pair) == Ordering::Less;
+        previous = pair;
+        ordered
+    })
+}
+
 /// The signed part after the URL: `name || value` for each pair of
 /// [`sorted_params`], in one buffer so HMAC takes it in one call.
-fn signed_params(params: &[(String, String)]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(params.iter().map(|(n, v)| n.len() + v.len()).sum());
-    // Twilio sends its parameters sorted and without repeats: then the
-    // order is already right and nothing needs sorting or removing.
-    let in_order = params
-        .windows(2)
-        .all(|w| pair_order((&w[0].0, &w[0].1), (&w[1].0, &w[1].1)) == Ordering::Less);
-    let mut append = |name: &str, value: &str| {
+fn signed_params<'a>(params: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(params.clone().map(|(n, v)| n.len() + v.len()).sum());
+    let append = |(name, value): (&str, &str)| {
         bytes.extend_from_slice(name.as_bytes());
         bytes.extend_from_slice(value.as_bytes());
     };
-    if in_order {
-        params.iter().for_each(|(name, value)| append(name, value));
+    if in_signing_order(params.clone()) {
+        params.for_each(append);
     } else {
-        sorted_params(params)
-            .into_iter()
-            .for_each(|(name, value)| append(name, value));
+        sorted_params(params).into_iter().for_each(append);
     }
     bytes
 }
@@ -468,14 +497,14 @@ mod tests {
             ("_", "x"),
             ("B", "y"),
         ]);
-        let sorted = sorted_params(&params);
+        let sorted = sorted_params(owned_pairs(&params));
         assert_eq!(
             sorted,
             vec![("B", "y"), ("_", "x"), ("a", "z"), ("b", "1"), ("b", "2")]
         );
         // U+FF41 sorts after U+1F600 by code point but before it in UTF-16.
         let params = pairs(&[("\u{FF41}", ""), ("\u{1F600}", "")]);
-        let sorted = sorted_params(&params);
+        let sorted = sorted_params(owned_pairs(&params));
         assert_eq!(sorted[0].0, "\u{1F600}");
     }
 
@@ -505,11 +534,37 @@ mod tests {
             if presort {
                 params.sort_by(|a, b| pair_order((&a.0, &a.1), (&b.0, &b.1)));
             }
-            let expected: Vec<u8> = sorted_params(&params)
+            let expected: Vec<u8> = sorted_params(owned_pairs(&params))
                 .into_iter()
                 .flat_map(|(n, v)| n.bytes().chain(v.bytes()))
                 .collect();
-            proptest::prop_assert_eq!(signed_params(&params), expected);
+            proptest::prop_assert_eq!(signed_params(owned_pairs(&params)), expected);
+        }
+    }
+
+    proptest::proptest! {
+        /// Decoded form parameters validate exactly as the same pairs as
+        /// strings do, in signing order (checked without a copy) or not.
+        #[test]
+        fn form_parameters_validate_like_their_pairs(
+            list in proptest::collection::vec(("[ab\u{FF41}\u{1F600}]{0,2}", "[12\u{E000}\u{10000}]{0,2}"), 0..8),
+            presort in proptest::bool::ANY,
+            signed_list in proptest::collection::vec(("[ab]{0,2}", "[12]{0,2}"), 0..4),
+        ) {
+            let mut params: Vec<(String, String)> = list;
+            if presort {
+                params.sort_by(|a, b| pair_order((&a.0, &a.1), (&b.0, &b.1)));
+            }
+            let form: FormParams = params.iter().cloned().collect();
+            let key = SignatureKey::new("token");
+            let url = "https://flexbridge.example.com/receive-call";
+            let own = key.sign(url, &params);
+            proptest::prop_assert!(key.validate_form(&own, url, &form));
+            let other = key.sign(url, &signed_list);
+            proptest::prop_assert_eq!(
+                key.validate_form(&other, url, &form),
+                key.validate(&other, url, &params)
+            );
         }
     }
 
