@@ -133,11 +133,13 @@ impl VoiceResponse {
                 Verb::DialSip {
                     refer_url, sip_uri, ..
                 } => refer_url.len() + sip_uri.len(),
-                Verb::Redirect { url } => url.len(),
+                // A Studio redirect's `&`s and a task's JSON quotes are
+                // most of what gets escaped.
+                Verb::Redirect { url } => escaped_len(url),
                 Verb::Enqueue {
                     task_attributes, ..
-                } => task_attributes.len() + 34,
-                Verb::Say { text } => text.len(),
+                } => escaped_len(task_attributes) + 34,
+                Verb::Say { text } => escaped_len(text),
                 Verb::Hangup => 0,
                 Verb::ConnectStream {
                     action,
@@ -186,6 +188,16 @@ fn tag<'a>(name: &'a str, attributes: &[(&str, &str)]) -> BytesStart<'a> {
         tag.push_attribute(attribute);
     }
     tag
+}
+
+/// At least the length of `text` once XML-escaped (`&quot;` is the longest
+/// escape).
+fn escaped_len(text: &str) -> usize {
+    let escapes = text
+        .bytes()
+        .filter(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+        .count();
+    text.len() + 5 * escapes
 }
 
 /// `<tag>text</tag>`, the text escaped by quick-xml.

@@ -15,6 +15,8 @@ pub(crate) fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Vec<u8> {
 /// [`percent_decode`], appending to `out`: a caller decoding many pieces
 /// reuses one buffer.
 pub(crate) fn percent_decode_into(bytes: &[u8], plus_is_space: bool, out: &mut Vec<u8>) {
+    // Decoding never lengthens: one reservation covers every run.
+    out.reserve(bytes.len());
     let special = |b: &u8| *b == b'%' || (plus_is_space && *b == b'+');
     let mut rest = bytes;
     while let Some(at) = rest.iter().position(special) {

@@ -150,18 +150,27 @@ impl StudioWebhookUrl {
     /// This URL with `params` appended to its query, every name and value
     /// percent-encoded (see [`encode_query_component`]).
     pub fn with_params<'a>(&self, params: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
-        let mut query = self.0.query().unwrap_or_default().to_owned();
+        // Percent-encoded names and values need no further escaping (and the
+        // URL has no fragment), so they are appended to the URL's text
+        // rather than passed through the URL parser again.
+        let mut url = String::with_capacity(self.0.as_str().len() + 256);
+        url.push_str(self.0.as_str());
+        // `?` when there is no query yet; nothing after an empty one.
+        let mut separator = match self.0.query() {
+            None => Some('?'),
+            Some("") => None,
+            Some(_) => Some('&'),
+        };
         for (name, value) in params {
-            if !query.is_empty() {
-                query.push('&');
+            if let Some(separator) = separator {
+                url.push(separator);
             }
-            query.push_str(&encode_query_text(name));
-            query.push('=');
-            query.push_str(&encode_query_component(value));
+            separator = Some('&');
+            url.extend(utf8_percent_encode(name, QUERY_COMPONENT));
+            url.push('=');
+            url.extend(percent_encoding::percent_encode(value, QUERY_COMPONENT));
         }
-        let mut url = self.0.clone();
-        url.set_query((!query.is_empty()).then_some(query.as_str()));
-        url.into()
+        url
     }
 }
 
@@ -227,5 +236,23 @@ mod tests {
             plain.with_params([("A", &b"\xff"[..])]),
             "https://webhooks.twilio.com/v1/Flows/FW1?A=%FF"
         );
+        assert_eq!(
+            plain.with_params([("A", &b""[..]), ("B", b"1")]),
+            "https://webhooks.twilio.com/v1/Flows/FW1?A=&B=1"
+        );
+        assert_eq!(
+            plain.with_params([]),
+            "https://webhooks.twilio.com/v1/Flows/FW1"
+        );
+        let empty_query =
+            StudioWebhookUrl::parse("https://webhooks.twilio.com/v1/Flows/FW1?").unwrap();
+        assert_eq!(
+            empty_query.with_params([("A", &b"1"[..])]),
+            "https://webhooks.twilio.com/v1/Flows/FW1?A=1"
+        );
+        // What the URL parser makes of the result is the same text.
+        for built in [url, plain.with_params([("A", &b"\xff \x00?#"[..])])] {
+            assert_eq!(Url::parse(&built).unwrap().as_str(), built);
+        }
     }
 }

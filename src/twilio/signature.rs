@@ -70,7 +70,7 @@ impl SignatureKey {
         let params = if in_signing_order(params.iter()) {
             Cow::Borrowed(params.concatenated().as_bytes())
         } else {
-            Cow::Owned(signed_params(params.iter()))
+            Cow::Owned(sorted_layout(params.iter()))
         };
         self.validate_laid_out(signature, url, &params)
     }
@@ -219,15 +219,24 @@ fn in_signing_order<'a>(mut params: impl Iterator<Item = (&'a str, &'a str)>) ->
 /// The signed part after the URL: `name || value` for each pair of
 /// [`sorted_params`], in one buffer so HMAC takes it in one call.
 fn signed_params<'a>(params: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(params.clone().map(|(n, v)| n.len() + v.len()).sum());
-    let append = |(name, value): (&str, &str)| {
+    if in_signing_order(params.clone()) {
+        concatenate(params)
+    } else {
+        sorted_layout(params)
+    }
+}
+
+/// [`signed_params`] of pairs known not to be in signing order.
+fn sorted_layout<'a>(params: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+    concatenate(sorted_params(params).into_iter())
+}
+
+/// `name || value` for each pair, in the order given.
+fn concatenate<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(pairs.clone().map(|(n, v)| n.len() + v.len()).sum());
+    for (name, value) in pairs {
         bytes.extend_from_slice(name.as_bytes());
         bytes.extend_from_slice(value.as_bytes());
-    };
-    if in_signing_order(params.clone()) {
-        params.for_each(append);
-    } else {
-        sorted_params(params).into_iter().for_each(append);
     }
     bytes
 }
