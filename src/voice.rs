@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use actix_web::body::BoxBody;
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, Responder};
 use serde_json::{Map, Value};
 
@@ -98,8 +98,10 @@ impl Responder for TwimlReply {
     type Body = BoxBody;
 
     fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
+        // Ready-made: a header value from a `&str` is parsed and copied.
+        const CONTENT_TYPE: HeaderValue = HeaderValue::from_static(twiml::CONTENT_TYPE);
         HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, twiml::CONTENT_TYPE))
+            .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))
             .body(self.0.render_bytes())
     }
 }
