@@ -187,7 +187,8 @@ const CLASS: [u8; 256] = {
 };
 
 /// Call `each` for every non-empty piece, in order: one pass over the
-/// input finds the separators and the escapes together.
+/// input finds the separators and the escapes together, skipping the
+/// bytes between them a word at a time.
 fn for_each_piece(bytes: &[u8], mut each: impl FnMut(Piece)) {
     let mut start = 0;
     let mut equals: Option<usize> = None;
@@ -222,27 +223,40 @@ fn for_each_piece(bytes: &[u8], mut each: impl FnMut(Piece)) {
             }
             _ => {}
         }
-        i += 1;
+        i = next_special(bytes, i + 1);
     }
     finish(start, bytes.len(), equals, name_escaped, value_escaped);
 }
 
-/// The index of the first `&` at or after `from`, or the length: eight
-/// bytes at a time, as long escaped values (a SIP `Refer-To`) are most of
-/// some bodies.
+/// The index of the first `&` at or after `from`, or the length.
 fn next_ampersand(bytes: &[u8], from: usize) -> usize {
+    next_of(bytes, from, [b'&'])
+}
+
+/// The index of the first byte at or after `from` the scanner stops at
+/// (see [`CLASS`]), or the length.
+fn next_special(bytes: &[u8], from: usize) -> usize {
+    next_of(bytes, from, [b'&', b'=', b'+', b'%'])
+}
+
+/// The index of the first of `targets` at or after `from`, or the length:
+/// eight bytes at a time, as SIDs, numbers and escaped values (a SIP
+/// `Refer-To`) run long without one.
+fn next_of<const N: usize>(bytes: &[u8], from: usize, targets: [u8; N]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    const AMPERSANDS: u64 = u64::from_ne_bytes([b'&'; 8]);
     let mut i = from;
     while let Some(chunk) = bytes.get(i..i + 8) {
         let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
             break;
         };
-        // High bit set in each byte that was `&` (and possibly in bytes
-        // after one, which the lowest set bit rules out).
-        let x = u64::from_le_bytes(chunk) ^ AMPERSANDS;
-        let found = x.wrapping_sub(ONES) & !x & HIGH;
+        let word = u64::from_le_bytes(chunk);
+        // High bit set in each byte equal to a target (and possibly in
+        // bytes after one, which the lowest set bit rules out).
+        let found = targets.iter().fold(0, |found, &target| {
+            let x = word ^ u64::from_ne_bytes([target; 8]);
+            found | (x.wrapping_sub(ONES) & !x & HIGH)
+        });
         if found != 0 {
             return i + (found.trailing_zeros() / 8) as usize;
         }
@@ -250,7 +264,7 @@ fn next_ampersand(bytes: &[u8], from: usize) -> usize {
     }
     bytes[i.min(bytes.len())..]
         .iter()
-        .position(|&b| b == b'&')
+        .position(|b| targets.contains(b))
         .map_or(bytes.len(), |p| i + p)
 }
 
@@ -324,9 +338,10 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The word-at-a-time search finds the first `&` wherever it is.
+        /// The word-at-a-time searches find the first `&`, and the first
+        /// of `&=+%`, wherever it is.
         #[test]
-        fn next_ampersand_finds_the_first(
+        fn word_searches_find_the_first(
             bytes in proptest::collection::vec(
                 proptest::prop_oneof![
                     proptest::sample::select(b"&%+=\x26\xa6\x25\x27\x00\xff".to_vec()),
@@ -342,6 +357,11 @@ mod tests {
                 .position(|&b| b == b'&')
                 .map_or(bytes.len(), |p| from + p);
             proptest::prop_assert_eq!(next_ampersand(&bytes, from), expected);
+            let expected = bytes[from..]
+                .iter()
+                .position(|&b| CLASS[usize::from(b)] != 0)
+                .map_or(bytes.len(), |p| from + p);
+            proptest::prop_assert_eq!(next_special(&bytes, from), expected);
         }
 
         /// Long escaped values, whose end is found a word at a time.
