@@ -12,7 +12,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -143,24 +143,70 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        match outcome {
+        // What tracing-actix-web's default builder records, but in one
+        // `record_all`: each record call formats and stores the span's
+        // fields again, and this runs for every request.
+        let latency_ms = match outcome {
             Ok(response) => {
                 let request = response.request();
-                if let Some(started) = request.extensions().get::<Started>() {
+                request.extensions().get::<Started>().map(|started| {
                     let elapsed = started.at.elapsed();
-                    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
                     crate::metrics::http_request(
                         started.route,
                         request.method(),
                         response.status().as_u16(),
                         elapsed,
                     );
-                }
+                    elapsed.as_secs_f64() * 1000.0
+                })
             }
-            Err(error) => crate::metrics::http_request_failed(
-                error.as_response_error().status_code().as_u16(),
-            ),
+            Err(error) => {
+                crate::metrics::http_request_failed(
+                    error.as_response_error().status_code().as_u16(),
+                );
+                None
+            }
+        };
+        let error = match outcome {
+            Ok(response) => response
+                .response()
+                .error()
+                .map(|e| (response.status(), e.as_response_error())),
+            Err(error) => {
+                let error = error.as_response_error();
+                Some((error.status_code(), error))
+            }
+        };
+        match error {
+            None => {
+                let status = outcome
+                    .as_ref()
+                    .map_or(0, |response| i32::from(response.status().as_u16()));
+                tracing::record_all!(
+                    span,
+                    latency_ms = latency_ms,
+                    http.status_code = status,
+                    otel.status_code = "OK",
+                );
+            }
+            Some((status, error)) => {
+                // Formatted before recording, as the default builder does
+                // (tokio-rs/tracing#1565): an error's Display may log.
+                let message = error.to_string();
+                let details = format!("{error:?}");
+                tracing::record_all!(
+                    span,
+                    latency_ms = latency_ms,
+                    exception.message = message.as_str(),
+                    exception.details = details.as_str(),
+                    http.status_code = i32::from(status.as_u16()),
+                    otel.status_code = if status.is_client_error() {
+                        "OK"
+                    } else {
+                        "ERROR"
+                    },
+                );
+            }
         }
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }
