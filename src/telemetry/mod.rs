@@ -15,10 +15,12 @@ use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 pub use batch::{BatchWriter, FlushGuard};
-pub use json::{JsonFields, JsonLines};
+pub use json::JsonLayer;
 
 /// Install the global subscriber; `RUST_LOG` overrides the `info` default.
 ///
@@ -39,20 +41,22 @@ pub fn init(format: Option<LogFormat>) -> Option<FlushGuard<Stdout>> {
             return None;
         }
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        // The close event carries the request's latency (time.busy + time.idle).
-        .with_span_events(FmtSpan::CLOSE);
     let installed = match format {
-        LogFormat::Json => builder
-            .fmt_fields(JsonFields)
-            .event_format(JsonLines)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(filter)
+            .with(JsonLayer::new(writer))
+            .try_init()
+            .is_ok(),
+        LogFormat::Pretty => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            // The close event carries the request's latency (time.busy + time.idle).
+            .with_span_events(FmtSpan::CLOSE)
+            .try_init()
+            .is_ok(),
     };
     // A second init (tests) keeps the first subscriber; that is fine.
-    installed.ok().map(|()| guard)
+    installed.then_some(guard)
 }
 
 /// The header a request id travels in, both ways.
