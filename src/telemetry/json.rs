@@ -248,7 +248,47 @@ where
 
 /// A duration in nanoseconds as tracing-subscriber writes `time.busy` and
 /// `time.idle`: three significant digits at most, in ns, µs, ms or s.
+///
+/// Two of these go into every request's line, and formatting a float with
+/// a precision is costly: the digits are worked out with integers, and
+/// only a value exactly halfway between two outputs (where the float's
+/// own rounding decides) goes through the float formatting.
 fn write_timing(out: &mut String, nanos: u64) -> fmt::Result {
+    let mut scale = 1_u64;
+    for unit in ["ns", "µs", "ms", "s"] {
+        let decimals = if nanos < 10 * scale {
+            2
+        } else if nanos < 100 * scale {
+            1
+        } else if nanos < 1000 * scale {
+            0
+        } else {
+            scale *= 1000;
+            continue;
+        };
+        // The value in units of its last digit, rounded half up; a tie is
+        // left to the float formatting.
+        let shifted = nanos * 10_u64.pow(decimals);
+        let (mut digits, rest) = (shifted / scale, shifted % scale);
+        if rest * 2 == scale {
+            break;
+        }
+        if rest * 2 > scale {
+            digits += 1;
+        }
+        let one = 10_u64.pow(decimals);
+        write!(out, "{}", digits / one)?;
+        if decimals > 0 {
+            write!(out, ".{:0width$}", digits % one, width = decimals as usize)?;
+        }
+        out.push_str(unit);
+        return Ok(());
+    }
+    write_timing_as_float(out, nanos)
+}
+
+/// [`write_timing`] as tracing-subscriber does it, with floats.
+fn write_timing_as_float(out: &mut String, nanos: u64) -> fmt::Result {
     #[allow(clippy::cast_precision_loss)] // Three digits are written.
     let mut t = nanos as f64;
     for unit in ["ns", "µs", "ms", "s"] {
@@ -736,6 +776,31 @@ mod tests {
             let mut out = String::new();
             write_timing(&mut out, nanos).unwrap();
             assert_eq!(out, text, "{nanos} ns");
+        }
+    }
+
+    #[test]
+    fn timings_with_integers_are_the_timings_with_floats() {
+        let edges = (0..13).flat_map(|power| {
+            let at = 10_u64.pow(power);
+            [
+                at - 1,
+                at,
+                at + 1,
+                5 * at,
+                5 * at - 1,
+                5 * at + 1,
+                995 * at / 100,
+            ]
+        });
+        let steps = (0..200_000).map(|i| i * 7_919);
+        let ties = (0..10_000).map(|i| i * 1_000 + 500);
+        let large = (0..10_000).map(|i| u64::MAX / 10_000 * i);
+        for nanos in edges.chain(steps).chain(ties).chain(large) {
+            let (mut fast, mut float) = (String::new(), String::new());
+            write_timing(&mut fast, nanos).unwrap();
+            write_timing_as_float(&mut float, nanos).unwrap();
+            assert_eq!(fast, float, "{nanos} ns");
         }
     }
 
