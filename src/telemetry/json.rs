@@ -469,11 +469,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
 fn escape_into<W: fmt::Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
     let bytes = text.as_bytes();
     let mut plain = 0;
-    while let Some(offset) = bytes[plain..]
-        .iter()
-        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
-    {
-        let at = plain + offset;
+    while let Some(at) = next_to_escape(bytes, plain) {
         out.write_str(&text[plain..at])?;
         match bytes[at] {
             b'"' => out.write_str("\\\"")?,
@@ -486,6 +482,36 @@ fn escape_into<W: fmt::Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
         plain = at + 1;
     }
     out.write_str(&text[plain..])
+}
+
+/// The first byte from `from` on that [`NEEDS_ESCAPE`].
+///
+/// Every field value and key goes through here, and almost none needs
+/// escaping: eight bytes are checked at a time until one might.
+fn next_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether some byte of `word` is below `n` (exact for n <= 128).
+    let has_below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0;
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let word = u64::from_ne_bytes(chunk);
+        if has_below(word, 0x20)
+            || has_below(word ^ (ONES * u64::from(b'"')), 1)
+            || has_below(word ^ (ONES * u64::from(b'\\')), 1)
+        {
+            break;
+        }
+        at += 8;
+    }
+    bytes
+        .get(at..)?
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+        .map(|i| at + i)
 }
 
 /// A `fmt::Write` that escapes what passes through it, for `Debug` values.
@@ -802,6 +828,29 @@ mod tests {
             write_timing_as_float(&mut float, nanos).unwrap();
             assert_eq!(fast, float, "{nanos} ns");
         }
+    }
+
+    #[test]
+    fn the_next_byte_to_escape_is_found_at_any_offset() {
+        for byte in 0..=255_u8 {
+            for len in [1, 7, 8, 9, 16, 17, 30] {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    let expected = NEEDS_ESCAPE[usize::from(byte)].then_some(at);
+                    for from in [0, at.min(3)] {
+                        assert_eq!(
+                            next_to_escape(&bytes, from),
+                            expected,
+                            "byte {byte:#x} at {at} of {len}, from {from}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(next_to_escape(b"ab\"\"", 3), Some(3));
+        assert_eq!(next_to_escape(b"abc", 3), None);
+        assert_eq!(next_to_escape(b"abc", 4), None);
     }
 
     proptest::proptest! {
