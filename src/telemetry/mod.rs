@@ -214,3 +214,89 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use actix_web::{App, HttpResponse, test, web};
+    use tracing_actix_web::TracingLogger;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A handler answering every request the same way.
+    type Handler = fn() -> Result<HttpResponse, Error>;
+
+    /// The request span of a GET to `/` answered by `handler`, as logged.
+    async fn span_of(handler: Handler) -> serde_json::Value {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLayer::new(move || writer.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let app = test::init_service(
+            App::new()
+                .wrap(TracingLogger::<FlexbridgeRootSpan>::new())
+                .route("/", web::get().to(move || async move { handler() })),
+        )
+        .await;
+        test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let close = text
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .find(|line| line["fields"]["message"] == "close")
+            .unwrap_or_else(|| panic!("no close line: {text}"));
+        close["span"].clone()
+    }
+
+    #[actix_web::test]
+    async fn a_success_records_status_outcome_and_latency() {
+        let span = span_of(|| Ok(HttpResponse::Ok().finish())).await;
+        assert_eq!(span["http.status_code"], 200, "{span}");
+        assert_eq!(span["otel.status_code"], "OK", "{span}");
+        assert!(span["latency_ms"].as_f64().is_some(), "{span}");
+        assert!(span.get("exception.message").is_none(), "{span}");
+    }
+
+    #[actix_web::test]
+    async fn an_error_records_its_message_and_a_server_error_its_outcome() {
+        let cases: [(Handler, u16, &str); 2] = [
+            (
+                || Err(actix_web::error::ErrorBadGateway("upstream down")),
+                502,
+                "ERROR",
+            ),
+            (
+                || Err(actix_web::error::ErrorNotFound("upstream down")),
+                404,
+                "OK",
+            ),
+        ];
+        for (handler, status, outcome) in cases {
+            let error = handler().unwrap_err();
+            let details = format!("{:?}", error.as_response_error());
+            let span = span_of(handler).await;
+            assert_eq!(span["http.status_code"], status, "{span}");
+            assert_eq!(span["otel.status_code"], outcome, "{span}");
+            assert_eq!(span["exception.message"], "upstream down", "{span}");
+            assert_eq!(span["exception.details"], details.as_str(), "{span}");
+            assert!(span["latency_ms"].as_f64().is_some(), "{span}");
+        }
+    }
+}
