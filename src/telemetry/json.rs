@@ -319,7 +319,7 @@ fn without_repeated_keys(fields: &str) -> String {
     kept
 }
 
-/// The members of fields text [`JsonFields`] wrote: `(key, member)` pairs,
+/// The members of a span's fields text (as [`JsonVisitor`] writes it): `(key, member)` pairs,
 /// where the key is the quoted name and the member the whole `"key":value`.
 fn members(fields: &str) -> impl Iterator<Item = (&str, &str)> {
     let mut rest = fields;
