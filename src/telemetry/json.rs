@@ -4,69 +4,304 @@
 //! (`timestamp`, `level`, `fields`, `target`, `span`, `spans`), but no value
 //! goes through a `serde_json::Value` or map on the way: a span's fields are
 //! kept as JSON text from the moment they are recorded and copied into each
-//! line as they are. tracing-subscriber's formatter re-parses that text for
-//! every line; at one line per request that was the largest single cost of
-//! answering a webhook.
+//! line as they are.
+//!
+//! [`JsonLayer`] does what tracing-subscriber's fmt layer did with
+//! `FmtSpan::CLOSE` (a line when a span closes, with its busy and idle
+//! time), without what a request does not need from it: the synthetic close
+//! event and its dispatch, a `String` grown from empty for every span, and a
+//! text search on every `record` for a field recorded twice.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::io;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-/// Fields as the inside of a JSON object: `"name":value,"name":value`.
-///
-/// A span stores its fields in this form; a field recorded again later
-/// replaces its earlier value, so every key appears once and a line copies
-/// the text as it is.
-pub struct JsonFields;
+/// Writes every event, and every span when it closes, as one JSON line to
+/// `W`'s writers.
+pub struct JsonLayer<W> {
+    make_writer: W,
+}
 
-impl<'writer> FormatFields<'writer> for JsonFields {
-    fn format_fields<R: RecordFields>(
-        &self,
-        mut writer: Writer<'writer>,
-        fields: R,
-    ) -> fmt::Result {
-        let mut visitor = JsonVisitor::new(&mut writer);
-        fields.record(&mut visitor);
-        visitor.result
-    }
-
-    fn add_fields(
-        &self,
-        current: &'writer mut FormattedFields<Self>,
-        fields: &tracing::span::Record<'_>,
-    ) -> fmt::Result {
-        let before = current.fields.len();
-        let mut visitor = JsonVisitor::new(&mut current.fields);
-        visitor.first = before == 0;
-        fields.record(&mut visitor);
-        visitor.result?;
-        // Rare: a field recorded a second time. The new members are at the
-        // end; an earlier member with the same key is dropped.
-        if before > 0 && repeats_a_key(&current.fields, before) {
-            current.fields = without_repeated_keys(&current.fields);
-        }
-        Ok(())
+impl<W> JsonLayer<W> {
+    /// A layer writing to `make_writer`.
+    pub fn new(make_writer: W) -> Self {
+        Self { make_writer }
     }
 }
 
-/// Whether a member from byte `from` on has a key that an earlier member has.
+/// What a span keeps for its lines.
+struct SpanFields {
+    /// The fields as the inside of a JSON object: `"name":value,…`. A field
+    /// recorded again replaces its earlier value, so every key appears once
+    /// and a line copies the text as it is.
+    text: String,
+    /// Which fields (bit `i` for field index `i`) `text` holds: a repeat is
+    /// seen without searching the text.
+    recorded: u64,
+    /// Nanoseconds spent entered, and not entered (as fmt's `time.busy`
+    /// and `time.idle`).
+    busy: u64,
+    idle: u64,
+    /// When the span was last entered or exited (or created).
+    last: Instant,
+    /// Nested entries: the span is busy from the first until the last exit.
+    entered: usize,
+}
+
+/// A span's fields text rarely outgrows this (a request span's is ~250
+/// bytes); starting here saves growing it several times per span.
+const SPAN_TEXT_CAPACITY: usize = 320;
+
+thread_local! {
+    /// A line being formatted, reused so a line costs no allocation.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl<W> JsonLayer<W>
+where
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    /// Format one line into this thread's buffer with `body` and write it.
+    fn write_line(&self, meta: &Metadata<'_>, body: impl FnOnce(&mut String) -> fmt::Result) {
+        LINE.with(|cell| {
+            // Only re-entered when a writer logs; that line gets its own buffer.
+            let mut spare = String::new();
+            let mut borrowed = cell.try_borrow_mut();
+            let line = match &mut borrowed {
+                Ok(line) => &mut **line,
+                Err(_) => &mut spare,
+            };
+            line.clear();
+            if body(line).is_ok() {
+                let mut writer = self.make_writer.make_writer_for(meta);
+                if let Err(e) = io::Write::write_all(&mut writer, line.as_bytes()) {
+                    eprintln!("flexbridge: cannot write a log line: {e}");
+                }
+            }
+        });
+    }
+}
+
+impl<S, W> Layer<S> for JsonLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields {
+            text: String::with_capacity(SPAN_TEXT_CAPACITY),
+            recorded: 0,
+            busy: 0,
+            idle: 0,
+            last: Instant::now(),
+            entered: 0,
+        };
+        let mut visitor = JsonVisitor::new(&mut fields.text);
+        attrs.record(&mut visitor);
+        if visitor.result.is_ok() {
+            fields.recorded = visitor.recorded;
+            if visitor.repeated {
+                fields.text = without_repeated_keys(&fields.text);
+            }
+        } else {
+            fields.text.clear();
+        }
+        span.extensions_mut().insert(fields);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        let Some(fields) = extensions.get_mut::<SpanFields>() else {
+            return;
+        };
+        let before = fields.text.len();
+        let mut visitor = JsonVisitor::new(&mut fields.text);
+        visitor.first = before == 0;
+        visitor.recorded = fields.recorded;
+        values.record(&mut visitor);
+        let (result, recorded, repeated) = (visitor.result, visitor.recorded, visitor.repeated);
+        if result.is_err() {
+            fields.text.truncate(before);
+            return;
+        }
+        fields.recorded = recorded;
+        // Rare: a field recorded a second time. The new members are at the
+        // end; an earlier member with the same key is dropped.
+        if repeated {
+            fields.text = without_repeated_keys(&fields.text);
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+            if fields.entered == 0 {
+                let now = Instant::now();
+                fields.idle += nanos(now - fields.last);
+                fields.last = now;
+            }
+            fields.entered += 1;
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+            fields.entered = fields.entered.saturating_sub(1);
+            if fields.entered == 0 {
+                let now = Instant::now();
+                fields.busy += nanos(now - fields.last);
+                fields.last = now;
+            }
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let meta = span.metadata();
+        let (busy, idle) = span
+            .extensions()
+            .get::<SpanFields>()
+            .map_or((0, 0), |f| (f.busy, f.idle + nanos(f.last.elapsed())));
+        self.write_line(meta, |line| {
+            line_start(line, meta.level())?;
+            line.write_str("\"message\":\"close\",\"time.busy\":\"")?;
+            write_timing(line, busy)?;
+            line.write_str("\",\"time.idle\":\"")?;
+            write_timing(line, idle)?;
+            line.write_char('"')?;
+            line_end(line, meta.target(), Some(&span))
+        });
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        // The span an event belongs to: its explicit parent, else the
+        // current one.
+        let span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        self.write_line(meta, |line| {
+            line_start(line, meta.level())?;
+            let mut visitor = JsonVisitor::new(line);
+            event.record(&mut visitor);
+            visitor.result?;
+            line_end(line, meta.target(), span.as_ref())
+        });
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `{"timestamp":"…","level":"…","fields":{`.
+fn line_start(line: &mut String, level: &Level) -> fmt::Result {
+    line.push_str("{\"timestamp\":\"");
+    write_timestamp(line, SystemTime::now())?;
+    line.push_str("\",\"level\":\"");
+    line.push_str(level.as_str());
+    line.push_str("\",\"fields\":{");
+    Ok(())
+}
+
+/// `},"target":"…","span":{…},"spans":[…]}` and the newline; no span keys
+/// outside any span.
+fn line_end<S>(line: &mut String, target: &str, span: Option<&SpanRef<'_, S>>) -> fmt::Result
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    line.push_str("},\"target\":\"");
+    escape_into(line, target)?;
+    line.push('"');
+    if let Some(span) = span {
+        line.push_str(",\"span\":");
+        write_span(line, span)?;
+        line.push_str(",\"spans\":[");
+        if let Some(parent) = span.parent() {
+            let mut first = true;
+            for ancestor in parent.scope().from_root() {
+                if !first {
+                    line.push(',');
+                }
+                first = false;
+                write_span(line, &ancestor)?;
+            }
+        }
+        line.push(']');
+    }
+    line.push_str("}\n");
+    Ok(())
+}
+
+/// A duration in nanoseconds as tracing-subscriber writes `time.busy` and
+/// `time.idle`: three significant digits at most, in ns, µs, ms or s.
 ///
-/// `"name":` can only occur where a member starts: inside a string value
-/// every `"` is escaped. So a plain substring search finds earlier keys.
-fn repeats_a_key(fields: &str, from: usize) -> bool {
-    let (earlier, added) = fields.split_at(from);
-    let earlier = earlier.as_bytes();
-    members(added.strip_prefix(',').unwrap_or(added)).any(|(key, _)| {
-        memchr::memmem::find_iter(earlier, key.as_bytes())
-            .any(|at| earlier.get(at + key.len()) == Some(&b':'))
-    })
+/// Two of these go into every request's line, and formatting a float with
+/// a precision is costly: the digits are worked out with integers, and
+/// only a value exactly halfway between two outputs (where the float's
+/// own rounding decides) goes through the float formatting.
+fn write_timing(out: &mut String, nanos: u64) -> fmt::Result {
+    let mut scale = 1_u64;
+    for unit in ["ns", "µs", "ms", "s"] {
+        let decimals = if nanos < 10 * scale {
+            2
+        } else if nanos < 100 * scale {
+            1
+        } else if nanos < 1000 * scale {
+            0
+        } else {
+            scale *= 1000;
+            continue;
+        };
+        // The value in units of its last digit, rounded half up; a tie is
+        // left to the float formatting.
+        let shifted = nanos * 10_u64.pow(decimals);
+        let (mut digits, rest) = (shifted / scale, shifted % scale);
+        if rest * 2 == scale {
+            break;
+        }
+        if rest * 2 > scale {
+            digits += 1;
+        }
+        let one = 10_u64.pow(decimals);
+        write!(out, "{}", digits / one)?;
+        if decimals > 0 {
+            write!(out, ".{:0width$}", digits % one, width = decimals as usize)?;
+        }
+        out.push_str(unit);
+        return Ok(());
+    }
+    write_timing_as_float(out, nanos)
+}
+
+/// [`write_timing`] as tracing-subscriber does it, with floats.
+fn write_timing_as_float(out: &mut String, nanos: u64) -> fmt::Result {
+    #[allow(clippy::cast_precision_loss)] // Three digits are written.
+    let mut t = nanos as f64;
+    for unit in ["ns", "µs", "ms", "s"] {
+        if t < 10.0 {
+            return write!(out, "{t:.2}{unit}");
+        } else if t < 100.0 {
+            return write!(out, "{t:.1}{unit}");
+        } else if t < 1000.0 {
+            return write!(out, "{t:.0}{unit}");
+        }
+        t /= 1000.0;
+    }
+    write!(out, "{:.0}s", t * 1000.0)
 }
 
 /// The fields text with each key once, at its last value.
@@ -84,7 +319,7 @@ fn without_repeated_keys(fields: &str) -> String {
     kept
 }
 
-/// The members of fields text [`JsonFields`] wrote: `(key, member)` pairs,
+/// The members of a span's fields text (as [`JsonVisitor`] writes it): `(key, member)` pairs,
 /// where the key is the quoted name and the member the whole `"key":value`.
 fn members(fields: &str) -> impl Iterator<Item = (&str, &str)> {
     let mut rest = fields;
@@ -130,6 +365,11 @@ struct JsonVisitor<'a, W: fmt::Write> {
     out: &'a mut W,
     first: bool,
     result: fmt::Result,
+    /// Bit `i` set: field `i` has been written (now or before).
+    recorded: u64,
+    /// A field was written that had been written before, or one whose
+    /// index has no bit (then it may have been).
+    repeated: bool,
 }
 
 impl<'a, W: fmt::Write> JsonVisitor<'a, W> {
@@ -138,6 +378,8 @@ impl<'a, W: fmt::Write> JsonVisitor<'a, W> {
             out,
             first: true,
             result: Ok(()),
+            recorded: 0,
+            repeated: false,
         }
     }
 
@@ -153,6 +395,16 @@ impl<'a, W: fmt::Write> JsonVisitor<'a, W> {
     }
 
     fn member(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+        match u32::try_from(field.index())
+            .ok()
+            .and_then(|i| 1_u64.checked_shl(i))
+        {
+            Some(bit) => {
+                self.repeated |= self.recorded & bit != 0;
+                self.recorded |= bit;
+            }
+            None => self.repeated = true,
+        }
         if self.result.is_ok() {
             self.result = self.key(field).and_then(|()| value(self.out));
         }
@@ -217,11 +469,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
 fn escape_into<W: fmt::Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
     let bytes = text.as_bytes();
     let mut plain = 0;
-    while let Some(offset) = bytes[plain..]
-        .iter()
-        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
-    {
-        let at = plain + offset;
+    while let Some(at) = next_to_escape(bytes, plain) {
         out.write_str(&text[plain..at])?;
         match bytes[at] {
             b'"' => out.write_str("\\\"")?,
@@ -236,61 +484,42 @@ fn escape_into<W: fmt::Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
     out.write_str(&text[plain..])
 }
 
+/// The first byte from `from` on that [`NEEDS_ESCAPE`].
+///
+/// Every field value and key goes through here, and almost none needs
+/// escaping: eight bytes are checked at a time until one might.
+fn next_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether some byte of `word` is below `n` (exact for n <= 128).
+    let has_below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0;
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let word = u64::from_ne_bytes(chunk);
+        if has_below(word, 0x20)
+            || has_below(word ^ (ONES * u64::from(b'"')), 1)
+            || has_below(word ^ (ONES * u64::from(b'\\')), 1)
+        {
+            break;
+        }
+        at += 8;
+    }
+    bytes
+        .get(at..)?
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+        .map(|i| at + i)
+}
+
 /// A `fmt::Write` that escapes what passes through it, for `Debug` values.
 struct Escaping<'a, W: fmt::Write>(&'a mut W);
 
 impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         escape_into(self.0, text)
-    }
-}
-
-/// One JSON object per event, with the event's span and its ancestors.
-pub struct JsonLines;
-
-impl<S> FormatEvent<S, JsonFields> for JsonLines
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, JsonFields>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let meta = event.metadata();
-        writer.write_str("{\"timestamp\":\"")?;
-        write_timestamp(&mut writer, SystemTime::now())?;
-        write!(writer, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
-        let mut visitor = JsonVisitor::new(&mut writer);
-        event.record(&mut visitor);
-        visitor.result?;
-        writer.write_str("},\"target\":\"")?;
-        escape_into(&mut writer, meta.target())?;
-        writer.write_char('"')?;
-        // The span an event belongs to: its explicit parent (a span's close
-        // event names the span closing), else the current one.
-        let span = event
-            .parent()
-            .and_then(|id| ctx.span(id))
-            .or_else(|| ctx.lookup_current());
-        if let Some(span) = span {
-            writer.write_str(",\"span\":")?;
-            write_span(&mut writer, &span)?;
-            writer.write_str(",\"spans\":[")?;
-            if let Some(parent) = span.parent() {
-                let mut first = true;
-                for ancestor in parent.scope().from_root() {
-                    if !first {
-                        writer.write_char(',')?;
-                    }
-                    first = false;
-                    write_span(&mut writer, &ancestor)?;
-                }
-            }
-            writer.write_char(']')?;
-        }
-        writer.write_str("}\n")
     }
 }
 
@@ -328,23 +557,21 @@ fn write_timestamp(out: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
 }
 
 /// `{fields…,"name":"span name"}`.
-fn write_span<S>(
-    writer: &mut Writer<'_>,
-    span: &tracing_subscriber::registry::SpanRef<'_, S>,
-) -> fmt::Result
+fn write_span<S>(line: &mut String, span: &SpanRef<'_, S>) -> fmt::Result
 where
     S: for<'a> LookupSpan<'a>,
 {
-    writer.write_char('{')?;
-    if let Some(fields) = span.extensions().get::<FormattedFields<JsonFields>>() {
-        if !fields.fields.is_empty() {
-            writer.write_str(&fields.fields)?;
-            writer.write_char(',')?;
+    line.push('{');
+    if let Some(fields) = span.extensions().get::<SpanFields>() {
+        if !fields.text.is_empty() {
+            line.push_str(&fields.text);
+            line.push(',');
         }
     }
-    writer.write_str("\"name\":\"")?;
-    escape_into(writer, span.name())?;
-    writer.write_str("\"}")
+    line.push_str("\"name\":\"");
+    escape_into(line, span.name())?;
+    line.push_str("\"}");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -352,7 +579,7 @@ mod tests {
     use std::io;
     use std::sync::{Arc, Mutex};
 
-    use tracing_subscriber::fmt::format::FmtSpan;
+    use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
 
@@ -370,23 +597,24 @@ mod tests {
         }
     }
 
-    /// Run `body` under the JSON formatter and parse every line written.
+    /// Run `body` under the JSON layer and parse every line written.
     fn lines_of(body: impl FnOnce()) -> Vec<serde_json::Value> {
-        let out = Captured::default();
-        let writer = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_span_events(FmtSpan::CLOSE)
-            .fmt_fields(JsonFields)
-            .event_format(JsonLines)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, body);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        text.lines()
+        text_of(body)
+            .lines()
             .map(|line| {
                 serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
             })
             .collect()
+    }
+
+    /// Run `body` under the JSON layer and return what it wrote.
+    fn text_of(body: impl FnOnce()) -> String {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLayer::new(move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, body);
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
     }
 
     #[test]
@@ -518,18 +746,111 @@ mod tests {
     }
 
     #[test]
-    fn a_repeat_is_found_only_for_a_key_and_not_inside_a_value() {
-        let fields = r#""a":1,"b":"x,\"c\":y""#;
-        for (added, repeats) in [
-            (r#","a":2"#, true),
-            (r#","b":"z""#, true),
-            (r#","c":3"#, false),
-            (r#","ab":3,"d":4"#, false),
-            (r#","d":4,"b":5"#, true),
+    fn a_close_line_names_the_span_its_ancestors_and_its_timings() {
+        let text = text_of(|| {
+            let outer = tracing::info_span!("outer", a = 1_u64);
+            let _outer = outer.enter();
+            let inner = tracing::info_span!("inner", b = "x", c = tracing::field::Empty);
+            inner.record("c", true);
+            inner.record("b", "y");
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "inner, then outer closed: {text}");
+        let line = lines[0];
+        let after_timestamp = &line[line.find("\",\"level").unwrap()..];
+        let (head, rest) = after_timestamp.split_at(after_timestamp.find("time.busy").unwrap());
+        assert_eq!(head, r#"","level":"INFO","fields":{"message":"close",""#);
+        let tail = &rest[rest.find("},").unwrap()..];
+        assert_eq!(
+            tail,
+            concat!(
+                r#"},"target":"flexbridge::telemetry::json::tests","#,
+                r#""span":{"c":true,"b":"y","name":"inner"},"#,
+                r#""spans":[{"a":1,"name":"outer"}]}"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_field_written_before_is_flagged_as_a_repeat() {
+        let lines = lines_of(|| {
+            let span = tracing::info_span!("s", a = 1_u64, b = tracing::field::Empty);
+            span.record("b", 2_u64);
+            span.record("a", 3_u64);
+            span.record("b", 4_u64);
+        });
+        assert_eq!(
+            lines[0]["span"],
+            serde_json::json!({"a": 3, "b": 4, "name": "s"})
+        );
+    }
+
+    #[test]
+    fn timings_are_written_as_tracing_subscriber_writes_them() {
+        for (nanos, text) in [
+            (0, "0.00ns"),
+            (7, "7.00ns"),
+            (42, "42.0ns"),
+            (999, "999ns"),
+            (1_234, "1.23µs"),
+            (56_789, "56.8µs"),
+            (1_500_000, "1.50ms"),
+            (250_000_000, "250ms"),
+            (12_000_000_000, "12.0s"),
+            (5_000_000_000_000, "5000s"),
         ] {
-            let text = format!("{fields}{added}");
-            assert_eq!(repeats_a_key(&text, fields.len()), repeats, "{text}");
+            let mut out = String::new();
+            write_timing(&mut out, nanos).unwrap();
+            assert_eq!(out, text, "{nanos} ns");
         }
+    }
+
+    #[test]
+    fn timings_with_integers_are_the_timings_with_floats() {
+        let edges = (0..13).flat_map(|power| {
+            let at = 10_u64.pow(power);
+            [
+                at - 1,
+                at,
+                at + 1,
+                5 * at,
+                5 * at - 1,
+                5 * at + 1,
+                995 * at / 100,
+            ]
+        });
+        let steps = (0..200_000).map(|i| i * 7_919);
+        let ties = (0..10_000).map(|i| i * 1_000 + 500);
+        let large = (0..10_000).map(|i| u64::MAX / 10_000 * i);
+        for nanos in edges.chain(steps).chain(ties).chain(large) {
+            let (mut fast, mut float) = (String::new(), String::new());
+            write_timing(&mut fast, nanos).unwrap();
+            write_timing_as_float(&mut float, nanos).unwrap();
+            assert_eq!(fast, float, "{nanos} ns");
+        }
+    }
+
+    #[test]
+    fn the_next_byte_to_escape_is_found_at_any_offset() {
+        for byte in 0..=255_u8 {
+            for len in [1, 7, 8, 9, 16, 17, 30] {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    let expected = NEEDS_ESCAPE[usize::from(byte)].then_some(at);
+                    for from in [0, at.min(3)] {
+                        assert_eq!(
+                            next_to_escape(&bytes, from),
+                            expected,
+                            "byte {byte:#x} at {at} of {len}, from {from}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(next_to_escape(b"ab\"\"", 3), Some(3));
+        assert_eq!(next_to_escape(b"abc", 3), None);
+        assert_eq!(next_to_escape(b"abc", 4), None);
     }
 
     proptest::proptest! {

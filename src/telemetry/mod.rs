@@ -12,13 +12,15 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 pub use batch::{BatchWriter, FlushGuard};
-pub use json::{JsonFields, JsonLines};
+pub use json::JsonLayer;
 
 /// Install the global subscriber; `RUST_LOG` overrides the `info` default.
 ///
@@ -39,20 +41,22 @@ pub fn init(format: Option<LogFormat>) -> Option<FlushGuard<Stdout>> {
             return None;
         }
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        // The close event carries the request's latency (time.busy + time.idle).
-        .with_span_events(FmtSpan::CLOSE);
     let installed = match format {
-        LogFormat::Json => builder
-            .fmt_fields(JsonFields)
-            .event_format(JsonLines)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(filter)
+            .with(JsonLayer::new(writer))
+            .try_init()
+            .is_ok(),
+        LogFormat::Pretty => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            // The close event carries the request's latency (time.busy + time.idle).
+            .with_span_events(FmtSpan::CLOSE)
+            .try_init()
+            .is_ok(),
     };
     // A second init (tests) keeps the first subscriber; that is fine.
-    installed.ok().map(|()| guard)
+    installed.then_some(guard)
 }
 
 /// The header a request id travels in, both ways.
@@ -143,24 +147,156 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        match outcome {
+        // What tracing-actix-web's default builder records, but in one
+        // `record_all`: each record call formats and stores the span's
+        // fields again, and this runs for every request.
+        let latency_ms = match outcome {
             Ok(response) => {
                 let request = response.request();
-                if let Some(started) = request.extensions().get::<Started>() {
+                request.extensions().get::<Started>().map(|started| {
                     let elapsed = started.at.elapsed();
-                    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
                     crate::metrics::http_request(
                         started.route,
                         request.method(),
                         response.status().as_u16(),
                         elapsed,
                     );
-                }
+                    elapsed.as_secs_f64() * 1000.0
+                })
             }
-            Err(error) => crate::metrics::http_request_failed(
-                error.as_response_error().status_code().as_u16(),
-            ),
+            Err(error) => {
+                crate::metrics::http_request_failed(
+                    error.as_response_error().status_code().as_u16(),
+                );
+                None
+            }
+        };
+        let error = match outcome {
+            Ok(response) => response
+                .response()
+                .error()
+                .map(|e| (response.status(), e.as_response_error())),
+            Err(error) => {
+                let error = error.as_response_error();
+                Some((error.status_code(), error))
+            }
+        };
+        match error {
+            None => {
+                let status = outcome
+                    .as_ref()
+                    .map_or(0, |response| i32::from(response.status().as_u16()));
+                tracing::record_all!(
+                    span,
+                    latency_ms = latency_ms,
+                    http.status_code = status,
+                    otel.status_code = "OK",
+                );
+            }
+            Some((status, error)) => {
+                // Formatted before recording, as the default builder does
+                // (tokio-rs/tracing#1565): an error's Display may log.
+                let message = error.to_string();
+                let details = format!("{error:?}");
+                tracing::record_all!(
+                    span,
+                    latency_ms = latency_ms,
+                    exception.message = message.as_str(),
+                    exception.details = details.as_str(),
+                    http.status_code = i32::from(status.as_u16()),
+                    otel.status_code = if status.is_client_error() {
+                        "OK"
+                    } else {
+                        "ERROR"
+                    },
+                );
+            }
         }
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use actix_web::{App, HttpResponse, test, web};
+    use tracing_actix_web::TracingLogger;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A handler answering every request the same way.
+    type Handler = fn() -> Result<HttpResponse, Error>;
+
+    /// The request span of a GET to `/` answered by `handler`, as logged.
+    async fn span_of(handler: Handler) -> serde_json::Value {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLayer::new(move || writer.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let app = test::init_service(
+            App::new()
+                .wrap(TracingLogger::<FlexbridgeRootSpan>::new())
+                .route("/", web::get().to(move || async move { handler() })),
+        )
+        .await;
+        test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let close = text
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .find(|line| line["fields"]["message"] == "close")
+            .unwrap_or_else(|| panic!("no close line: {text}"));
+        close["span"].clone()
+    }
+
+    #[actix_web::test]
+    async fn a_success_records_status_outcome_and_latency() {
+        let span = span_of(|| Ok(HttpResponse::Ok().finish())).await;
+        assert_eq!(span["http.status_code"], 200, "{span}");
+        assert_eq!(span["otel.status_code"], "OK", "{span}");
+        assert!(span["latency_ms"].as_f64().is_some(), "{span}");
+        assert!(span.get("exception.message").is_none(), "{span}");
+    }
+
+    #[actix_web::test]
+    async fn an_error_records_its_message_and_a_server_error_its_outcome() {
+        let cases: [(Handler, u16, &str); 2] = [
+            (
+                || Err(actix_web::error::ErrorBadGateway("upstream down")),
+                502,
+                "ERROR",
+            ),
+            (
+                || Err(actix_web::error::ErrorNotFound("upstream down")),
+                404,
+                "OK",
+            ),
+        ];
+        for (handler, status, outcome) in cases {
+            let error = handler().unwrap_err();
+            let details = format!("{:?}", error.as_response_error());
+            let span = span_of(handler).await;
+            assert_eq!(span["http.status_code"], status, "{span}");
+            assert_eq!(span["otel.status_code"], outcome, "{span}");
+            assert_eq!(span["exception.message"], "upstream down", "{span}");
+            assert_eq!(span["exception.details"], details.as_str(), "{span}");
+            assert!(span["latency_ms"].as_f64().is_some(), "{span}");
+        }
     }
 }
