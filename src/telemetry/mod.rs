@@ -59,8 +59,9 @@ pub fn init(format: Option<LogFormat>) -> Option<FlushGuard<Stdout>> {
     installed.then_some(guard)
 }
 
-/// The header a request id travels in, both ways.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The header a request id travels in, both ways (ready-made: a name given
+/// as `&str` is parsed again on every lookup).
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Whether an incoming id is safe to log and echo (no injection into logs
 /// or headers, bounded length).
@@ -82,7 +83,7 @@ pub fn echo_request_id<B>(response: &mut ServiceResponse<B>) {
     if let Some(value) = value {
         response
             .headers_mut()
-            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+            .insert(REQUEST_ID_HEADER, value);
     }
 }
 
