@@ -7,10 +7,12 @@
 //! line as they are.
 //!
 //! [`JsonLayer`] does what tracing-subscriber's fmt layer did with
-//! `FmtSpan::CLOSE` (a line when a span closes, with its busy and idle
-//! time), without what a request does not need from it: the synthetic close
-//! event and its dispatch, a `String` grown from empty for every span, and a
-//! text search on every `record` for a field recorded twice.
+//! `FmtSpan::CLOSE` (a line when a span closes), without what a request
+//! does not need from it: the synthetic close event and its dispatch, a
+//! `String` grown from empty for every span, a text search on every
+//! `record` for a field recorded twice, and two clock reads on every enter
+//! and exit to split the span's time into busy and idle (a close line says
+//! how long the span lasted: `elapsed_ms`).
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -47,14 +49,8 @@ struct SpanFields {
     /// Which fields (bit `i` for field index `i`) `text` holds: a repeat is
     /// seen without searching the text.
     recorded: u64,
-    /// Nanoseconds spent entered, and not entered (as fmt's `time.busy`
-    /// and `time.idle`).
-    busy: u64,
-    idle: u64,
-    /// When the span was last entered or exited (or created).
-    last: Instant,
-    /// Nested entries: the span is busy from the first until the last exit.
-    entered: usize,
+    /// When the span was created: its close line says how long it lasted.
+    opened: Instant,
 }
 
 /// A span's fields text rarely outgrows this (a request span's is ~250
@@ -101,10 +97,7 @@ where
         let mut fields = SpanFields {
             text: String::with_capacity(SPAN_TEXT_CAPACITY),
             recorded: 0,
-            busy: 0,
-            idle: 0,
-            last: Instant::now(),
-            entered: 0,
+            opened: Instant::now(),
         };
         let mut visitor = JsonVisitor::new(&mut fields.text);
         attrs.record(&mut visitor);
@@ -143,44 +136,17 @@ where
         }
     }
 
-    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
-            if fields.entered == 0 {
-                let now = Instant::now();
-                fields.idle += nanos(now - fields.last);
-                fields.last = now;
-            }
-            fields.entered += 1;
-        }
-    }
-
-    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
-            fields.entered = fields.entered.saturating_sub(1);
-            if fields.entered == 0 {
-                let now = Instant::now();
-                fields.busy += nanos(now - fields.last);
-                fields.last = now;
-            }
-        }
-    }
-
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let meta = span.metadata();
-        let (busy, idle) = span
+        let elapsed = span
             .extensions()
             .get::<SpanFields>()
-            .map_or((0, 0), |f| (f.busy, f.idle + nanos(f.last.elapsed())));
+            .map_or(Duration::ZERO, |f| f.opened.elapsed());
         self.write_line(meta, |line| {
             line_start(line, meta.level())?;
-            line.write_str("\"message\":\"close\",\"time.busy\":\"")?;
-            write_timing(line, busy)?;
-            line.write_str("\",\"time.idle\":\"")?;
-            write_timing(line, idle)?;
-            line.write_char('"')?;
+            line.write_str("\"message\":\"close\",\"elapsed_ms\":")?;
+            write_millis(line, elapsed)?;
             line_end(line, meta.target(), Some(&span))
         });
     }
@@ -201,10 +167,6 @@ where
             line_end(line, meta.target(), span.as_ref())
         });
     }
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// `{"timestamp":"…","level":"…","fields":{`.
@@ -246,62 +208,11 @@ where
     Ok(())
 }
 
-/// A duration in nanoseconds as tracing-subscriber writes `time.busy` and
-/// `time.idle`: three significant digits at most, in ns, µs, ms or s.
-///
-/// Two of these go into every request's line, and formatting a float with
-/// a precision is costly: the digits are worked out with integers, and
-/// only a value exactly halfway between two outputs (where the float's
-/// own rounding decides) goes through the float formatting.
-fn write_timing(out: &mut String, nanos: u64) -> fmt::Result {
-    let mut scale = 1_u64;
-    for unit in ["ns", "µs", "ms", "s"] {
-        let decimals = if nanos < 10 * scale {
-            2
-        } else if nanos < 100 * scale {
-            1
-        } else if nanos < 1000 * scale {
-            0
-        } else {
-            scale *= 1000;
-            continue;
-        };
-        // The value in units of its last digit, rounded half up; a tie is
-        // left to the float formatting.
-        let shifted = nanos * 10_u64.pow(decimals);
-        let (mut digits, rest) = (shifted / scale, shifted % scale);
-        if rest * 2 == scale {
-            break;
-        }
-        if rest * 2 > scale {
-            digits += 1;
-        }
-        let one = 10_u64.pow(decimals);
-        write!(out, "{}", digits / one)?;
-        if decimals > 0 {
-            write!(out, ".{:0width$}", digits % one, width = decimals as usize)?;
-        }
-        out.push_str(unit);
-        return Ok(());
-    }
-    write_timing_as_float(out, nanos)
-}
-
-/// [`write_timing`] as tracing-subscriber does it, with floats.
-fn write_timing_as_float(out: &mut String, nanos: u64) -> fmt::Result {
-    #[allow(clippy::cast_precision_loss)] // Three digits are written.
-    let mut t = nanos as f64;
-    for unit in ["ns", "µs", "ms", "s"] {
-        if t < 10.0 {
-            return write!(out, "{t:.2}{unit}");
-        } else if t < 100.0 {
-            return write!(out, "{t:.1}{unit}");
-        } else if t < 1000.0 {
-            return write!(out, "{t:.0}{unit}");
-        }
-        t /= 1000.0;
-    }
-    write!(out, "{:.0}s", t * 1000.0)
+/// A duration in milliseconds with three decimals (whole microseconds):
+/// a JSON number, written with integers.
+fn write_millis(out: &mut String, duration: Duration) -> fmt::Result {
+    let micros = duration.as_micros();
+    write!(out, "{}.{:03}", micros / 1000, micros % 1000)
 }
 
 /// The fields text with each key once, at its last value.
@@ -645,7 +556,7 @@ mod tests {
         assert_eq!(lines[0]["fields"]["n"], 1);
         assert_eq!(lines[0]["level"], "INFO");
         assert_eq!(lines[1]["fields"]["message"], "close");
-        assert!(lines[1]["fields"]["time.busy"].is_string());
+        assert!(lines[1]["fields"]["elapsed_ms"].as_f64().unwrap() >= 0.0);
     }
 
     #[test]
@@ -758,7 +669,7 @@ mod tests {
         assert_eq!(lines.len(), 2, "inner, then outer closed: {text}");
         let line = lines[0];
         let after_timestamp = &line[line.find("\",\"level").unwrap()..];
-        let (head, rest) = after_timestamp.split_at(after_timestamp.find("time.busy").unwrap());
+        let (head, rest) = after_timestamp.split_at(after_timestamp.find("elapsed_ms").unwrap());
         assert_eq!(head, r#"","level":"INFO","fields":{"message":"close",""#);
         let tail = &rest[rest.find("},").unwrap()..];
         assert_eq!(
@@ -786,47 +697,18 @@ mod tests {
     }
 
     #[test]
-    fn timings_are_written_as_tracing_subscriber_writes_them() {
-        for (nanos, text) in [
-            (0, "0.00ns"),
-            (7, "7.00ns"),
-            (42, "42.0ns"),
-            (999, "999ns"),
-            (1_234, "1.23µs"),
-            (56_789, "56.8µs"),
-            (1_500_000, "1.50ms"),
-            (250_000_000, "250ms"),
-            (12_000_000_000, "12.0s"),
-            (5_000_000_000_000, "5000s"),
+    fn durations_are_milliseconds_with_three_decimals() {
+        for (duration, text) in [
+            (Duration::ZERO, "0.000"),
+            (Duration::from_nanos(999), "0.000"),
+            (Duration::from_micros(1), "0.001"),
+            (Duration::from_nanos(1_234_567), "1.234"),
+            (Duration::from_millis(50), "50.000"),
+            (Duration::from_secs(12), "12000.000"),
         ] {
             let mut out = String::new();
-            write_timing(&mut out, nanos).unwrap();
-            assert_eq!(out, text, "{nanos} ns");
-        }
-    }
-
-    #[test]
-    fn timings_with_integers_are_the_timings_with_floats() {
-        let edges = (0..13).flat_map(|power| {
-            let at = 10_u64.pow(power);
-            [
-                at - 1,
-                at,
-                at + 1,
-                5 * at,
-                5 * at - 1,
-                5 * at + 1,
-                995 * at / 100,
-            ]
-        });
-        let steps = (0..200_000).map(|i| i * 7_919);
-        let ties = (0..10_000).map(|i| i * 1_000 + 500);
-        let large = (0..10_000).map(|i| u64::MAX / 10_000 * i);
-        for nanos in edges.chain(steps).chain(ties).chain(large) {
-            let (mut fast, mut float) = (String::new(), String::new());
-            write_timing(&mut fast, nanos).unwrap();
-            write_timing_as_float(&mut float, nanos).unwrap();
-            assert_eq!(fast, float, "{nanos} ns");
+            write_millis(&mut out, duration).unwrap();
+            assert_eq!(out, text, "{duration:?}");
         }
     }
 

@@ -81,9 +81,7 @@ pub fn echo_request_id<B>(response: &mut ServiceResponse<B>) {
         .get::<Started>()
         .and_then(|started| HeaderValue::from_str(&started.request_id).ok());
     if let Some(value) = value {
-        response
-            .headers_mut()
-            .insert(REQUEST_ID_HEADER, value);
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
 }
 
