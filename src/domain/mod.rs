@@ -21,7 +21,4 @@ pub use sip::{
     SipHost, SipHostError, USER_TO_USER_HEADER, user_to_user_data,
 };
 pub use store_url::{HandoverStoreSetting, RedisUrl, StoreUrlError};
-pub use web_url::{
-    ApiBaseUrl, PublicBaseUrl, StudioWebhookUrl, UrlError, encode_query_component,
-    encode_query_text,
-};
+pub use web_url::{ApiBaseUrl, PublicBaseUrl, StudioWebhookUrl, UrlError, encode_query_text};

@@ -15,11 +15,6 @@ const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Percent-encode bytes as one query name or value.
-pub fn encode_query_component(bytes: &[u8]) -> String {
-    percent_encoding::percent_encode(bytes, QUERY_COMPONENT).to_string()
-}
-
 /// Percent-encode text as one query name or value.
 pub fn encode_query_text(text: &str) -> String {
     utf8_percent_encode(text, QUERY_COMPONENT).to_string()
@@ -148,7 +143,7 @@ impl StudioWebhookUrl {
     }
 
     /// This URL with `params` appended to its query, every name and value
-    /// percent-encoded (see [`encode_query_component`]).
+    /// percent-encoded: everything but RFC 3986 "unreserved" characters.
     pub fn with_params<'a>(&self, params: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
         // Percent-encoded names and values need no further escaping (and the
         // URL has no fragment), so they are appended to the URL's text
