@@ -44,7 +44,7 @@ fn dial_assistant(
     // against the URL it just requested, which is right unless a proxy
     // rewrites paths (then set PUBLIC_BASE_URL).
     let refer_url = match &settings.public_base_url {
-        Some(base) => [base.as_ref(), "/refer-handler"].concat(),
+        Some(base) => base.join("/refer-handler"),
         None => "/refer-handler".to_owned(),
     };
     // Concatenation allocates once, exactly; formatting grows the string.
