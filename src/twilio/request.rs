@@ -24,11 +24,6 @@ pub struct TwilioRequest {
 }
 
 impl TwilioRequest {
-    /// Build from already-decoded parameters (tests and tools).
-    pub fn new(form: FormParams, query: FormParams) -> Self {
-        Self { form, query }
-    }
-
     /// The first value of `name`: from the form body, else from the query.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.form.get(name).or_else(|| self.query.get(name))
