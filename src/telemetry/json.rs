@@ -23,6 +23,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::Layer;
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
@@ -51,6 +52,30 @@ struct SpanFields {
     recorded: u64,
     /// When the span was created: its close line says how long it lasted.
     opened: Instant,
+}
+
+impl SpanFields {
+    /// Append the fields of `values`. A field recorded before keeps only
+    /// its new value; a field that cannot be written leaves the text as it
+    /// was.
+    fn record(&mut self, values: &impl RecordFields) {
+        let before = self.text.len();
+        let mut visitor = JsonVisitor::new(&mut self.text);
+        visitor.first = before == 0;
+        visitor.recorded = self.recorded;
+        values.record(&mut visitor);
+        let (result, recorded, repeated) = (visitor.result, visitor.recorded, visitor.repeated);
+        if result.is_err() {
+            self.text.truncate(before);
+            return;
+        }
+        self.recorded = recorded;
+        // Rare: a field recorded a second time. The new members are at the
+        // end; an earlier member with the same key is dropped.
+        if repeated {
+            self.text = without_repeated_keys(&self.text);
+        }
+    }
 }
 
 /// A span's fields text rarely outgrows this (a request span's is ~250
@@ -99,40 +124,14 @@ where
             recorded: 0,
             opened: Instant::now(),
         };
-        let mut visitor = JsonVisitor::new(&mut fields.text);
-        attrs.record(&mut visitor);
-        if visitor.result.is_ok() {
-            fields.recorded = visitor.recorded;
-            if visitor.repeated {
-                fields.text = without_repeated_keys(&fields.text);
-            }
-        } else {
-            fields.text.clear();
-        }
+        fields.record(attrs);
         span.extensions_mut().insert(fields);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        let Some(fields) = extensions.get_mut::<SpanFields>() else {
-            return;
-        };
-        let before = fields.text.len();
-        let mut visitor = JsonVisitor::new(&mut fields.text);
-        visitor.first = before == 0;
-        visitor.recorded = fields.recorded;
-        values.record(&mut visitor);
-        let (result, recorded, repeated) = (visitor.result, visitor.recorded, visitor.repeated);
-        if result.is_err() {
-            fields.text.truncate(before);
-            return;
-        }
-        fields.recorded = recorded;
-        // Rare: a field recorded a second time. The new members are at the
-        // end; an earlier member with the same key is dropped.
-        if repeated {
-            fields.text = without_repeated_keys(&fields.text);
+        if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+            fields.record(values);
         }
     }
 
