@@ -5,7 +5,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use crate::domain::percent_decode_into;
+use crate::domain::{next_of, percent_decode_into};
 
 /// Form parameters in the order sent, repeated names kept (Twilio's
 /// signature covers every one of them).
@@ -227,35 +227,6 @@ fn next_ampersand(bytes: &[u8], from: usize) -> usize {
 /// (see [`CLASS`]), or the length.
 fn next_special(bytes: &[u8], from: usize) -> usize {
     next_of(bytes, from, [b'&', b'=', b'+', b'%'])
-}
-
-/// The index of the first of `targets` at or after `from`, or the length:
-/// eight bytes at a time, as SIDs, numbers and escaped values (a SIP
-/// `Refer-To`) run long without one.
-fn next_of<const N: usize>(bytes: &[u8], from: usize, targets: [u8; N]) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let mut i = from;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let word = u64::from_le_bytes(chunk);
-        // High bit set in each byte equal to a target (and possibly in
-        // bytes after one, which the lowest set bit rules out).
-        let found = targets.iter().fold(0, |found, &target| {
-            let x = word ^ u64::from_ne_bytes([target; 8]);
-            found | (x.wrapping_sub(ONES) & !x & HIGH)
-        });
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    bytes[i.min(bytes.len())..]
-        .iter()
-        .position(|b| targets.contains(b))
-        .map_or(bytes.len(), |p| i + p)
 }
 
 #[cfg(test)]
