@@ -153,8 +153,8 @@ pub fn signature_rejection(reason: &'static str) {
 /// `outcome`: `handed_over`, `already_handed_over`, `dry_run`, an error code,
 /// or, when an AI agent hands a call back, `returned_to_studio`, `ended`
 /// (the agent finished the call) and `caller_hung_up`).
-pub fn handover(vendor: &'static str, outcome: &str) {
-    metrics::counter!("flexbridge_handovers_total", "vendor" => vendor, "outcome" => outcome.to_owned()).increment(1);
+pub fn handover(vendor: &'static str, outcome: &'static str) {
+    metrics::counter!("flexbridge_handovers_total", "vendor" => vendor, "outcome" => outcome).increment(1);
 }
 
 /// One upstream call ended: `flexbridge_upstream_requests_total{upstream,outcome}`
