@@ -154,7 +154,8 @@ pub fn signature_rejection(reason: &'static str) {
 /// or, when an AI agent hands a call back, `returned_to_studio`, `ended`
 /// (the agent finished the call) and `caller_hung_up`).
 pub fn handover(vendor: &'static str, outcome: &'static str) {
-    metrics::counter!("flexbridge_handovers_total", "vendor" => vendor, "outcome" => outcome).increment(1);
+    metrics::counter!("flexbridge_handovers_total", "vendor" => vendor, "outcome" => outcome)
+        .increment(1);
 }
 
 /// One upstream call ended: `flexbridge_upstream_requests_total{upstream,outcome}`

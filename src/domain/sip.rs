@@ -249,9 +249,15 @@ fn parse_headers(part: &str) -> Vec<SipHeader> {
     part.split('&')
         .filter_map(|segment| {
             let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
-            let name = String::from_utf8_lossy(&percent_decode(name.as_bytes(), false))
-                .trim()
-                .to_owned();
+            // Header names are plain tokens in practice: decode only when
+            // there is an escape to decode.
+            let name = if name.contains('%') {
+                String::from_utf8_lossy(&percent_decode(name.as_bytes(), false))
+                    .trim()
+                    .to_owned()
+            } else {
+                name.trim().to_owned()
+            };
             (!name.is_empty()).then(|| SipHeader {
                 name,
                 value: percent_decode(value.as_bytes(), false),
