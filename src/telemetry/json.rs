@@ -185,7 +185,7 @@ where
     S: for<'a> LookupSpan<'a>,
 {
     line.push_str("},\"target\":\"");
-    escape_into(line, target)?;
+    escape_into(line, target);
     line.push('"');
     if let Some(span) = span {
         line.push_str(",\"span\":");
@@ -210,8 +210,34 @@ where
 /// A duration in milliseconds with three decimals (whole microseconds):
 /// a JSON number, written with integers.
 fn write_millis(out: &mut String, duration: Duration) -> fmt::Result {
-    let micros = duration.as_micros();
-    write!(out, "{}.{:03}", micros / 1000, micros % 1000)
+    // `as_micros` is a u128, and formatting one costs several times a u64.
+    let Some(millis) = duration
+        .as_secs()
+        .checked_mul(1000)
+        .and_then(|ms| ms.checked_add(u64::from(duration.subsec_millis())))
+    else {
+        let micros = duration.as_micros();
+        return write!(out, "{}.{:03}", micros / 1000, micros % 1000);
+    };
+    out.push_str(itoa::Buffer::new().format(millis));
+    out.push('.');
+    push_digits(out, duration.subsec_micros() % 1000, 3);
+    Ok(())
+}
+
+/// `value` in decimal, zero-padded to `width` digits (`value` has no more).
+fn push_digits(out: &mut String, value: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let width = width.min(digits.len());
+    let mut rest = value;
+    for digit in digits[..width].iter_mut().rev() {
+        // `rest % 10` is a single decimal digit: the cast cannot truncate.
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    for &digit in &digits[..width] {
+        out.push(char::from(digit));
+    }
 }
 
 /// The fields text with each key once, at its last value.
@@ -271,8 +297,8 @@ fn value_end(fields: &str, from: usize) -> usize {
 }
 
 /// Writes each field as `"name":value`, comma-separated.
-struct JsonVisitor<'a, W: fmt::Write> {
-    out: &'a mut W,
+struct JsonVisitor<'a> {
+    out: &'a mut String,
     first: bool,
     result: fmt::Result,
     /// Bit `i` set: field `i` has been written (now or before).
@@ -282,8 +308,8 @@ struct JsonVisitor<'a, W: fmt::Write> {
     repeated: bool,
 }
 
-impl<'a, W: fmt::Write> JsonVisitor<'a, W> {
-    fn new(out: &'a mut W) -> Self {
+impl<'a> JsonVisitor<'a> {
+    fn new(out: &'a mut String) -> Self {
         Self {
             out,
             first: true,
@@ -294,17 +320,21 @@ impl<'a, W: fmt::Write> JsonVisitor<'a, W> {
     }
 
     /// Write the separator and the key, and remember the name.
-    fn key(&mut self, field: &Field) -> fmt::Result {
+    fn key(&mut self, field: &Field) {
+        let name = field.name();
+        let out = &mut *self.out;
+        // Room for the separator, quotes and colon too: one capacity check.
+        out.reserve(name.len() + 4);
         if !self.first {
-            self.out.write_char(',')?;
+            out.push(',');
         }
         self.first = false;
-        self.out.write_char('"')?;
-        escape_into(self.out, field.name())?;
-        self.out.write_str("\":")
+        out.push('"');
+        escape_into(out, name);
+        out.push_str("\":");
     }
 
-    fn member(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
         match u32::try_from(field.index())
             .ok()
             .and_then(|i| 1_u64.checked_shl(i))
@@ -316,38 +346,51 @@ impl<'a, W: fmt::Write> JsonVisitor<'a, W> {
             None => self.repeated = true,
         }
         if self.result.is_ok() {
-            self.result = self.key(field).and_then(|()| value(self.out));
+            self.key(field);
+            self.result = value(self.out);
         }
     }
 }
 
-impl<W: fmt::Write> Visit for JsonVisitor<'_, W> {
+impl Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.member(field, |out| {
-            out.write_char('"')?;
-            escape_into(out, value)?;
-            out.write_char('"')
+            out.reserve(value.len() + 2);
+            out.push('"');
+            escape_into(out, value);
+            out.push('"');
+            Ok(())
         });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.member(field, |out| {
-            out.write_char('"')?;
+            out.push('"');
             write!(Escaping(out), "{value:?}")?;
-            out.write_char('"')
+            out.push('"');
+            Ok(())
         });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(field, |out| {
+            out.push_str(itoa::Buffer::new().format(value));
+            Ok(())
+        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(field, |out| {
+            out.push_str(itoa::Buffer::new().format(value));
+            Ok(())
+        });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(field, |out| {
+            out.push_str(if value { "true" } else { "false" });
+            Ok(())
+        });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -356,7 +399,8 @@ impl<W: fmt::Write> Visit for JsonVisitor<'_, W> {
             if value.is_finite() {
                 write!(out, "{value}")
             } else {
-                out.write_str("null")
+                out.push_str("null");
+                Ok(())
             }
         });
     }
@@ -376,60 +420,80 @@ const NEEDS_ESCAPE: [bool; 256] = {
 };
 
 /// Write `text` as the inside of a JSON string.
-fn escape_into<W: fmt::Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
+fn escape_into(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     let mut plain = 0;
     while let Some(at) = next_to_escape(bytes, plain) {
-        out.write_str(&text[plain..at])?;
+        out.push_str(&text[plain..at]);
         match bytes[at] {
-            b'"' => out.write_str("\\\"")?,
-            b'\\' => out.write_str("\\\\")?,
-            b'\n' => out.write_str("\\n")?,
-            b'\r' => out.write_str("\\r")?,
-            b'\t' => out.write_str("\\t")?,
-            control => write!(out, "\\u{control:04x}")?,
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            control => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(control >> 4)]));
+                out.push(char::from(HEX[usize::from(control & 0xf)]));
+            }
         }
         plain = at + 1;
     }
-    out.write_str(&text[plain..])
+    out.push_str(&text[plain..]);
+}
+
+/// Whether some byte of `word` may be one that [`NEEDS_ESCAPE`]: never
+/// false for the first such byte, rarely true without one.
+const fn may_need_escape(word: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte below 0x80 whose subtraction wraps is below 0x20 or, after the
+    // XOR, zero: one `& !word` serves all three tests.
+    let controls = word.wrapping_sub(ONES * 0x20);
+    let quotes = (word ^ (ONES * b'"' as u64)).wrapping_sub(ONES);
+    let backslashes = (word ^ (ONES * b'\\' as u64)).wrapping_sub(ONES);
+    (controls | quotes | backslashes) & !word & HIGHS != 0
 }
 
 /// The first byte from `from` on that [`NEEDS_ESCAPE`].
 ///
 /// Every field value and key goes through here, and almost none needs
-/// escaping: eight bytes are checked at a time until one might.
+/// escaping: eight bytes are checked at a time (the last eight overlapping
+/// the ones before when the length is not a multiple of eight) until one
+/// might.
+#[inline]
 fn next_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // Whether some byte of `word` is below `n` (exact for n <= 128).
-    let has_below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0;
-    let mut at = from;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let word = u64::from_ne_bytes(chunk);
-        if has_below(word, 0x20)
-            || has_below(word ^ (ONES * u64::from(b'"')), 1)
-            || has_below(word ^ (ONES * u64::from(b'\\')), 1)
+    let rest = bytes.get(from..)?;
+    let mut at = 0;
+    if rest.len() >= 8 {
+        let last = rest.len() - 8;
+        while let Some(word) = rest
+            .get(at..at + 8)
+            .and_then(|chunk| <[u8; 8]>::try_from(chunk).ok())
         {
-            break;
+            if may_need_escape(u64::from_ne_bytes(word)) {
+                break;
+            }
+            if at == last {
+                return None;
+            }
+            at = (at + 8).min(last);
         }
-        at += 8;
     }
-    bytes
-        .get(at..)?
+    rest.get(at..)?
         .iter()
         .position(|&b| NEEDS_ESCAPE[usize::from(b)])
-        .map(|i| at + i)
+        .map(|i| from + at + i)
 }
 
 /// A `fmt::Write` that escapes what passes through it, for `Debug` values.
-struct Escaping<'a, W: fmt::Write>(&'a mut W);
+struct Escaping<'a>(&'a mut String);
 
-impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
+impl fmt::Write for Escaping<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        escape_into(self.0, text)
+        escape_into(self.0, text);
+        Ok(())
     }
 }
 
@@ -442,7 +506,7 @@ thread_local! {
 /// `now` in RFC 3339, UTC, with microseconds (`2026-11-21T12:06:32.567451Z`,
 /// as tracing-subscriber writes it). The date and time of day change once a
 /// second, so they are formatted once a second per thread.
-fn write_timestamp(out: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
+fn write_timestamp(out: &mut String, now: SystemTime) -> fmt::Result {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs();
     SECOND.with_borrow_mut(|(second, text)| {
@@ -461,8 +525,10 @@ fn write_timestamp(out: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
             )?;
             *second = seconds;
         }
-        out.write_str(text)?;
-        write!(out, "{:06}Z", since_epoch.subsec_micros())
+        out.push_str(text);
+        push_digits(out, since_epoch.subsec_micros(), 6);
+        out.push('Z');
+        Ok(())
     })
 }
 
@@ -479,7 +545,7 @@ where
         }
     }
     line.push_str("\"name\":\"");
-    escape_into(line, span.name())?;
+    escape_into(line, span.name());
     line.push_str("\"}");
     Ok(())
 }
@@ -488,6 +554,7 @@ where
 mod tests {
     use super::super::Captured;
 
+    use proptest::strategy::Strategy as _;
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
@@ -720,11 +787,103 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The word-at-a-time search finds what a byte-by-byte one does,
+        /// from any offset, in text dense with bytes near the ones it looks for.
+        #[test]
+        fn the_next_byte_to_escape_is_the_first_a_byte_scan_finds(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    0x00_u8..0x24,
+                    proptest::prop_oneof![0x5a_u8..0x5e, 0x7f_u8..0x82, 0xa0_u8..0xa4, 0xdb_u8..0xde],
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..40,
+            ),
+            from in 0_usize..42,
+        ) {
+            let expected = bytes
+                .get(from..)
+                .and_then(|rest| rest.iter().position(|&b| NEEDS_ESCAPE[usize::from(b)]))
+                .map(|i| from + i);
+            proptest::prop_assert_eq!(next_to_escape(&bytes, from), expected);
+        }
+
+        /// Any text escapes as a character-by-character escaper writes it:
+        /// the short forms for `"`, `\\`, newline, return and tab, `\\u00XX`
+        /// for the other controls.
+        #[test]
+        fn escaping_matches_a_character_by_character_escaper(
+            chars in proptest::collection::vec(
+                proptest::prop_oneof![
+                    (0_u8..0x20).prop_map(char::from),
+                    proptest::prop_oneof![proptest::strategy::Just('"'), proptest::strategy::Just('\\')],
+                    proptest::char::range('a', 'z'),
+                    proptest::prelude::any::<char>(),
+                ],
+                0..40,
+            ),
+        ) {
+            let text: String = chars.into_iter().collect();
+            let mut expected = String::new();
+            for c in text.chars() {
+                match c {
+                    '"' => expected.push_str("\\\""),
+                    '\\' => expected.push_str("\\\\"),
+                    '\n' => expected.push_str("\\n"),
+                    '\r' => expected.push_str("\\r"),
+                    '\t' => expected.push_str("\\t"),
+                    c if c < ' ' => expected.push_str(&format!("\\u{:04x}", u32::from(c))),
+                    c => expected.push(c),
+                }
+            }
+            let mut out = String::new();
+            escape_into(&mut out, &text);
+            proptest::prop_assert_eq!(out, expected);
+        }
+
+        /// Any duration is written as the integer formatting of its
+        /// microseconds wrote it.
+        #[test]
+        fn durations_are_written_as_formatting_their_microseconds_writes_them(
+            secs in proptest::prop_oneof![0_u64..100_000, proptest::prelude::any::<u64>()],
+            nanos in 0_u32..1_000_000_000,
+        ) {
+            let duration = Duration::new(secs, nanos);
+            let micros = duration.as_micros();
+            let mut out = String::new();
+            write_millis(&mut out, duration).unwrap();
+            proptest::prop_assert_eq!(out, format!("{}.{:03}", micros / 1000, micros % 1000));
+        }
+
+        /// Any timestamp's fraction is its microseconds, zero-padded to six digits.
+        #[test]
+        fn timestamps_end_with_the_microseconds_zero_padded(
+            secs in 0_u64..4_102_444_800,
+            nanos in 0_u32..1_000_000_000,
+        ) {
+            let now = UNIX_EPOCH + Duration::new(secs, nanos);
+            let mut out = String::new();
+            write_timestamp(&mut out, now).unwrap();
+            proptest::prop_assert_eq!(&out[20..], format!("{:06}Z", nanos / 1000));
+        }
+
+        /// Integers and booleans are written as `Display` writes them.
+        #[test]
+        fn integers_and_booleans_are_written_as_display_writes_them(
+            signed in proptest::prelude::any::<i64>(),
+            unsigned in proptest::prelude::any::<u64>(),
+            flag in proptest::prelude::any::<bool>(),
+        ) {
+            let text = text_of(|| tracing::info!(signed, unsigned, flag));
+            let expected = format!(r#""fields":{{"signed":{signed},"unsigned":{unsigned},"flag":{flag}}}"#);
+            proptest::prop_assert!(text.contains(&expected), "{} in {}", expected, text);
+        }
+
         /// Any text escapes to a JSON string that reads back as that text.
         #[test]
         fn escaping_round_trips(text in ".*") {
             let mut out = String::from("\"");
-            escape_into(&mut out, &text).unwrap();
+            escape_into(&mut out, &text);
             out.push('"');
             let back: String = serde_json::from_str(&out).unwrap();
             proptest::prop_assert_eq!(back, text);
