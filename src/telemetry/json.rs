@@ -225,6 +225,53 @@ fn write_millis(out: &mut String, duration: Duration) -> fmt::Result {
     Ok(())
 }
 
+/// A finite `value` as `Display` writes it (the shortest digits that read
+/// back as `value`, never an exponent); latencies mostly without core::fmt.
+fn push_f64(out: &mut String, value: f64) -> fmt::Result {
+    if push_micros(out, value) {
+        Ok(())
+    } else {
+        write!(out, "{value}")
+    }
+}
+
+/// Write `value` if it is a whole number of millionths below 10^8, as
+/// `Display` writes it, and say whether it did.
+///
+/// Most latencies in milliseconds are (a `Duration` counts nanoseconds), and
+/// then the digits are those of that number of millionths: a decimal of at
+/// most 14 significant digits that reads back as `value` is the only one of
+/// that length or shorter that does (two such decimals are further apart than
+/// the values that read back as one f64).
+fn push_micros(out: &mut String, value: f64) -> bool {
+    const SCALE: f64 = 1e6;
+    if !(value.is_sign_positive() && value < 1e8) {
+        return false;
+    }
+    // Rounded to the nearest integer; checked below, so a product rounded
+    // the wrong way only costs the fast path.
+    let scaled = (value * SCALE + 0.5) as u64;
+    // `scaled` is below 10^14 < 2^53: converted exactly.
+    if scaled as f64 / SCALE != value {
+        return false;
+    }
+    // Both operands of the division are exact and the division rounds
+    // correctly, so `scaled / 10^6` reads back as `value`.
+    let (whole, mut millionths) = (scaled / 1_000_000, scaled % 1_000_000);
+    out.push_str(itoa::Buffer::new().format(whole));
+    if millionths != 0 {
+        let mut places = 6;
+        while millionths % 10 == 0 {
+            millionths /= 10;
+            places -= 1;
+        }
+        out.push('.');
+        // Below 10^6: fits in a u32.
+        push_digits(out, u32::try_from(millionths).unwrap_or(0), places);
+    }
+    true
+}
+
 /// `value` in decimal, zero-padded to `width` digits (`value` has no more).
 fn push_digits(out: &mut String, value: u32, width: usize) {
     let mut digits = [b'0'; 10];
@@ -397,7 +444,7 @@ impl Visit for JsonVisitor<'_> {
         // JSON has no NaN or infinity; serde_json writes them as null too.
         self.member(field, |out| {
             if value.is_finite() {
-                write!(out, "{value}")
+                push_f64(out, value)
             } else {
                 out.push_str("null");
                 Ok(())
@@ -764,6 +811,26 @@ mod tests {
     }
 
     #[test]
+    fn latencies_in_whole_millionths_take_the_short_way() {
+        for (value, text) in [
+            (0.042_583, "0.042583"),
+            (12.469_065, "12.469065"),
+            (0.5, "0.5"),
+            (3.0, "3"),
+            (0.0, "0"),
+            (99_999_999.999_999, "99999999.999999"),
+        ] {
+            let mut out = String::new();
+            assert!(push_micros(&mut out, value), "{value:?}");
+            assert_eq!(out, text);
+            assert_eq!(out, format!("{value}"));
+        }
+        for value in [0.046_449_000_000_000_004, 1e-7, -1.5, 1e8, f64::MAX] {
+            assert!(!push_micros(&mut String::new(), value), "{value:?}");
+        }
+    }
+
+    #[test]
     fn the_next_byte_to_escape_is_found_at_any_offset() {
         for byte in 0..=255_u8 {
             for len in [1, 7, 8, 9, 16, 17, 30] {
@@ -865,6 +932,26 @@ mod tests {
             let mut out = String::new();
             write_timestamp(&mut out, now).unwrap();
             proptest::prop_assert_eq!(&out[20..], format!("{:06}Z", nanos / 1000));
+        }
+
+        /// Any finite float is written as `Display` writes it: latencies as
+        /// they are computed, any bit pattern, and binary fractions short
+        /// enough in decimal to tie between two shortest forms.
+        #[test]
+        fn floats_are_written_as_display_writes_them(
+            value in proptest::prop_oneof![
+                (0_u64..1_000_000_000_000)
+                    .prop_map(|nanos| Duration::from_nanos(nanos).as_secs_f64() * 1000.0),
+                proptest::num::f64::ANY,
+                (proptest::prelude::any::<i64>(), 0_u32..53, -20_i32..60).prop_map(
+                    |(integer, shift, scale)| (integer >> shift) as f64 * 2_f64.powi(-scale)
+                ),
+            ],
+        ) {
+            proptest::prop_assume!(value.is_finite());
+            let mut out = String::new();
+            push_f64(&mut out, value).unwrap();
+            proptest::prop_assert_eq!(out, format!("{value}"));
         }
 
         /// Integers and booleans are written as `Display` writes them.
