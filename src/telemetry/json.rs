@@ -467,11 +467,19 @@ const NEEDS_ESCAPE: [bool; 256] = {
 };
 
 /// Write `text` as the inside of a JSON string.
+#[inline]
 fn escape_into(out: &mut String, text: &str) {
     if is_plain(text.as_bytes()) {
         out.push_str(text);
-        return;
+    } else {
+        escape_each(out, text);
     }
+}
+
+/// [`escape_into`] for text that needs it: rare, so kept out of line.
+#[cold]
+#[inline(never)]
+fn escape_each(out: &mut String, text: &str) {
     let mut plain = 0;
     for (at, &byte) in text.as_bytes().iter().enumerate() {
         if !NEEDS_ESCAPE[usize::from(byte)] {
