@@ -185,7 +185,7 @@ where
     S: for<'a> LookupSpan<'a>,
 {
     line.push_str("},\"target\":\"");
-    escape_into(line, target)?;
+    escape_into(line, target);
     line.push('"');
     if let Some(span) = span {
         line.push_str(",\"span\":");
@@ -210,8 +210,81 @@ where
 /// A duration in milliseconds with three decimals (whole microseconds):
 /// a JSON number, written with integers.
 fn write_millis(out: &mut String, duration: Duration) -> fmt::Result {
-    let micros = duration.as_micros();
-    write!(out, "{}.{:03}", micros / 1000, micros % 1000)
+    // `as_micros` is a u128, and formatting one costs several times a u64.
+    let Some(millis) = duration
+        .as_secs()
+        .checked_mul(1000)
+        .and_then(|ms| ms.checked_add(u64::from(duration.subsec_millis())))
+    else {
+        let micros = duration.as_micros();
+        return write!(out, "{}.{:03}", micros / 1000, micros % 1000);
+    };
+    out.push_str(itoa::Buffer::new().format(millis));
+    out.push('.');
+    push_digits(out, duration.subsec_micros() % 1000, 3);
+    Ok(())
+}
+
+/// A finite `value` as `Display` writes it (the shortest digits that read
+/// back as `value`, never an exponent); latencies mostly without core::fmt.
+fn push_f64(out: &mut String, value: f64) -> fmt::Result {
+    if push_micros(out, value) {
+        Ok(())
+    } else {
+        write!(out, "{value}")
+    }
+}
+
+/// Write `value` if it is a whole number of millionths below 10^8, as
+/// `Display` writes it, and say whether it did.
+///
+/// Most latencies in milliseconds are (a `Duration` counts nanoseconds), and
+/// then the digits are those of that number of millionths: a decimal of at
+/// most 14 significant digits that reads back as `value` is the only one of
+/// that length or shorter that does (two such decimals are further apart than
+/// the values that read back as one f64).
+fn push_micros(out: &mut String, value: f64) -> bool {
+    const SCALE: f64 = 1e6;
+    if !(value.is_sign_positive() && value < 1e8) {
+        return false;
+    }
+    // Rounded to the nearest integer; checked below, so a product rounded
+    // the wrong way only costs the fast path.
+    let scaled = (value * SCALE + 0.5) as u64;
+    // `scaled` is below 10^14 < 2^53: converted exactly.
+    if scaled as f64 / SCALE != value {
+        return false;
+    }
+    // Both operands of the division are exact and the division rounds
+    // correctly, so `scaled / 10^6` reads back as `value`.
+    let (whole, mut millionths) = (scaled / 1_000_000, scaled % 1_000_000);
+    out.push_str(itoa::Buffer::new().format(whole));
+    if millionths != 0 {
+        let mut places = 6;
+        while millionths % 10 == 0 {
+            millionths /= 10;
+            places -= 1;
+        }
+        out.push('.');
+        // Below 10^6: fits in a u32.
+        push_digits(out, u32::try_from(millionths).unwrap_or(0), places);
+    }
+    true
+}
+
+/// `value` in decimal, zero-padded to `width` digits (`value` has no more).
+fn push_digits(out: &mut String, value: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let width = width.min(digits.len());
+    let mut rest = value;
+    for digit in digits[..width].iter_mut().rev() {
+        // `rest % 10` is a single decimal digit: the cast cannot truncate.
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    for &digit in &digits[..width] {
+        out.push(char::from(digit));
+    }
 }
 
 /// The fields text with each key once, at its last value.
@@ -271,8 +344,8 @@ fn value_end(fields: &str, from: usize) -> usize {
 }
 
 /// Writes each field as `"name":value`, comma-separated.
-struct JsonVisitor<'a, W: fmt::Write> {
-    out: &'a mut W,
+struct JsonVisitor<'a> {
+    out: &'a mut String,
     first: bool,
     result: fmt::Result,
     /// Bit `i` set: field `i` has been written (now or before).
@@ -282,8 +355,8 @@ struct JsonVisitor<'a, W: fmt::Write> {
     repeated: bool,
 }
 
-impl<'a, W: fmt::Write> JsonVisitor<'a, W> {
-    fn new(out: &'a mut W) -> Self {
+impl<'a> JsonVisitor<'a> {
+    fn new(out: &'a mut String) -> Self {
         Self {
             out,
             first: true,
@@ -294,17 +367,21 @@ impl<'a, W: fmt::Write> JsonVisitor<'a, W> {
     }
 
     /// Write the separator and the key, and remember the name.
-    fn key(&mut self, field: &Field) -> fmt::Result {
+    fn key(&mut self, field: &Field) {
+        let name = field.name();
+        let out = &mut *self.out;
+        // Room for the separator, quotes and colon too: one capacity check.
+        out.reserve(name.len() + 4);
         if !self.first {
-            self.out.write_char(',')?;
+            out.push(',');
         }
         self.first = false;
-        self.out.write_char('"')?;
-        escape_into(self.out, field.name())?;
-        self.out.write_str("\":")
+        out.push('"');
+        escape_into(out, name);
+        out.push_str("\":");
     }
 
-    fn member(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
         match u32::try_from(field.index())
             .ok()
             .and_then(|i| 1_u64.checked_shl(i))
@@ -316,47 +393,61 @@ impl<'a, W: fmt::Write> JsonVisitor<'a, W> {
             None => self.repeated = true,
         }
         if self.result.is_ok() {
-            self.result = self.key(field).and_then(|()| value(self.out));
+            self.key(field);
+            self.result = value(self.out);
         }
     }
 }
 
-impl<W: fmt::Write> Visit for JsonVisitor<'_, W> {
+impl Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.member(field, |out| {
-            out.write_char('"')?;
-            escape_into(out, value)?;
-            out.write_char('"')
+            out.reserve(value.len() + 2);
+            out.push('"');
+            escape_into(out, value);
+            out.push('"');
+            Ok(())
         });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.member(field, |out| {
-            out.write_char('"')?;
+            out.push('"');
             write!(Escaping(out), "{value:?}")?;
-            out.write_char('"')
+            out.push('"');
+            Ok(())
         });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(field, |out| {
+            out.push_str(itoa::Buffer::new().format(value));
+            Ok(())
+        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(field, |out| {
+            out.push_str(itoa::Buffer::new().format(value));
+            Ok(())
+        });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(field, |out| {
+            out.push_str(if value { "true" } else { "false" });
+            Ok(())
+        });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         // JSON has no NaN or infinity; serde_json writes them as null too.
         self.member(field, |out| {
             if value.is_finite() {
-                write!(out, "{value}")
+                push_f64(out, value)
             } else {
-                out.write_str("null")
+                out.push_str("null");
+                Ok(())
             }
         });
     }
@@ -376,60 +467,86 @@ const NEEDS_ESCAPE: [bool; 256] = {
 };
 
 /// Write `text` as the inside of a JSON string.
-fn escape_into<W: fmt::Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
-    let bytes = text.as_bytes();
+#[inline]
+fn escape_into(out: &mut String, text: &str) {
+    if is_plain(text.as_bytes()) {
+        out.push_str(text);
+    } else {
+        escape_each(out, text);
+    }
+}
+
+/// [`escape_into`] for text that needs it: rare, so kept out of line.
+#[cold]
+#[inline(never)]
+fn escape_each(out: &mut String, text: &str) {
     let mut plain = 0;
-    while let Some(at) = next_to_escape(bytes, plain) {
-        out.write_str(&text[plain..at])?;
-        match bytes[at] {
-            b'"' => out.write_str("\\\"")?,
-            b'\\' => out.write_str("\\\\")?,
-            b'\n' => out.write_str("\\n")?,
-            b'\r' => out.write_str("\\r")?,
-            b'\t' => out.write_str("\\t")?,
-            control => write!(out, "\\u{control:04x}")?,
+    for (at, &byte) in text.as_bytes().iter().enumerate() {
+        if !NEEDS_ESCAPE[usize::from(byte)] {
+            continue;
+        }
+        out.push_str(&text[plain..at]);
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            control => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(control >> 4)]));
+                out.push(char::from(HEX[usize::from(control & 0xf)]));
+            }
         }
         plain = at + 1;
     }
-    out.write_str(&text[plain..])
+    out.push_str(&text[plain..]);
 }
 
-/// The first byte from `from` on that [`NEEDS_ESCAPE`].
-///
-/// Every field value and key goes through here, and almost none needs
-/// escaping: eight bytes are checked at a time until one might.
-fn next_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
+/// The high bit of a byte of `word` set for each byte that [`NEEDS_ESCAPE`]
+/// (and maybe for bytes after one): zero when none does.
+const fn escape_flags(word: u64) -> u64 {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // Whether some byte of `word` is below `n` (exact for n <= 128).
-    let has_below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0;
-    let mut at = from;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let word = u64::from_ne_bytes(chunk);
-        if has_below(word, 0x20)
-            || has_below(word ^ (ONES * u64::from(b'"')), 1)
-            || has_below(word ^ (ONES * u64::from(b'\\')), 1)
-        {
-            break;
-        }
-        at += 8;
+    // Only a byte below 0x20, or zero after the XOR, wraps when subtracted
+    // from (and borrows from the byte after it); `& !word` leaves out bytes
+    // from 0x80 on, which never need escaping.
+    let controls = word.wrapping_sub(ONES * 0x20);
+    let quotes = (word ^ (ONES * b'"' as u64)).wrapping_sub(ONES);
+    let backslashes = (word ^ (ONES * b'\\' as u64)).wrapping_sub(ONES);
+    (controls | quotes | backslashes) & !word & HIGHS
+}
+
+/// Whether no byte of `bytes` [`NEEDS_ESCAPE`].
+///
+/// Every key and field value is checked, and almost none needs escaping:
+/// eight bytes at a time, without a branch per word, the last eight
+/// overlapping the ones before when the length is not a multiple of eight.
+#[inline]
+fn is_plain(bytes: &[u8]) -> bool {
+    let word = |chunk: &[u8]| u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
+    let Some(last) = bytes.len().checked_sub(8) else {
+        return !bytes.iter().any(|&b| NEEDS_ESCAPE[usize::from(b)]);
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    let mut flags = 0;
+    for chunk in &mut chunks {
+        flags |= escape_flags(word(chunk));
     }
-    bytes
-        .get(at..)?
-        .iter()
-        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
-        .map(|i| at + i)
+    if !chunks.remainder().is_empty() {
+        flags |= escape_flags(word(&bytes[last..]));
+    }
+    flags == 0
 }
 
 /// A `fmt::Write` that escapes what passes through it, for `Debug` values.
-struct Escaping<'a, W: fmt::Write>(&'a mut W);
+struct Escaping<'a>(&'a mut String);
 
-impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
+impl fmt::Write for Escaping<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        escape_into(self.0, text)
+        escape_into(self.0, text);
+        Ok(())
     }
 }
 
@@ -442,7 +559,7 @@ thread_local! {
 /// `now` in RFC 3339, UTC, with microseconds (`2026-11-21T12:06:32.567451Z`,
 /// as tracing-subscriber writes it). The date and time of day change once a
 /// second, so they are formatted once a second per thread.
-fn write_timestamp(out: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
+fn write_timestamp(out: &mut String, now: SystemTime) -> fmt::Result {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs();
     SECOND.with_borrow_mut(|(second, text)| {
@@ -461,8 +578,10 @@ fn write_timestamp(out: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
             )?;
             *second = seconds;
         }
-        out.write_str(text)?;
-        write!(out, "{:06}Z", since_epoch.subsec_micros())
+        out.push_str(text);
+        push_digits(out, since_epoch.subsec_micros(), 6);
+        out.push('Z');
+        Ok(())
     })
 }
 
@@ -479,7 +598,7 @@ where
         }
     }
     line.push_str("\"name\":\"");
-    escape_into(line, span.name())?;
+    escape_into(line, span.name());
     line.push_str("\"}");
     Ok(())
 }
@@ -488,6 +607,7 @@ where
 mod tests {
     use super::super::Captured;
 
+    use proptest::strategy::Strategy as _;
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
@@ -697,34 +817,157 @@ mod tests {
     }
 
     #[test]
-    fn the_next_byte_to_escape_is_found_at_any_offset() {
+    fn latencies_in_whole_millionths_take_the_short_way() {
+        for (value, text) in [
+            (0.042_583, "0.042583"),
+            (12.469_065, "12.469065"),
+            (0.5, "0.5"),
+            (3.0, "3"),
+            (0.0, "0"),
+            (99_999_999.999_999, "99999999.999999"),
+        ] {
+            let mut out = String::new();
+            assert!(push_micros(&mut out, value), "{value:?}");
+            assert_eq!(out, text);
+            assert_eq!(out, format!("{value}"));
+        }
+        for value in [0.046_449_000_000_000_004, 1e-7, -1.5, 1e8, f64::MAX] {
+            assert!(!push_micros(&mut String::new(), value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_byte_to_escape_is_found_at_any_offset() {
         for byte in 0..=255_u8 {
-            for len in [1, 7, 8, 9, 16, 17, 30] {
+            for len in [1, 7, 8, 9, 15, 16, 17, 30] {
                 for at in 0..len {
                     let mut bytes = vec![b'a'; len];
                     bytes[at] = byte;
-                    let expected = NEEDS_ESCAPE[usize::from(byte)].then_some(at);
-                    for from in [0, at.min(3)] {
-                        assert_eq!(
-                            next_to_escape(&bytes, from),
-                            expected,
-                            "byte {byte:#x} at {at} of {len}, from {from}"
-                        );
-                    }
+                    assert_eq!(
+                        is_plain(&bytes),
+                        !NEEDS_ESCAPE[usize::from(byte)],
+                        "byte {byte:#x} at {at} of {len}"
+                    );
                 }
             }
         }
-        assert_eq!(next_to_escape(b"ab\"\"", 3), Some(3));
-        assert_eq!(next_to_escape(b"abc", 3), None);
-        assert_eq!(next_to_escape(b"abc", 4), None);
+        assert!(is_plain(b""));
     }
 
     proptest::proptest! {
+        /// The word-at-a-time check agrees with a byte-by-byte one, on
+        /// bytes dense with ones near those it looks for.
+        #[test]
+        fn plain_text_is_what_a_byte_by_byte_check_finds(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    0x00_u8..0x24,
+                    proptest::prop_oneof![0x5a_u8..0x5e, 0x7f_u8..0x82, 0xa0_u8..0xa4, 0xdb_u8..0xde],
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..40,
+            ),
+        ) {
+            let expected = !bytes.iter().any(|&b| NEEDS_ESCAPE[usize::from(b)]);
+            proptest::prop_assert_eq!(is_plain(&bytes), expected);
+        }
+
+        /// Any text escapes as a character-by-character escaper writes it:
+        /// the short forms for `"`, `\\`, newline, return and tab, `\\u00XX`
+        /// for the other controls.
+        #[test]
+        fn escaping_matches_a_character_by_character_escaper(
+            chars in proptest::collection::vec(
+                proptest::prop_oneof![
+                    (0_u8..0x20).prop_map(char::from),
+                    proptest::prop_oneof![proptest::strategy::Just('"'), proptest::strategy::Just('\\')],
+                    proptest::char::range('a', 'z'),
+                    proptest::prelude::any::<char>(),
+                ],
+                0..40,
+            ),
+        ) {
+            let text: String = chars.into_iter().collect();
+            let mut expected = String::new();
+            for c in text.chars() {
+                match c {
+                    '"' => expected.push_str("\\\""),
+                    '\\' => expected.push_str("\\\\"),
+                    '\n' => expected.push_str("\\n"),
+                    '\r' => expected.push_str("\\r"),
+                    '\t' => expected.push_str("\\t"),
+                    c if c < ' ' => expected.push_str(&format!("\\u{:04x}", u32::from(c))),
+                    c => expected.push(c),
+                }
+            }
+            let mut out = String::new();
+            escape_into(&mut out, &text);
+            proptest::prop_assert_eq!(out, expected);
+        }
+
+        /// Any duration is written as the integer formatting of its
+        /// microseconds wrote it.
+        #[test]
+        fn durations_are_written_as_formatting_their_microseconds_writes_them(
+            secs in proptest::prop_oneof![0_u64..100_000, proptest::prelude::any::<u64>()],
+            nanos in 0_u32..1_000_000_000,
+        ) {
+            let duration = Duration::new(secs, nanos);
+            let micros = duration.as_micros();
+            let mut out = String::new();
+            write_millis(&mut out, duration).unwrap();
+            proptest::prop_assert_eq!(out, format!("{}.{:03}", micros / 1000, micros % 1000));
+        }
+
+        /// Any timestamp's fraction is its microseconds, zero-padded to six digits.
+        #[test]
+        fn timestamps_end_with_the_microseconds_zero_padded(
+            secs in 0_u64..4_102_444_800,
+            nanos in 0_u32..1_000_000_000,
+        ) {
+            let now = UNIX_EPOCH + Duration::new(secs, nanos);
+            let mut out = String::new();
+            write_timestamp(&mut out, now).unwrap();
+            proptest::prop_assert_eq!(&out[20..], format!("{:06}Z", nanos / 1000));
+        }
+
+        /// Any finite float is written as `Display` writes it: latencies as
+        /// they are computed, any bit pattern, and binary fractions short
+        /// enough in decimal to tie between two shortest forms.
+        #[test]
+        fn floats_are_written_as_display_writes_them(
+            value in proptest::prop_oneof![
+                (0_u64..1_000_000_000_000)
+                    .prop_map(|nanos| Duration::from_nanos(nanos).as_secs_f64() * 1000.0),
+                proptest::num::f64::ANY,
+                (proptest::prelude::any::<i64>(), 0_u32..53, -20_i32..60).prop_map(
+                    |(integer, shift, scale)| (integer >> shift) as f64 * 2_f64.powi(-scale)
+                ),
+            ],
+        ) {
+            proptest::prop_assume!(value.is_finite());
+            let mut out = String::new();
+            push_f64(&mut out, value).unwrap();
+            proptest::prop_assert_eq!(out, format!("{value}"));
+        }
+
+        /// Integers and booleans are written as `Display` writes them.
+        #[test]
+        fn integers_and_booleans_are_written_as_display_writes_them(
+            signed in proptest::prelude::any::<i64>(),
+            unsigned in proptest::prelude::any::<u64>(),
+            flag in proptest::prelude::any::<bool>(),
+        ) {
+            let text = text_of(|| tracing::info!(signed, unsigned, flag));
+            let expected = format!(r#""fields":{{"signed":{signed},"unsigned":{unsigned},"flag":{flag}}}"#);
+            proptest::prop_assert!(text.contains(&expected), "{} in {}", expected, text);
+        }
+
         /// Any text escapes to a JSON string that reads back as that text.
         #[test]
         fn escaping_round_trips(text in ".*") {
             let mut out = String::from("\"");
-            escape_into(&mut out, &text).unwrap();
+            escape_into(&mut out, &text);
             out.push('"');
             let back: String = serde_json::from_str(&out).unwrap();
             proptest::prop_assert_eq!(back, text);
