@@ -156,11 +156,13 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         // What tracing-actix-web's default builder records, but in one
         // `record_all`: each record call formats and stores the span's
-        // fields again, and this runs for every request.
-        let latency_ms = match outcome {
+        // fields again, and this runs for every request. One pass over the
+        // outcome gives the latency (recording the request's metrics), the
+        // status answered and the error behind it, if any.
+        let (latency_ms, status, error) = match outcome {
             Ok(response) => {
                 let request = response.request();
-                request.extensions().get::<Started>().map(|started| {
+                let latency_ms = request.extensions().get::<Started>().map(|started| {
                     let elapsed = started.at.elapsed();
                     crate::metrics::http_request(
                         started.route,
@@ -169,38 +171,27 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
                         elapsed,
                     );
                     elapsed.as_secs_f64() * 1000.0
-                })
+                });
+                let error = response.response().error().map(|e| e.as_response_error());
+                (latency_ms, response.status(), error)
             }
-            Err(error) => {
-                crate::metrics::http_request_failed(
-                    error.as_response_error().status_code().as_u16(),
-                );
-                None
-            }
-        };
-        let error = match outcome {
-            Ok(response) => response
-                .response()
-                .error()
-                .map(|e| (response.status(), e.as_response_error())),
             Err(error) => {
                 let error = error.as_response_error();
-                Some((error.status_code(), error))
+                crate::metrics::http_request_failed(error.status_code().as_u16());
+                (None, error.status_code(), Some(error))
             }
         };
+        let status_code = i32::from(status.as_u16());
         match error {
             None => {
-                let status = outcome
-                    .as_ref()
-                    .map_or(0, |response| i32::from(response.status().as_u16()));
                 tracing::record_all!(
                     span,
                     latency_ms = latency_ms,
-                    http.status_code = status,
+                    http.status_code = status_code,
                     otel.status_code = "OK",
                 );
             }
-            Some((status, error)) => {
+            Some(error) => {
                 // Formatted before recording, as the default builder does
                 // (tokio-rs/tracing#1565): an error's Display may log.
                 let message = error.to_string();
@@ -210,7 +201,7 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
                     latency_ms = latency_ms,
                     exception.message = message.as_str(),
                     exception.details = details.as_str(),
-                    http.status_code = i32::from(status.as_u16()),
+                    http.status_code = status_code,
                     otel.status_code = if status.is_client_error() {
                         "OK"
                     } else {
