@@ -9,7 +9,7 @@ mod sip;
 mod store_url;
 mod web_url;
 
-pub(crate) use percent::{next_of, percent_decode, percent_decode_into};
+pub(crate) use percent::{escaped_byte, first_of, percent_decode};
 pub use phone::{E164, E164Error};
 pub use session::{ChannelType, Identity, IdentityError, SessionId, SessionIdError};
 pub use sid::{

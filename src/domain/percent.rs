@@ -5,18 +5,10 @@
 /// and with `plus_is_space` (form encoding) `+` becomes a space. A `+` is
 /// never part of an escape, so this equals replacing `+` first and
 /// percent-decoding after, as the URL crate does. The text between escapes
-/// is copied in runs into a buffer allocated once.
+/// is copied in runs into a buffer allocated once (decoding never
+/// lengthens).
 pub(crate) fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
-    percent_decode_into(bytes, plus_is_space, &mut out);
-    out
-}
-
-/// [`percent_decode`], appending to `out`: a caller decoding many pieces
-/// reuses one buffer.
-pub(crate) fn percent_decode_into(bytes: &[u8], plus_is_space: bool, out: &mut Vec<u8>) {
-    // Decoding never lengthens: one reservation covers every run.
-    out.reserve(bytes.len());
     let next = |from| {
         if plus_is_space {
             next_of(bytes, from, [b'%', b'+'])
@@ -31,40 +23,39 @@ pub(crate) fn percent_decode_into(bytes: &[u8], plus_is_space: bool, out: &mut V
         start = at + 1;
         if marker == b'+' {
             out.push(b' ');
+        } else if let Some(byte) = escaped_byte(bytes, at + 1) {
+            out.push(byte);
+            start = at + 3;
         } else {
-            match bytes.get(at + 1..at + 3) {
-                Some(&[high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
-                    out.push(hex_value(high) << 4 | hex_value(low));
-                    start = at + 3;
-                }
-                _ => out.push(b'%'),
-            }
+            out.push(b'%');
         }
         at = next(start);
     }
     out.extend_from_slice(&bytes[start..]);
+    out
+}
+
+/// The byte spelled by the two hex digits at `at`, if there are two.
+pub(crate) fn escaped_byte(bytes: &[u8], at: usize) -> Option<u8> {
+    match bytes.get(at..at + 2) {
+        Some(&[high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
+            Some(hex_value(high) << 4 | hex_value(low))
+        }
+        _ => None,
+    }
 }
 
 /// The index of the first of `targets` at or after `from`, or the length:
 /// eight bytes at a time, as SIDs, numbers and escaped values (a SIP
-/// `Refer-To`) run long without one. Shared with the form scanner.
-pub(crate) fn next_of<const N: usize>(bytes: &[u8], from: usize, targets: [u8; N]) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+/// `Refer-To`) run long without one.
+fn next_of<const N: usize>(bytes: &[u8], from: usize, targets: [u8; N]) -> usize {
     let mut i = from;
     while let Some(chunk) = bytes.get(i..i + 8) {
         let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
             break;
         };
-        let word = u64::from_le_bytes(chunk);
-        // High bit set in each byte equal to a target (and possibly in
-        // bytes after one, which the lowest set bit rules out).
-        let found = targets.iter().fold(0, |found, &target| {
-            let x = word ^ u64::from_ne_bytes([target; 8]);
-            found | (x.wrapping_sub(ONES) & !x & HIGH)
-        });
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
+        if let Some(at) = first_of(chunk, targets) {
+            return i + at;
         }
         i += 8;
     }
@@ -72,6 +63,21 @@ pub(crate) fn next_of<const N: usize>(bytes: &[u8], from: usize, targets: [u8; N
         .iter()
         .position(|b| targets.contains(b))
         .map_or(bytes.len(), |p| i + p)
+}
+
+/// Where the first of `targets` is in `chunk`, if anywhere: a few word
+/// operations per target instead of eight comparisons.
+pub(crate) fn first_of<const N: usize>(chunk: [u8; 8], targets: [u8; N]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let word = u64::from_le_bytes(chunk);
+    // High bit set in each byte equal to a target (and possibly in bytes
+    // after one, which the lowest set bit rules out).
+    let found = targets.iter().fold(0, |found, &target| {
+        let x = word ^ u64::from_ne_bytes([target; 8]);
+        found | (x.wrapping_sub(ONES) & !x & HIGH)
+    });
+    (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
 }
 
 /// The value of an ASCII hex digit (callers check that it is one).
@@ -88,6 +94,33 @@ mod tests {
     use super::*;
 
     proptest::proptest! {
+        /// The word-at-a-time searches find the first target wherever it is.
+        #[test]
+        fn word_searches_find_the_first(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"&%+=\x26\xa6\x25\x27\x00\xff".to_vec()),
+                    proptest::num::u8::ANY,
+                ],
+                0..40,
+            ),
+            from in 0usize..41,
+        ) {
+            let from = from.min(bytes.len());
+            for targets in [&b"&"[..], b"&=+%"] {
+                let expected = bytes[from..]
+                    .iter()
+                    .position(|b| targets.contains(b))
+                    .map_or(bytes.len(), |p| from + p);
+                let found = match *targets {
+                    [a] => next_of(&bytes, from, [a]),
+                    [a, b, c, d] => next_of(&bytes, from, [a, b, c, d]),
+                    _ => unreachable!(),
+                };
+                proptest::prop_assert_eq!(found, expected);
+            }
+        }
+
         /// Without `plus_is_space`, decoding equals the percent-encoding
         /// crate's, escapes valid or not.
         #[test]

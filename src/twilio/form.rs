@@ -3,9 +3,8 @@
 //! signature is checked.
 
 use std::fmt;
-use std::ops::Range;
 
-use crate::domain::{next_of, percent_decode_into};
+use crate::domain::first_of;
 
 /// Form parameters in the order sent, repeated names kept (Twilio's
 /// signature covers every one of them).
@@ -35,29 +34,9 @@ impl FormParams {
         if bytes.is_empty() {
             return Self::default();
         }
-        let mut decoder = Decoder {
-            bytes,
-            // Decoding never lengthens valid text; only U+FFFD replacing an
-            // invalid byte can, and then the buffer grows.
-            out: Self {
-                text: String::with_capacity(bytes.len()),
-                pairs: Vec::with_capacity(count_ampersands(bytes) + 1),
-            },
-            scratch: Vec::new(),
-        };
-        // Validating the whole input once lets every piece of valid text (cut
-        // at ASCII `&` and `=`, so still valid) be copied without a check of
-        // its own.
-        let text = std::str::from_utf8(bytes).ok();
-        for_each_piece(bytes, |piece| {
-            let name_start = decoder.out.text.len();
-            decoder.append(text, piece.name, piece.name_escaped);
-            let value_start = decoder.out.text.len();
-            decoder.append(text, piece.value, piece.value_escaped);
-            let end = decoder.out.text.len();
-            decoder.out.pairs.push([name_start, value_start, end]);
-        });
-        decoder.out
+        // Replacing invalid UTF-8 piece by piece is the URL crate's job;
+        // Twilio never sends it, so it need not be fast.
+        decode_utf8(bytes).unwrap_or_else(|| url::form_urlencoded::parse(bytes).collect())
     }
 
     /// The pairs, in order.
@@ -109,32 +88,96 @@ impl fmt::Debug for FormParams {
     }
 }
 
-/// The state of one [`FormParams::decode`].
-struct Decoder<'a> {
-    bytes: &'a [u8],
-    out: FormParams,
-    /// Escaped pieces are decoded here first, as they may not be UTF-8.
-    scratch: Vec<u8>,
+/// The bytes decoding stops at; every other byte is copied as it is.
+const SPECIAL: [u8; 4] = [b'&', b'=', b'+', b'%'];
+
+/// [`FormParams::decode`] in one pass into one buffer, or `None` when a name
+/// or value does not decode to UTF-8.
+fn decode_utf8(bytes: &[u8]) -> Option<FormParams> {
+    // Decoding never lengthens: `written <= read` throughout, so a buffer
+    // of the input's length holds every write.
+    let mut out = vec![0; bytes.len()];
+    let mut pairs = Vec::with_capacity(count_ampersands(bytes) + 1);
+    let (mut read, mut written) = (0, 0);
+    // Where the current piece starts in the input, where its name starts
+    // in the output, and where its value starts once its `=` is seen.
+    let (mut piece, mut name) = (0, 0);
+    let mut value = None;
+    loop {
+        copy_run(bytes, &mut read, &mut out, &mut written);
+        let Some(&special) = bytes.get(read) else {
+            break;
+        };
+        read += 1;
+        let decoded = match special {
+            b'&' => {
+                // Empty pieces (`&&`) are no pair at all.
+                if read - 1 > piece {
+                    pairs.push([name, value.unwrap_or(written), written]);
+                }
+                (piece, name, value) = (read, written, None);
+                continue;
+            }
+            b'=' if value.is_none() => {
+                value = Some(written);
+                continue;
+            }
+            b'=' => b'=',
+            b'+' => b' ',
+            _ => match crate::domain::escaped_byte(bytes, read) {
+                Some(byte) => {
+                    read += 2;
+                    byte
+                }
+                None => b'%',
+            },
+        };
+        *out.get_mut(written)? = decoded;
+        written += 1;
+    }
+    if bytes.len() > piece {
+        pairs.push([name, value.unwrap_or(written), written]);
+    }
+    out.truncate(written);
+    let text = String::from_utf8(out).ok()?;
+    // Valid as a whole and cut at character boundaries: every name and
+    // value is valid on its own, as the URL crate decodes each.
+    pairs
+        .iter()
+        .flatten()
+        .all(|&at| text.is_char_boundary(at))
+        .then_some(FormParams { text, pairs })
 }
 
-impl Decoder<'_> {
-    /// Append the name or value at `range` to the text, decoded. `text` is
-    /// the whole input when it is valid UTF-8.
-    fn append(&mut self, text: Option<&str>, range: Range<usize>, escaped: bool) {
-        let out = &mut self.out.text;
-        if !escaped {
-            match text.and_then(|text| text.get(range.clone())) {
-                Some(plain) => out.push_str(plain),
-                None => out.push_str(&String::from_utf8_lossy(&self.bytes[range])),
-            }
+/// Copy bytes from `read` up to the next [`SPECIAL`] byte (or the end),
+/// eight at a time while eight remain, advancing both positions.
+fn copy_run(bytes: &[u8], read: &mut usize, out: &mut [u8], written: &mut usize) {
+    while let (Some(chunk), Some(to)) = (
+        bytes.get(*read..*read + 8),
+        out.get_mut(*written..*written + 8),
+    ) {
+        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+            return;
+        };
+        // Copying the special byte and what follows it is harmless: the
+        // positions advance only past the plain bytes, which later writes
+        // overwrite.
+        to.copy_from_slice(&chunk);
+        if let Some(at) = first_of(chunk, SPECIAL) {
+            *read += at;
+            *written += at;
             return;
         }
-        self.scratch.clear();
-        percent_decode_into(&self.bytes[range], true, &mut self.scratch);
-        match std::str::from_utf8(&self.scratch) {
-            Ok(decoded) => out.push_str(decoded),
-            Err(_) => out.push_str(&String::from_utf8_lossy(&self.scratch)),
+        *read += 8;
+        *written += 8;
+    }
+    while let (Some(&byte), Some(to)) = (bytes.get(*read), out.get_mut(*written)) {
+        if SPECIAL.contains(&byte) {
+            return;
         }
+        *to = byte;
+        *read += 1;
+        *written += 1;
     }
 }
 
@@ -151,82 +194,6 @@ fn count_ampersands(bytes: &[u8]) -> usize {
         })
         .map(usize::from)
         .sum()
-}
-
-/// One non-empty `&`-separated piece: where its name and value are, and
-/// whether each holds a `+` or `%` that decoding changes.
-struct Piece {
-    name: Range<usize>,
-    value: Range<usize>,
-    name_escaped: bool,
-    value_escaped: bool,
-}
-
-// The bytes the scanner stops at; every other byte is copied as it is.
-const AMPERSAND: u8 = 1;
-const EQUALS: u8 = 2;
-const ESCAPE: u8 = 3;
-/// The class of each byte value: one of the above, or 0.
-const CLASS: [u8; 256] = {
-    let mut class = [0; 256];
-    class[b'&' as usize] = AMPERSAND;
-    class[b'=' as usize] = EQUALS;
-    class[b'+' as usize] = ESCAPE;
-    class[b'%' as usize] = ESCAPE;
-    class
-};
-
-/// Call `each` for every non-empty piece, in order: one pass over the
-/// input finds the separators and the escapes together, skipping the
-/// bytes between them a word at a time.
-fn for_each_piece(bytes: &[u8], mut each: impl FnMut(Piece)) {
-    let mut start = 0;
-    let mut equals: Option<usize> = None;
-    let (mut name_escaped, mut value_escaped) = (false, false);
-    let mut finish =
-        |start: usize, end: usize, equals: Option<usize>, name_escaped, value_escaped| {
-            if start < end {
-                each(Piece {
-                    name: start..equals.unwrap_or(end),
-                    value: equals.map_or(end, |e| e + 1)..end,
-                    name_escaped,
-                    value_escaped,
-                });
-            }
-        };
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match CLASS[usize::from(b)] {
-            AMPERSAND => {
-                finish(start, i, equals, name_escaped, value_escaped);
-                start = i + 1;
-                equals = None;
-                (name_escaped, value_escaped) = (false, false);
-            }
-            EQUALS if equals.is_none() => equals = Some(i),
-            ESCAPE if equals.is_none() => name_escaped = true,
-            ESCAPE => {
-                // Nothing else in this value matters: skip to its end.
-                value_escaped = true;
-                i = next_ampersand(bytes, i + 1);
-                continue;
-            }
-            _ => {}
-        }
-        i = next_special(bytes, i + 1);
-    }
-    finish(start, bytes.len(), equals, name_escaped, value_escaped);
-}
-
-/// The index of the first `&` at or after `from`, or the length.
-fn next_ampersand(bytes: &[u8], from: usize) -> usize {
-    next_of(bytes, from, [b'&'])
-}
-
-/// The index of the first byte at or after `from` the scanner stops at
-/// (see [`CLASS`]), or the length.
-fn next_special(bytes: &[u8], from: usize) -> usize {
-    next_of(bytes, from, [b'&', b'=', b'+', b'%'])
 }
 
 #[cfg(test)]
@@ -292,39 +259,19 @@ mod tests {
             b"ok=1&bad=\xe2\x82&ok2=%C3%A9",
             b"\xe2\x82\xac=\xe2\x82\xac&%e2%82%ac",
             b"%26%3D=%2B%25&%2525=%%",
+            // Valid UTF-8 as a whole, but a character cut between a name
+            // and its value, or between two pairs.
+            b"%C3=%A9",
+            b"a%C3&%A9b",
+            b"\xc3=\xa9&=",
+            b"%E2%82=%AC",
         ] {
             assert_eq!(decode_form(input), reference(input), "{input:?}");
         }
     }
 
     proptest::proptest! {
-        /// The word-at-a-time searches find the first `&`, and the first
-        /// of `&=+%`, wherever it is.
-        #[test]
-        fn word_searches_find_the_first(
-            bytes in proptest::collection::vec(
-                proptest::prop_oneof![
-                    proptest::sample::select(b"&%+=\x26\xa6\x25\x27\x00\xff".to_vec()),
-                    proptest::num::u8::ANY,
-                ],
-                0..40,
-            ),
-            from in 0usize..41,
-        ) {
-            let from = from.min(bytes.len());
-            let expected = bytes[from..]
-                .iter()
-                .position(|&b| b == b'&')
-                .map_or(bytes.len(), |p| from + p);
-            proptest::prop_assert_eq!(next_ampersand(&bytes, from), expected);
-            let expected = bytes[from..]
-                .iter()
-                .position(|&b| CLASS[usize::from(b)] != 0)
-                .map_or(bytes.len(), |p| from + p);
-            proptest::prop_assert_eq!(next_special(&bytes, from), expected);
-        }
-
-        /// Long escaped values, whose end is found a word at a time.
+        /// Long escaped values and long runs, copied a word at a time.
         #[test]
         fn decodes_long_escaped_values_like_the_url_crate(
             pieces in proptest::collection::vec("[a-zA-Z0-9%+=&]{0,3}(%[0-9A-Fa-f]{2}|[a-z+&=]){0,24}", 0..6),
