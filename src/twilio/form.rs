@@ -159,9 +159,9 @@ fn copy_run(bytes: &[u8], read: &mut usize, out: &mut [u8], written: &mut usize)
         let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
             return;
         };
-        // Copying the special byte and what follows it is harmless: the
-        // positions advance only past the plain bytes, which later writes
-        // overwrite.
+        // Copying the special byte and what follows it is harmless:
+        // `written` advances only past the plain bytes, and whatever lies
+        // beyond it is overwritten or truncated later.
         to.copy_from_slice(&chunk);
         if let Some(at) = first_of(chunk, SPECIAL) {
             *read += at;
