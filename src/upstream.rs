@@ -178,8 +178,14 @@ impl Upstream {
             };
             let status = response.status();
             if status == StatusCode::TOO_MANY_REQUESTS && attempts <= MAX_RETRIES {
-                let wait = retry_after(&response).unwrap_or(DEFAULT_RETRY_AFTER);
-                if Instant::now() + wait < deadline {
+                let wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| retry_after(value.to_str().ok()?))
+                    .unwrap_or(DEFAULT_RETRY_AFTER);
+                // A comparison of durations: `now + wait` overflows an
+                // `Instant` when the upstream asks for years.
+                if wait < deadline.saturating_duration_since(Instant::now()) {
                     drop(permit);
                     tracing::warn!(
                         upstream,
@@ -226,17 +232,33 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Bytes, reqwest:
     Ok(Bytes::from(body))
 }
 
-/// `Retry-After` in seconds (Twilio sends whole seconds).
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?;
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+/// A `Retry-After` value in seconds (Twilio sends whole seconds); `None`
+/// for anything else, including an HTTP date and a wait too long to hold.
+fn retry_after(value: &str) -> Option<Duration> {
+    let seconds = value.trim().parse::<f64>().ok()?;
+    // `try_`: `from_secs_f64` panics on what does not fit (`1e20`).
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_refuses_what_does_not_fit() {
+        let cases = [
+            ("0", Some(Duration::ZERO)),
+            ("2", Some(Duration::from_secs(2))),
+            (" 1.5 ", Some(Duration::from_millis(1500))),
+            ("1e20", None),
+            ("inf", None),
+            ("NaN", None),
+            ("-1", None),
+            ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+            ("", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(retry_after(value), expected, "{value:?}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! when the caller that started it gives up (Twilio hung up on the webhook),
 //! the next waiter drives the same fetch on instead of starting another.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -22,13 +23,20 @@ enum Slot<T, E> {
     Empty,
     /// A value callers may use until `until`.
     Fresh { value: T, until: Instant },
-    /// A fetch in progress that new callers join.
-    Fetching(Flight<T, E>),
+    /// A fetch in progress that new callers join while its value would still
+    /// be fresh (`until`); `id` tells it from the fetches before it.
+    Fetching {
+        flight: Flight<T, E>,
+        until: Instant,
+        id: u64,
+    },
 }
 
 /// A shared, time-limited value with single-flight refresh.
 pub struct RefreshCache<T, E> {
     slot: Arc<Mutex<Slot<T, E>>>,
+    /// The id of the next fetch.
+    next_id: Arc<AtomicU64>,
     reuse_for: Duration,
     clock: Clock,
 }
@@ -39,6 +47,7 @@ impl<T, E> Clone for RefreshCache<T, E> {
     fn clone(&self) -> Self {
         Self {
             slot: Arc::clone(&self.slot),
+            next_id: Arc::clone(&self.next_id),
             reuse_for: self.reuse_for,
             clock: Arc::clone(&self.clock),
         }
@@ -59,6 +68,7 @@ where
     pub fn with_clock(reuse_for: Duration, clock: Clock) -> Self {
         Self {
             slot: Arc::new(Mutex::new(Slot::Empty)),
+            next_id: Arc::new(AtomicU64::new(0)),
             reuse_for,
             clock,
         }
@@ -77,19 +87,30 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let flight = {
+        let (flight, replaced) = {
             let mut slot = lock(&self.slot);
             let now = (self.clock)();
             match &*slot {
                 Slot::Fresh { value, until } if now < *until => return Ok(value.clone()),
-                Slot::Fetching(flight) => flight.clone(),
-                Slot::Fresh { .. } | Slot::Empty => {
-                    let flight = self.start(fetch(), now + self.reuse_for);
-                    *slot = Slot::Fetching(flight.clone());
-                    flight
+                // A fetch nobody drove on since its callers gave up would
+                // hand out a value issued too long ago: start another.
+                Slot::Fetching { flight, until, .. } if now < *until => (flight.clone(), None),
+                Slot::Fresh { .. } | Slot::Fetching { .. } | Slot::Empty => {
+                    let until = now + self.reuse_for;
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let flight = self.start(fetch(), until, id);
+                    let fetching = Slot::Fetching {
+                        flight: flight.clone(),
+                        until,
+                        id,
+                    };
+                    (flight, Some(std::mem::replace(&mut *slot, fetching)))
                 }
             }
         };
+        // Outside the lock: dropping a stale fetch runs its `Outcome`, which
+        // takes the lock.
+        drop(replaced);
         flight.await
     }
 
@@ -98,25 +119,55 @@ where
         &self,
         fetch: impl Future<Output = Result<T, E>> + Send + 'static,
         until: Instant,
+        id: u64,
     ) -> Flight<T, E> {
         // Weak: the slot holds the flight, so a strong reference back would
         // keep both alive for ever if nobody ever awaited the flight again.
         let slot: Weak<Mutex<Slot<T, E>>> = Arc::downgrade(&self.slot);
         async move {
+            // Should the fetch panic, its flight must not stay in the slot:
+            // every later caller would join it and panic in turn.
+            let mut outcome = Outcome {
+                slot,
+                id,
+                value: None,
+                until,
+            };
             let result = fetch.await;
-            if let Some(slot) = slot.upgrade() {
-                *lock(&slot) = match &result {
-                    Ok(value) => Slot::Fresh {
-                        value: value.clone(),
-                        until,
-                    },
-                    Err(_) => Slot::Empty,
-                };
-            }
+            outcome.value = Some(result.as_ref().ok().cloned());
             result
         }
         .boxed()
         .shared()
+    }
+}
+
+/// Writes a fetch's outcome into the slot when the fetch ends, however it
+/// ends: its value, or [`Slot::Empty`] after an error or a panic. Only while
+/// the slot still holds that fetch: a later one has taken its place otherwise.
+struct Outcome<T, E> {
+    slot: Weak<Mutex<Slot<T, E>>>,
+    id: u64,
+    /// `None` until the fetch returns, then its value if it succeeded.
+    value: Option<Option<T>>,
+    until: Instant,
+}
+
+impl<T, E> Drop for Outcome<T, E> {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.upgrade() else {
+            return;
+        };
+        let mut slot = lock(&slot);
+        if matches!(&*slot, Slot::Fetching { id, .. } if *id == self.id) {
+            *slot = match self.value.take().flatten() {
+                Some(value) => Slot::Fresh {
+                    value,
+                    until: self.until,
+                },
+                None => Slot::Empty,
+            };
+        }
     }
 }
 
@@ -263,5 +314,55 @@ mod tests {
 
         assert_eq!(second, Ok("wss://c"));
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_that_panics_is_not_kept() {
+        let cache = RefreshCache::new(WINDOW);
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&fetches);
+        let panicking = cache.get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if counter.load(Ordering::SeqCst) > 0 {
+                    panic!("a bug in the fetch");
+                }
+                Ok::<&'static str, &'static str>("never")
+            }
+        });
+        let panicked = std::panic::AssertUnwindSafe(panicking).catch_unwind().await;
+
+        let next = cache.get(counted(&fetches, Ok("wss://d"))).await;
+
+        assert!(panicked.is_err(), "the fetch panicked");
+        assert_eq!(next, Ok("wss://d"), "the next caller fetches again");
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_abandoned_past_the_window_is_not_joined() {
+        let (clock, now) = fake_clock();
+        let cache = RefreshCache::with_clock(WINDOW, clock);
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = tokio::sync::oneshot::channel::<()>();
+        let counter = Arc::clone(&fetches);
+        let mut abandoned = Box::pin(cache.get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let _ = gate.await;
+                Ok::<_, &'static str>("wss://issued-long-ago")
+            }
+        }));
+        assert!((&mut abandoned).now_or_never().is_none());
+        drop(abandoned);
+        let _ = release.send(());
+
+        *now.lock().unwrap() += WINDOW;
+        let later = cache.get(counted(&fetches, Ok("wss://new"))).await;
+        let again = cache.get(counted(&fetches, Ok("wss://third"))).await;
+
+        assert_eq!(later, Ok("wss://new"));
+        assert_eq!(again, Ok("wss://new"), "the new value is kept");
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 }

@@ -354,6 +354,11 @@ fn asapp_faults() -> Vec<Fault> {
         ),
         Fault::answer("503", ResponseTemplate::new(503), "asapp_refused"),
         Fault::answer(
+            "429 asking for a wait no clock can hold",
+            ResponseTemplate::new(429).insert_header("Retry-After", "1e20"),
+            "asapp_refused",
+        ),
+        Fault::answer(
             "200 but not JSON",
             ResponseTemplate::new(200).set_body_string("<html>maintenance</html>"),
             "asapp_bad_response",

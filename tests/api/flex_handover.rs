@@ -354,6 +354,13 @@ async fn flex_handover_maps_each_upstream_fault() {
             3,
         ),
         (
+            "429 asking for a wait longer than the deadline",
+            ResponseTemplate::new(429).insert_header("Retry-After", "1e20"),
+            502,
+            "twilio_error",
+            1,
+        ),
+        (
             "slower than the deadline",
             created(KD).set_delay(Duration::from_millis(1500)),
             504,

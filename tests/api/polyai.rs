@@ -75,6 +75,11 @@ fn polyai_faults() -> Vec<Fault> {
         Fault::answer("500", ResponseTemplate::new(500), "polyai_refused"),
         Fault::answer("503", ResponseTemplate::new(503), "polyai_refused"),
         Fault::answer(
+            "429 asking for a wait no clock can hold",
+            ResponseTemplate::new(429).insert_header("Retry-After", "1e20"),
+            "polyai_refused",
+        ),
+        Fault::answer(
             "200 but not JSON",
             ResponseTemplate::new(200).set_body_string("<html>maintenance</html>"),
             "polyai_bad_response",
