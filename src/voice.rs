@@ -183,6 +183,26 @@ pub fn enqueue(settings: &Settings, attributes: &Value) -> Result<VoiceResponse,
     }))
 }
 
+/// Task attributes for a call an AI agent hands to Flex: the agent's
+/// variables (`variables`, when a JSON object) as attributes, as the
+/// vendor's integration guides have them, then `call_sid` and everything the
+/// vendor sent (`details`) under its name (`vendor`). Those two win a clash:
+/// a variable of the same name is still in `details`.
+pub fn agent_task_attributes(
+    call: &CallSid,
+    variables: &Value,
+    vendor: &str,
+    details: Value,
+) -> Value {
+    let mut attributes = match variables {
+        Value::Object(variables) => variables.clone(),
+        _ => Map::new(),
+    };
+    attributes.insert("call_sid".into(), call.as_ref().into());
+    attributes.insert(vendor.into(), details);
+    attributes.into()
+}
+
 /// The URL of a flexbridge route for Twilio to request next (`path` starts
 /// with `/`): absolute under `PUBLIC_BASE_URL`, else relative, which Twilio
 /// resolves against the URL it just requested.
@@ -270,6 +290,37 @@ pub fn reply(
             } else {
                 TwimlReply(handed)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const CALL: &str = "CA0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn an_agents_variables_become_attributes_and_flexbridges_own_win_a_clash() {
+        let call = CallSid::parse(CALL).unwrap();
+        let details = json!({"transferVariables": {"call_sid": "mine", "asapp": 1}});
+        let cases = [
+            (
+                json!({"reason": "refund", "call_sid": "mine", "asapp": 1}),
+                json!({"reason": "refund", "call_sid": CALL, "asapp": details}),
+            ),
+            (json!(null), json!({"call_sid": CALL, "asapp": details})),
+            (
+                json!(["a", "b"]),
+                json!({"call_sid": CALL, "asapp": details}),
+            ),
+            (json!("text"), json!({"call_sid": CALL, "asapp": details})),
+        ];
+        for (variables, expected) in cases {
+            let attributes = agent_task_attributes(&call, &variables, "asapp", details.clone());
+            assert_eq!(attributes, expected, "{variables}");
         }
     }
 }

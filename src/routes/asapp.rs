@@ -8,7 +8,6 @@
 
 use actix_web::http::header;
 use actix_web::{Either, HttpRequest, HttpResponse, web};
-use serde_json::{Map, Value};
 use tracing_actix_web::RootSpan;
 
 use super::{CallSidProblem, call_sid_in};
@@ -17,7 +16,7 @@ use crate::domain::{CallSid, encode_query_text};
 use crate::errors::CallLookupError;
 use crate::twilio::TwilioRequest;
 use crate::twiml::{StreamParameter, Verb, VoiceResponse};
-use crate::vendors::asapp::{AsappClient, CallTransfer, TransferStatus, TransferType};
+use crate::vendors::asapp::{AsappClient, TransferStatus, TransferType};
 use crate::voice::{self, TwimlReply, VoiceError};
 
 /// Request fields passed on to GenerativeAgent as stream parameters, besides
@@ -184,7 +183,7 @@ async fn transfer_as_json(
 /// `AGENT` goes to Flex whatever the status, since the transfer variables
 /// are there; an `EXPIRED` transfer without it falls back (what GenerativeAgent
 /// decided is lost, and the caller is still on the line); anything else
-/// (`SYSTEM`, completed) returns to Studio when configured, else ends the call.
+/// (`SYSTEM`, completed) ends the call: GenerativeAgent is done with it.
 async fn act_on_transfer(
     settings: &Settings,
     asapp: &AsappClient,
@@ -204,35 +203,14 @@ async fn act_on_transfer(
         "ASAPP call transfer"
     );
     if transfer.transfer_type == Some(TransferType::Agent) {
-        let twiml = voice::enqueue(settings, &task_attributes(&call, &transfer))?;
-        return Ok((twiml, "handed_over"));
+        // Serialising a struct of strings and JSON values cannot fail.
+        let details = serde_json::to_value(transfer.summary()).unwrap_or_default();
+        let attributes =
+            voice::agent_task_attributes(&call, &transfer.transfer_variables, "asapp", details);
+        return Ok((voice::enqueue(settings, &attributes)?, "handed_over"));
     }
     if transfer.status == TransferStatus::Expired {
         return Err(VoiceError::TransferExpired);
     }
-    let summary = transfer.summary();
-    let params = [
-        ("callTransferStatus", Some(summary.call_transfer_status)),
-        ("transferType", summary.transfer_type),
-        ("currentTaskName", summary.current_task_name),
-    ];
-    let params = params
-        .into_iter()
-        .filter_map(|(name, value)| Some((name, value?.as_bytes())));
-    Ok(match voice::studio_return(settings, params) {
-        Some(twiml) => (twiml, "returned_to_studio"),
-        None => (VoiceResponse::new().verb(Verb::Hangup), "ended"),
-    })
-}
-
-/// `{"call_sid": "CA…", "asapp": {the five Studio fields}}`: the transfer
-/// under the vendor's name, so it cannot collide with Flex's own attributes
-/// and a workflow can route on `asapp.transferVariables.…`.
-fn task_attributes(call: &CallSid, transfer: &CallTransfer) -> Value {
-    // Serialising a struct of strings and JSON values cannot fail.
-    let asapp = serde_json::to_value(transfer.summary()).unwrap_or_default();
-    let mut attributes = Map::new();
-    attributes.insert("call_sid".into(), call.as_ref().into());
-    attributes.insert("asapp".into(), asapp);
-    attributes.into()
+    Ok((VoiceResponse::new().verb(Verb::Hangup), "ended"))
 }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
-use serde_json::{Map, Value};
 use tracing_actix_web::RootSpan;
 
 use super::call_sid_in;
@@ -100,15 +99,7 @@ async fn enqueue_with_state(
         .handoff_state(call)
         .await?
         .ok_or(VoiceError::HandoffStateNotFound)?;
-    voice::enqueue(settings, &task_attributes(call, state.value()))
-}
-
-/// `{"call_sid": "CA…", "polyai": {handoff state}}`: the state under the
-/// vendor's name, so none of its keys can replace Flex's own attributes, and
-/// a workflow routes on `polyai.…`.
-fn task_attributes(call: &CallSid, state: &Value) -> Value {
-    let mut attributes = Map::new();
-    attributes.insert("call_sid".into(), call.as_ref().into());
-    attributes.insert("polyai".into(), state.clone());
-    attributes.into()
+    let state = state.value();
+    let attributes = voice::agent_task_attributes(call, state, "polyai", state.clone());
+    voice::enqueue(settings, &attributes)
 }

@@ -489,7 +489,7 @@ async fn call_complete_enqueues_an_agent_transfer_into_flex_with_its_variables()
         .await;
 
     let task = format!(
-        r#"{{"asapp":{{"callTransferStatus":"COMPLETED","currentTaskName":"billing_dispute","referenceVariables":{{"account_id":"A-1001"}},"transferType":"AGENT","transferVariables":{{"reason":"refund <now> & \"fast\""}}}},"call_sid":"{CALL_SID}"}}"#
+        r#"{{"asapp":{{"callTransferStatus":"COMPLETED","currentTaskName":"billing_dispute","referenceVariables":{{"account_id":"A-1001"}},"transferType":"AGENT","transferVariables":{{"reason":"refund <now> & \"fast\""}}}},"call_sid":"{CALL_SID}","reason":"refund <now> & \"fast\""}}"#
     );
     assert_eq!(
         twiml,
@@ -507,6 +507,7 @@ async fn call_complete_enqueues_an_agent_transfer_into_flex_with_its_variables()
             .unwrap(),
     )
     .unwrap();
+    assert_eq!(attributes["reason"], "refund <now> & \"fast\"");
     assert_eq!(
         attributes["asapp"]["transferVariables"]["reason"],
         "refund <now> & \"fast\""
@@ -538,41 +539,17 @@ async fn call_complete_reads_the_call_sid_from_the_action_url_first() {
     assert_eq!(paths, [transfer_path(), transfer_path()]);
 }
 
-/// `SYSTEM` or completed: back to Studio with the transfer's outcome.
+/// `SYSTEM`, a completed call without a type, or an unknown type: GenerativeAgent
+/// is done with the call, which ends, Studio configured or not.
 #[tokio::test]
-async fn call_complete_returns_a_system_transfer_to_studio() {
-    let asapp = MockServer::start().await;
-    mount_transfer(
-        &asapp,
-        transfer(
-            "completed",
-            json!({"transferType": "SYSTEM", "currentTaskName": "order status & more", "transferVariables": {"k": "v"}}),
-        ),
-    )
-    .await;
-    let app = spawn_asapp_app(&asapp, &[("STUDIO_WEBHOOK_URL", STUDIO)]).await;
-
-    let twiml = app
-        .voice(&format!("/call-complete?callSid={CALL_SID}"), &[])
-        .await;
-
-    assert_eq!(
-        twiml,
-        format!(
-            "{DECL}<Response><Redirect method=\"POST\">{STUDIO}?FlowEvent=return&amp;callTransferStatus=COMPLETED\
-             &amp;transferType=SYSTEM&amp;currentTaskName=order%20status%20%26%20more</Redirect></Response>"
-        )
-    );
-}
-
-/// Without Studio, `SYSTEM`, a completed call without a type, or an
-/// unknown type ends the call.
-#[tokio::test]
-async fn call_complete_hangs_up_when_the_agent_is_done_and_there_is_no_studio() {
+async fn call_complete_hangs_up_when_the_transfer_is_not_for_an_agent() {
     let cases = [
         (
             "SYSTEM",
-            transfer("COMPLETED", json!({"transferType": "SYSTEM"})),
+            transfer(
+                "completed",
+                json!({"transferType": "SYSTEM", "currentTaskName": "order status", "transferVariables": {"k": "v"}}),
+            ),
         ),
         ("completed without type", transfer("COMPLETED", json!({}))),
         (
@@ -585,17 +562,24 @@ async fn call_complete_hangs_up_when_the_agent_is_done_and_there_is_no_studio() 
         ),
     ];
     for (name, response) in cases {
-        let asapp = MockServer::start().await;
-        mount_transfer(&asapp, response).await;
-        let app = spawn_asapp_app(&asapp, &[]).await;
+        for studio in [&[("STUDIO_WEBHOOK_URL", STUDIO)][..], &[]] {
+            let asapp = MockServer::start().await;
+            mount_transfer(&asapp, response.clone()).await;
+            let app = spawn_asapp_app(&asapp, studio).await;
 
-        let twiml = app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
+            let twiml = app
+                .voice(
+                    &format!("/call-complete?callSid={CALL_SID}"),
+                    &[("CallSid", CALL_SID)],
+                )
+                .await;
 
-        assert_eq!(
-            twiml,
-            format!("{DECL}<Response><Hangup/></Response>"),
-            "{name}"
-        );
+            assert_eq!(
+                twiml,
+                format!("{DECL}<Response><Hangup/></Response>"),
+                "{name}, Studio: {studio:?}"
+            );
+        }
     }
 }
 

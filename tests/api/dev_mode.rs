@@ -153,7 +153,7 @@ async fn dev_mode_answers_the_vendor_routes_with_demo_values() {
     );
     assert!(
         polyai_complete.contains(&format!(
-            "<Task>{{&quot;call_sid&quot;:&quot;{call}&quot;,&quot;polyai&quot;:{{&quot;dev_demo&quot;:true"
+            "<Task>{{&quot;call_sid&quot;:&quot;{call}&quot;,&quot;dev_demo&quot;:true,&quot;polyai&quot;:{{&quot;dev_demo&quot;:true"
         )),
         "{polyai_complete}"
     );

@@ -16,6 +16,17 @@ fn spec() -> Value {
     serde_norway::from_str(include_str!("../../openapi.yaml")).expect("openapi.yaml is valid YAML")
 }
 
+/// YAML forbids a key twice in one mapping, but a load into JSON values
+/// keeps the last silently; YAML's own values refuse it.
+#[test]
+fn openapi_has_no_key_twice_in_a_mapping() {
+    let loaded: Result<serde_norway::Value, _> =
+        serde_norway::from_str(include_str!("../../openapi.yaml"));
+    if let Err(e) = loaded {
+        panic!("openapi.yaml: {e}");
+    }
+}
+
 #[test]
 fn openapi_describes_exactly_the_routes_the_router_serves() {
     let spec = spec();

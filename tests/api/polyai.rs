@@ -287,8 +287,10 @@ async fn polyai_call_complete_enqueues_the_call_with_the_handoff_state() {
         )
         .await;
 
+    // The state's fields as attributes, and all of it again under `polyai`.
+    let state = r#"{"caller":{"name":"Ana"},"reason":"billing","summary":"Disputes a <charge> & wants \"refund\""}"#;
     let task = format!(
-        r#"{{"call_sid":"{CALL_SID}","polyai":{{"caller":{{"name":"Ana"}},"reason":"billing","summary":"Disputes a <charge> & wants \"refund\""}}}}"#
+        r#"{{"call_sid":"{CALL_SID}","caller":{{"name":"Ana"}},"polyai":{state},"reason":"billing","summary":"Disputes a <charge> & wants \"refund\""}}"#
     );
     assert_eq!(
         twiml,
