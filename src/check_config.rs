@@ -54,6 +54,10 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
             "FLEX_API_BASE_URL",
             Shown::Value(s.twilio.flex_api_base_url.as_ref().to_owned()),
         ),
+        (
+            "CONVERSATIONS_API_BASE_URL",
+            Shown::Value(s.twilio.conversations_api_base_url.as_ref().to_owned()),
+        ),
         ("SIP_URI_HOST", opt(s.voice.sip_uri_host.as_ref(), "unset")),
         ("SIP_SECURE", Shown::Value(s.voice.sip_secure.to_string())),
         (
@@ -86,6 +90,10 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
         (
             "UPSTREAM_TIMEOUT_MS",
             Shown::Value(s.upstream_timeout.as_millis().to_string()),
+        ),
+        (
+            "UPSTREAM_MAX_CONNECTIONS",
+            Shown::Value(s.upstream_max_connections.to_string()),
         ),
         ("ASAPP_API_HOST", opt(s.asapp.api_host.as_ref(), "unset")),
         ("ASAPP_API_ID", opt(s.asapp.api_id.as_ref(), "unset")),
@@ -147,6 +155,39 @@ pub fn route_readiness(s: &Settings) -> Vec<(&'static str, Result<String, String
         )
     };
     let workflow = ("FLEX_WORKFLOW_SID", s.flex.workflow_sid.is_some());
+    // The tools call Twilio's REST API (not in `--dev`, a dry run) and must
+    // know their caller: a tool key, or a signature checked with the token.
+    let (rest, tools_note) = if s.dev {
+        (Vec::new(), " (--dev: dry run, Twilio is not called)")
+    } else {
+        let missing = crate::twilio::client::missing_credentials(&s.twilio);
+        (
+            missing
+                .map(|variable| (variable, false))
+                .into_iter()
+                .collect(),
+            "",
+        )
+    };
+    let callers = (
+        "TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
+        s.tools.api_key.is_some() || s.twilio.auth_token.is_some() || !s.twilio.validate_signatures,
+    );
+    let flex_tool = [
+        vec![
+            workflow,
+            ("FLEX_WORKSPACE_SID", s.flex.workspace_sid.is_some()),
+        ],
+        rest.clone(),
+        vec![callers],
+    ]
+    .concat();
+    let studio_tool = [
+        vec![("STUDIO_FLOW_SID", s.tools.studio_flow_sid.is_some())],
+        rest,
+        vec![callers],
+    ]
+    .concat();
     vec![
         (
             "/receive-call",
@@ -180,7 +221,26 @@ pub fn route_readiness(s: &Settings) -> Vec<(&'static str, Result<String, String
             needs(&[polyai.as_slice(), &[workflow]].concat())
                 .map(|()| format!("enqueues calls into Flex with the handoff state{polyai_note}")),
         ),
+        (
+            "/tools/flex-handover",
+            needs(&flex_tool).map(|()| format!("hands sessions to Flex{tools_note}")),
+        ),
+        (
+            "/tools/studio-handover",
+            needs(&studio_tool)
+                .map(|()| format!("hands conversations to the Studio flow{tools_note}")),
+        ),
     ]
+}
+
+/// What a route that is not ready does instead: a voice route falls back, a
+/// tool answers `500 not_configured`.
+pub fn when_not_ready(route: &str) -> &'static str {
+    if route.starts_with("/tools/") {
+        "answers 500 not_configured"
+    } else {
+        "answers with the fallback"
+    }
 }
 
 /// `Ok` when every listed variable is set, else what to set.
@@ -244,6 +304,7 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
     for (route, readiness) in route_readiness(settings) {
         let text = match readiness {
             Ok(what) => format!("ready: {what}"),
+            Err(todo) if route.starts_with("/tools/") => format!("not ready: {todo}"),
             Err(todo) => format!("fallback only: {todo}"),
         };
         let _ = writeln!(out, "  {route:<28} {text}");
@@ -310,6 +371,32 @@ pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<St
                     Err(out)
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A variable the settings read but the report leaves out would be a
+    /// setting the user cannot check.
+    #[test]
+    fn the_report_shows_every_variable_the_settings_read() {
+        let read = Mutex::new(Vec::new());
+        let lookup = |name: &str| {
+            read.lock().unwrap().push(name.to_owned());
+            None
+        };
+        let (settings, _) = Settings::load(&lookup, false);
+        let shown: Vec<&str> = variables(&settings).iter().map(|(name, _)| *name).collect();
+
+        let read = read.into_inner().unwrap();
+        assert!(read.len() >= 30, "{read:?}");
+        for name in &read {
+            assert!(shown.contains(&name.as_str()), "{name} is not shown");
         }
     }
 }

@@ -253,6 +253,17 @@ fn header_value(text: &str) -> Result<&str, &'static str> {
     }
 }
 
+/// `HOST`: an IP address (`0.0.0.0`, `::`, `fly-local-6pn`'s address) or a
+/// host name, so a typo is reported here rather than as a failed lookup at
+/// start-up.
+fn parse_listen_host(text: &str) -> Result<String, &'static str> {
+    if text.parse::<std::net::IpAddr>().is_ok() || crate::domain::is_dns_name(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("expected an IP address or a host name")
+    }
+}
+
 fn parse_bool(text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -320,7 +331,7 @@ impl Settings {
             problems: Vec::new(),
         };
         let settings = Self {
-            host: r.text("HOST").unwrap_or_else(|| "0.0.0.0".to_owned()),
+            host: r.parse_or("HOST", "0.0.0.0".to_owned(), parse_listen_host),
             port: r.parse_or("PORT", 8080, |t| {
                 t.parse::<u16>()
                     .map_err(|_| "expected a port number from 0 to 65535")

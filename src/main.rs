@@ -23,8 +23,8 @@ fn main() -> ExitCode {
 
 fn check_config_command(args: &CheckConfigArgs, dev: bool) -> ExitCode {
     let (settings, problems) = Settings::load(&|name| std::env::var(name).ok(), dev);
-    print!("{}", check_config::report(&settings, &problems));
     let mut ok = problems.is_empty();
+    ok &= out(&check_config::report(&settings, &problems));
     if args.connect {
         let reached = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -32,9 +32,9 @@ fn check_config_command(args: &CheckConfigArgs, dev: bool) -> ExitCode {
             .map_err(|e| format!("connections\n  cannot start the async runtime: {e}\n"))
             .and_then(|runtime| runtime.block_on(check_config::reach(&settings, &problems)));
         match reached {
-            Ok(text) => print!("{text}"),
+            Ok(text) => ok &= out(&text),
             Err(text) => {
-                print!("{text}");
+                out(&text);
                 ok = false;
             }
         }
@@ -74,13 +74,37 @@ fn sign_command(args: SignArgs) -> ExitCode {
     });
     match request.and_then(|r| sign::sign(&SignatureKey::new(token.trim()), &r)) {
         Ok(signed) => {
-            println!("X-Twilio-Signature: {}", signed.signature);
-            println!("{}", signed.curl);
-            ExitCode::SUCCESS
+            let text = format!(
+                "X-Twilio-Signature: {}\n{}\n",
+                signed.signature, signed.curl
+            );
+            if out(&text) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("flexbridge sign: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Write a command's output to stdout; `false` when it could not be written.
+/// Unlike `print!`, a reader that stops early (`| head -1`) is no panic.
+fn out(text: &str) -> bool {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            eprintln!("flexbridge: cannot write the output: {e}");
+            false
         }
     }
 }
@@ -141,7 +165,11 @@ fn announce(settings: &Settings) {
     for (route, readiness) in check_config::route_readiness(settings) {
         match readiness {
             Ok(what) => tracing::info!(route, "{what}"),
-            Err(todo) => tracing::warn!(route, "not configured, answers with the fallback: {todo}"),
+            Err(todo) => tracing::warn!(
+                route,
+                "not configured, {}: {todo}",
+                check_config::when_not_ready(route)
+            ),
         }
     }
 }

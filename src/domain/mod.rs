@@ -18,7 +18,7 @@ pub use sid::{
 };
 pub use sip::{
     ReferTo, ReferToError, SESSION_HISTORY_HEADER, SessionHistoryKey, SessionKeyError, SipHeader,
-    SipHost, SipHostError, USER_TO_USER_HEADER, user_to_user_data,
+    SipHost, SipHostError, USER_TO_USER_HEADER, is_dns_name, user_to_user_data,
 };
 pub use store_url::{HandoverStoreSetting, RedisUrl, StoreUrlError};
 pub use web_url::{ApiBaseUrl, PublicBaseUrl, StudioWebhookUrl, UrlError, encode_query_text};

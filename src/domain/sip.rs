@@ -48,23 +48,29 @@ impl SipHost {
                 return Err(SipHostError);
             }
         }
-        let valid_host = !host.is_empty()
-            && host.len() <= 253
-            && host.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if valid_host {
+        if is_dns_name(host) {
             Ok(Self(text.to_ascii_lowercase()))
         } else {
             Err(SipHostError)
         }
     }
+}
+
+/// Whether `host` is a DNS name (letters, digits and inner hyphens in dot-
+/// separated labels of at most 63 bytes, 253 in all); digits-only labels
+/// make IPv4 addresses pass too.
+pub fn is_dns_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 impl AsRef<str> for SipHost {

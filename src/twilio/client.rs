@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Settings;
+use crate::config::{Settings, TwilioSettings};
 use crate::domain::{
     AccountSid, ApiBaseUrl, CallSid, ConversationServiceSid, ConversationSid, FlowSid,
 };
@@ -104,6 +104,29 @@ struct Credentials {
     secret: SecretString,
 }
 
+/// The REST credentials the settings give, or the first variable missing.
+fn credentials(t: &TwilioSettings) -> Result<Credentials, &'static str> {
+    match (&t.api_key, &t.api_secret, &t.account_sid, &t.auth_token) {
+        (Some(key), Some(secret), _, _) => Ok(Credentials {
+            user: key.to_string(),
+            secret: secret.clone(),
+        }),
+        (Some(_), None, _, _) => Err("TWILIO_API_SECRET"),
+        (None, _, Some(account), Some(token)) => Ok(Credentials {
+            user: account.to_string(),
+            secret: token.clone(),
+        }),
+        (None, _, None, _) => Err("TWILIO_ACCOUNT_SID"),
+        (None, _, Some(_), None) => Err("TWILIO_AUTH_TOKEN"),
+    }
+}
+
+/// The variable REST calls still need (`TWILIO_API_SECRET` for a key without
+/// its secret, else the account SID or auth token), if any.
+pub fn missing_credentials(t: &TwilioSettings) -> Option<&'static str> {
+    credentials(t).err()
+}
+
 /// The Twilio REST client.
 #[derive(Clone)]
 pub struct TwilioClient {
@@ -149,19 +172,7 @@ impl TwilioClient {
     /// A client for the configured account; `--dev` makes it a dry run.
     pub fn new(settings: &Settings, upstream: Upstream) -> Self {
         let t = &settings.twilio;
-        let credentials = match (&t.api_key, &t.api_secret, &t.account_sid, &t.auth_token) {
-            (Some(key), Some(secret), _, _) => Ok(Credentials {
-                user: key.to_string(),
-                secret: secret.clone(),
-            }),
-            (Some(_), None, _, _) => Err("TWILIO_API_SECRET"),
-            (None, _, Some(account), Some(token)) => Ok(Credentials {
-                user: account.to_string(),
-                secret: token.clone(),
-            }),
-            (None, _, None, _) => Err("TWILIO_ACCOUNT_SID"),
-            (None, _, Some(_), None) => Err("TWILIO_AUTH_TOKEN"),
-        };
+        let credentials = credentials(t);
         Self {
             upstream,
             api_base: t.api_base_url.clone(),

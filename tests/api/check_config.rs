@@ -55,6 +55,9 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
         ("FLEX_WORKFLOW_SID", "WS123"),
         ("PORT", "eighty"),
         ("STUDIO_WEBHOOK_URL", "webhooks.twilio.com/v1"),
+        ("HOST", "not a host!"),
+        ("CONVERSATIONS_API_BASE_URL", "ftp://conversations.example"),
+        ("UPSTREAM_MAX_CONNECTIONS", "0"),
     ]);
 
     assert_eq!(code, 1, "{out}");
@@ -76,7 +79,18 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
         out.contains("STUDIO_WEBHOOK_URL           INVALID: not an absolute URL"),
         "{out}"
     );
-    assert!(out.ends_with("error: 4 malformed value(s)\n"), "{out}");
+    for variable in [
+        "HOST",
+        "CONVERSATIONS_API_BASE_URL",
+        "UPSTREAM_MAX_CONNECTIONS",
+    ] {
+        assert!(
+            out.lines()
+                .any(|line| line.trim_start().starts_with(variable) && line.contains("INVALID: ")),
+            "{variable}: {out}"
+        );
+    }
+    assert!(out.ends_with("error: 7 malformed value(s)\n"), "{out}");
 }
 
 #[test]
@@ -124,6 +138,33 @@ fn check_config_reports_what_each_vendor_route_still_needs() {
         assert!(ready.contains(line), "{line}\n{ready}");
     }
     assert!(!ready.contains("asapp-secret-value") && !ready.contains("polyai-key-value"));
+}
+
+#[test]
+fn check_config_reports_what_each_tool_still_needs() {
+    let (_, none) = check_config(&[("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")]);
+    let (_, ready) = check_config(&[
+        ("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef"),
+        ("TWILIO_API_SECRET", "api-secret-value"),
+        ("TOOL_API_KEY", "tool-key-value"),
+        ("FLEX_WORKSPACE_SID", "WS0123456789abcdef0123456789abcdef"),
+        ("FLEX_WORKFLOW_SID", "WW0123456789abcdef0123456789abcdef"),
+        ("STUDIO_FLOW_SID", "FW0123456789abcdef0123456789abcdef"),
+    ]);
+
+    for line in [
+        "/tools/flex-handover         not ready: set FLEX_WORKFLOW_SID, FLEX_WORKSPACE_SID, TWILIO_AUTH_TOKEN, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
+        "/tools/studio-handover       not ready: set STUDIO_FLOW_SID, TWILIO_AUTH_TOKEN, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
+    ] {
+        assert!(none.contains(line), "{line}\n{none}");
+    }
+    for line in [
+        "/tools/flex-handover         ready: hands sessions to Flex",
+        "/tools/studio-handover       ready: hands conversations to the Studio flow",
+    ] {
+        assert!(ready.contains(line), "{line}\n{ready}");
+    }
+    assert!(!ready.contains("api-secret-value") && !ready.contains("tool-key-value"));
 }
 
 #[test]

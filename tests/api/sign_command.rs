@@ -131,3 +131,24 @@ async fn the_pasted_curl_command_is_accepted_by_a_running_instance() {
     assert!(!logs.contains(TOKEN), "the auth token is never logged");
     assert!(!logs.contains(&signature), "signatures are never logged");
 }
+
+/// `flexbridge sign … | head -1` (the reader goes away before the curl line
+/// is written): no panic, a failure exit code.
+#[test]
+fn sign_into_a_closed_pipe_exits_without_a_panic() {
+    // The reading end is closed before the process starts, so its first
+    // write fails whatever the timing.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_flexbridge"))
+        .args(["sign", "--url", "https://example.com/receive-call", "A=1"])
+        .env_clear()
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .stdout(writer)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
