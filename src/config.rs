@@ -338,9 +338,19 @@ impl Settings {
             }),
             public_base_url: r.parse("PUBLIC_BASE_URL", PublicBaseUrl::parse),
             twilio: TwilioSettings {
-                account_sid: r.parse("TWILIO_ACCOUNT_SID", AccountSid::parse),
+                // These two sit next to a secret in Twilio's console, so a
+                // malformed value may be that secret: it is not quoted back.
+                account_sid: r.parse("TWILIO_ACCOUNT_SID", |t| {
+                    AccountSid::parse(t).map_err(|_| {
+                        "expected AC followed by 32 hex digits (the value is not shown: it may be the auth token)"
+                    })
+                }),
                 auth_token: r.secret("TWILIO_AUTH_TOKEN"),
-                api_key: r.parse("TWILIO_API_KEY", ApiKeySid::parse),
+                api_key: r.parse("TWILIO_API_KEY", |t| {
+                    ApiKeySid::parse(t).map_err(|_| {
+                        "expected SK followed by 32 hex digits (the value is not shown: it may be the API secret)"
+                    })
+                }),
                 api_secret: r.secret("TWILIO_API_SECRET"),
                 validate_signatures: r.flag("TWILIO_VALIDATE_SIGNATURES", true) && !dev,
                 api_base_url: r

@@ -83,6 +83,9 @@ pub enum ToolError {
     /// A concurrent handover of the same session did not finish in time.
     #[error("a handover of this conversation is still in progress")]
     InProgress,
+    /// A method other than `POST`.
+    #[error("only POST is answered here")]
+    MethodNotAllowed,
 }
 
 impl ToolError {
@@ -107,6 +110,7 @@ impl ToolError {
             Self::Twilio(ClientError::Encode(_)) => "internal_error",
             Self::Store(_) => "store_unavailable",
             Self::InProgress => "handover_in_progress",
+            Self::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -135,6 +139,7 @@ impl ToolError {
             Self::Store(_) | Self::InProgress => {
                 "A handover of this conversation is already under way. Please wait a moment.".into()
             }
+            Self::MethodNotAllowed => "This tool is called with POST.".into(),
         }
     }
 }
@@ -157,6 +162,7 @@ impl ResponseError for ToolError {
             Self::Twilio(_) => StatusCode::BAD_GATEWAY,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::InProgress => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -173,8 +179,14 @@ impl ResponseError for ToolError {
             });
         }
         let mut response = HttpResponse::build(self.status_code());
-        if self.status_code() == StatusCode::UNAUTHORIZED {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self.status_code() {
+            StatusCode::UNAUTHORIZED => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            StatusCode::METHOD_NOT_ALLOWED => {
+                response.insert_header((actix_web::http::header::ALLOW, "POST"));
+            }
+            _ => {}
         }
         response.json(body)
     }

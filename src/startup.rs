@@ -238,6 +238,12 @@ pub fn route_table(cfg: &mut web::ServiceConfig) {
             .fold(web::resource(spec.path), |resource, method| {
                 resource.route((spec.handler)().method(method))
             });
+        // An assistant's tool reads JSON, even about a wrong method.
+        let resource = if spec.path.starts_with("/tools/") {
+            resource.default_service(web::to(routes::tool_method_not_allowed))
+        } else {
+            resource
+        };
         cfg.service(resource);
     }
 }

@@ -44,6 +44,12 @@ pub async fn studio_handover(
     ))
 }
 
+/// A tool route asked with another method than `POST`: `405` in the tools'
+/// JSON error shape, with `Allow: POST`.
+pub async fn tool_method_not_allowed() -> Result<HttpResponse, ToolError> {
+    Err(ToolError::MethodNotAllowed)
+}
+
 /// Count the handover's outcome.
 fn record(vendor: &'static str, result: Result<Outcome, ToolError>) -> Result<Outcome, ToolError> {
     let outcome = match &result {

@@ -58,6 +58,7 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
         ("HOST", "not a host!"),
         ("CONVERSATIONS_API_BASE_URL", "ftp://conversations.example"),
         ("UPSTREAM_MAX_CONNECTIONS", "0"),
+        ("TWILIO_API_KEY", "api-secret-pasted-here"),
     ]);
 
     assert_eq!(code, 1, "{out}");
@@ -79,6 +80,11 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
         out.contains("STUDIO_WEBHOOK_URL           INVALID: not an absolute URL"),
         "{out}"
     );
+    assert!(
+        out.contains("TWILIO_API_KEY               INVALID: expected SK followed by 32 hex digits"),
+        "{out}"
+    );
+    assert!(!out.contains("api-secret-pasted-here"), "{out}");
     for variable in [
         "HOST",
         "CONVERSATIONS_API_BASE_URL",
@@ -90,7 +96,7 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
             "{variable}: {out}"
         );
     }
-    assert!(out.ends_with("error: 7 malformed value(s)\n"), "{out}");
+    assert!(out.ends_with("error: 8 malformed value(s)\n"), "{out}");
 }
 
 #[test]

@@ -275,3 +275,41 @@ async fn secrets_never_appear_in_the_logs() {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
 }
+
+/// A tool asked with another method gets the tools' JSON error, so an
+/// assistant that reads JSON can tell what went wrong; voice routes keep
+/// actix's plain 405.
+#[tokio::test]
+async fn a_tool_asked_with_another_method_answers_405_json_with_allow() {
+    let twilio = twilio_that_creates().await;
+    let app = spawn_tools_app(&twilio, &[]).await;
+
+    for (verb, path) in [
+        (reqwest::Method::GET, "/tools/flex-handover"),
+        (reqwest::Method::PUT, "/tools/studio-handover"),
+        (reqwest::Method::DELETE, "/tools/flex-handover?key=whatever"),
+    ] {
+        let response = app
+            .client
+            .request(verb.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{verb} {path}");
+        assert_eq!(response.headers()["allow"], "POST", "{verb} {path}");
+        let (_, body) = json_of(async { response }).await;
+        assert_eq!(
+            body,
+            json!({"status": "error", "error": "method_not_allowed", "message": "This tool is called with POST."}),
+            "{verb} {path}"
+        );
+    }
+    let voice = app
+        .client
+        .delete(app.url("/receive-call"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(voice.status().as_u16(), 405);
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 0);
+}
