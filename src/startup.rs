@@ -3,11 +3,9 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
-use actix_web::middleware::Next;
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::{App, HttpResponse, HttpServer, guard, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -63,7 +61,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<FlexbridgeRootSpan>::new())
-                .wrap(middleware::from_fn(around_request))
+                .wrap_fn(around_request)
                 .app_data(tracked.clone())
                 .app_data(settings.clone())
                 .app_data(auth.clone())
@@ -216,33 +214,49 @@ pub fn route_template(request: &ServiceRequest) -> &'static str {
 
 /// The outermost layer: the request counts as in flight (for a draining
 /// shutdown) until it is answered, and the answer carries its request id.
-/// One layer for both, as each layer costs an allocation per request.
-async fn around_request(
+/// One layer for both, as each layer costs per request; a plain function
+/// rather than `from_fn`, whose `Next` boxes every call.
+fn around_request<S, B>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
     let in_flight = shutdown::track(&req);
-    let mut response = next.call(req).await?;
-    drop(in_flight);
-    telemetry::echo_request_id(&mut response);
-    Ok(response)
+    let answer = service.call(req);
+    async move {
+        let mut response = answer.await?;
+        drop(in_flight);
+        telemetry::echo_request_id(&mut response);
+        Ok(response)
+    }
 }
 
 /// Register [`ROUTES`].
 pub fn route_table(cfg: &mut web::ServiceConfig) {
     for spec in ROUTES {
-        let resource = spec
-            .methods
-            .iter()
-            .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
-            .fold(web::resource(spec.path), |resource, method| {
-                resource.route((spec.handler)().method(method))
-            });
+        let methods = spec.methods;
+        // One route guarded by a plain check: actix's method guards record
+        // every method they try in the request's data (for the `Allow` of a
+        // 405), which costs allocations on every request.
+        let route = (spec.handler)().guard(guard::fn_guard(move |ctx| {
+            methods.contains(&ctx.head().method.as_str())
+        }));
+        let resource = web::resource(spec.path).route(route);
         // An assistant's tool reads JSON, even about a wrong method.
         let resource = if spec.path.starts_with("/tools/") {
             resource.default_service(web::to(routes::tool_method_not_allowed))
         } else {
-            resource
+            let allow = methods.join(", ");
+            resource.default_service(web::to(move || {
+                let allow = allow.clone();
+                async move {
+                    HttpResponse::MethodNotAllowed()
+                        .insert_header((header::ALLOW, allow))
+                        .finish()
+                }
+            }))
         };
         cfg.service(resource);
     }

@@ -277,8 +277,8 @@ async fn secrets_never_appear_in_the_logs() {
 }
 
 /// A tool asked with another method gets the tools' JSON error, so an
-/// assistant that reads JSON can tell what went wrong; voice routes keep
-/// actix's plain 405.
+/// assistant that reads JSON can tell what went wrong; other routes answer
+/// an empty 405. Every 405 says what is allowed.
 #[tokio::test]
 async fn a_tool_asked_with_another_method_answers_405_json_with_allow() {
     let twilio = twilio_that_creates().await;
@@ -304,12 +304,21 @@ async fn a_tool_asked_with_another_method_answers_405_json_with_allow() {
             "{verb} {path}"
         );
     }
-    let voice = app
-        .client
-        .delete(app.url("/receive-call"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(voice.status().as_u16(), 405);
+    for (verb, path, allow) in [
+        (reqwest::Method::DELETE, "/receive-call", "POST, GET"),
+        (reqwest::Method::PUT, "/refer-handler", "POST, GET"),
+        (reqwest::Method::POST, "/healthz", "GET"),
+        (reqwest::Method::HEAD, "/polyai/call-complete", "POST, GET"),
+    ] {
+        let response = app
+            .client
+            .request(verb.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{verb} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{verb} {path}");
+        assert_eq!(response.text().await.unwrap(), "", "{verb} {path}");
+    }
     assert_eq!(twilio.received_requests().await.unwrap().len(), 0);
 }
