@@ -117,6 +117,11 @@ impl ToolError {
     /// The sentence for the assistant.
     pub fn message(&self) -> String {
         match self {
+            Self::Request(RequestError::Auth(AuthError::MissingSignature)) => {
+                "This request is not allowed: send the tool key (Authorization: Bearer, \
+                 X-Api-Key or ?key=) or a Twilio signature."
+                    .into()
+            }
             Self::Request(RequestError::Auth(reason)) => {
                 format!("This request is not allowed: {reason}.")
             }

@@ -48,8 +48,24 @@ async fn the_tool_key_is_accepted_as_bearer_x_api_key_or_key_parameter() {
     })
     .await;
     let query = call(&app, &format!("/tools/flex-handover?key={TOOL_KEY}"), |r| r).await;
+    // The scheme in any case; an empty one does not hide the key sent next.
+    let upper_case = call(&app, "/tools/flex-handover", |r| {
+        r.header("Authorization", format!("BEARER {TOOL_KEY}"))
+    })
+    .await;
+    let empty_bearer = call(&app, "/tools/flex-handover", |r| {
+        r.header("Authorization", "Bearer ")
+            .header("X-Api-Key", TOOL_KEY)
+    })
+    .await;
 
-    for (how, (status, body)) in [("bearer", bearer), ("X-Api-Key", header), ("key=", query)] {
+    for (how, (status, body)) in [
+        ("bearer", bearer),
+        ("X-Api-Key", header),
+        ("key=", query),
+        ("BEARER", upper_case),
+        ("empty bearer, then X-Api-Key", empty_bearer),
+    ] {
         assert_eq!(status, 200, "{how}: {body}");
     }
 }
@@ -76,7 +92,10 @@ async fn without_credentials_a_tool_request_gets_401_and_a_wrong_key_403() {
     .await;
     let wrong_query = call(&app, "/tools/flex-handover?key=nope", |r| r).await;
 
-    assert_eq!(none_body["error"], "missing_signature");
+    assert_eq!(
+        none_body,
+        json!({"status": "error", "error": "missing_signature", "message": "This request is not allowed: send the tool key (Authorization: Bearer, X-Api-Key or ?key=) or a Twilio signature."})
+    );
     assert_eq!(
         wrong,
         (
