@@ -151,8 +151,9 @@ pub fn signature_rejection(reason: &'static str) {
 /// A handover attempt ended: `flexbridge_handovers_total{vendor,outcome}`
 /// (`vendor`: `twilio_flex`, `twilio_studio`, `asapp`, `polyai`, `watsonx`;
 /// `outcome`: `handed_over`, `already_handed_over`, `dry_run`, an error code,
-/// or, when an AI agent hands a call back, `returned_to_studio`, `ended`
-/// (the agent finished the call) and `caller_hung_up`).
+/// `returned_to_studio` and `enqueued_to_flex` when watsonx transfers a
+/// call, and `ended` (the agent finished the call) and `caller_hung_up`
+/// when an AI agent hands one back).
 pub fn handover(vendor: &'static str, outcome: &'static str) {
     metrics::counter!("flexbridge_handovers_total", "vendor" => vendor, "outcome" => outcome)
         .increment(1);
