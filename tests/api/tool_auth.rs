@@ -303,31 +303,35 @@ async fn a_tool_asked_with_another_method_answers_405_json_with_allow() {
     let twilio = twilio_that_creates().await;
     let app = spawn_tools_app(&twilio, &[]).await;
 
-    for (verb, path) in [
-        (reqwest::Method::GET, "/tools/flex-handover"),
-        (reqwest::Method::PUT, "/tools/studio-handover"),
-        (reqwest::Method::DELETE, "/tools/flex-handover?key=whatever"),
-    ] {
-        let response = app
-            .client
-            .request(verb.clone(), app.url(path))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 405, "{verb} {path}");
-        assert_eq!(response.headers()["allow"], "POST", "{verb} {path}");
-        let (_, body) = json_of(async { response }).await;
-        assert_eq!(
-            body,
-            json!({"status": "error", "error": "method_not_allowed", "message": "This tool is called with POST."}),
-            "{verb} {path}"
-        );
-    }
-    for (verb, path, allow) in [
-        (reqwest::Method::DELETE, "/receive-call", "POST, GET"),
-        (reqwest::Method::PUT, "/refer-handler", "POST, GET"),
-        (reqwest::Method::POST, "/healthz", "GET"),
-        (reqwest::Method::HEAD, "/polyai/call-complete", "POST, GET"),
+    let tool_error = json!({"status": "error", "error": "method_not_allowed", "message": "This tool is called with POST."});
+    for (verb, path, allow, body) in [
+        (
+            reqwest::Method::GET,
+            "/tools/flex-handover",
+            "POST",
+            Some(&tool_error),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/tools/studio-handover",
+            "POST",
+            Some(&tool_error),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/tools/flex-handover?key=whatever",
+            "POST",
+            Some(&tool_error),
+        ),
+        (reqwest::Method::DELETE, "/receive-call", "POST, GET", None),
+        (reqwest::Method::PUT, "/refer-handler", "POST, GET", None),
+        (reqwest::Method::POST, "/healthz", "GET", None),
+        (
+            reqwest::Method::HEAD,
+            "/polyai/call-complete",
+            "POST, GET",
+            None,
+        ),
     ] {
         let response = app
             .client
@@ -337,7 +341,15 @@ async fn a_tool_asked_with_another_method_answers_405_json_with_allow() {
             .unwrap();
         assert_eq!(response.status().as_u16(), 405, "{verb} {path}");
         assert_eq!(response.headers()["allow"], allow, "{verb} {path}");
-        assert_eq!(response.text().await.unwrap(), "", "{verb} {path}");
+        let text = response.text().await.unwrap();
+        match body {
+            Some(expected) => assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+                *expected,
+                "{verb} {path}"
+            ),
+            None => assert_eq!(text, "", "{verb} {path}"),
+        }
     }
     assert_eq!(twilio.received_requests().await.unwrap().len(), 0);
 }
