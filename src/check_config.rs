@@ -236,7 +236,7 @@ pub fn route_readiness(s: &Settings) -> Vec<(&'static str, Result<String, String
 /// What a route that is not ready does instead: a voice route falls back, a
 /// tool answers `500 not_configured`.
 pub fn when_not_ready(route: &str) -> &'static str {
-    if route.starts_with("/tools/") {
+    if crate::routes::is_tool(route) {
         "answers 500 not_configured"
     } else {
         "answers with the fallback"
@@ -304,7 +304,7 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
     for (route, readiness) in route_readiness(settings) {
         let text = match readiness {
             Ok(what) => format!("ready: {what}"),
-            Err(todo) if route.starts_with("/tools/") => format!("not ready: {todo}"),
+            Err(todo) if crate::routes::is_tool(route) => format!("not ready: {todo}"),
             Err(todo) => format!("fallback only: {todo}"),
         };
         let _ = writeln!(out, "  {route:<28} {text}");

@@ -245,7 +245,7 @@ pub fn route_table(cfg: &mut web::ServiceConfig) {
         }));
         let resource = web::resource(spec.path).route(route);
         // An assistant's tool reads JSON, even about a wrong method.
-        let resource = if spec.path.starts_with("/tools/") {
+        let resource = if routes::is_tool(spec.path) {
             resource.default_service(web::to(routes::tool_method_not_allowed))
         } else {
             let allow = methods.join(", ");

@@ -17,7 +17,7 @@ pub use polyai::{
 };
 pub use receive_call::receive_call;
 pub use refer_handler::refer_handler;
-pub use tools::{flex_handover, studio_handover, tool_method_not_allowed};
+pub use tools::{flex_handover, is_tool, studio_handover, tool_method_not_allowed};
 
 use tracing_actix_web::RootSpan;
 

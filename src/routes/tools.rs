@@ -44,6 +44,12 @@ pub async fn studio_handover(
     ))
 }
 
+/// Whether `path` is one of the AI Assistant tools (`/tools/*`), which answer
+/// JSON and have no voice fallback.
+pub fn is_tool(path: &str) -> bool {
+    path.starts_with("/tools/")
+}
+
 /// A tool route asked with another method than `POST`: `405` in the tools'
 /// JSON error shape, with `Allow: POST`.
 pub async fn tool_method_not_allowed() -> Result<HttpResponse, ToolError> {

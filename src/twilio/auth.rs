@@ -198,29 +198,31 @@ impl WebhookAuth {
 /// The tool key a request presents, if any.
 fn presented_tool_key(req: &HttpRequest) -> Option<String> {
     let headers = req.headers();
-    // The scheme is case-insensitive (RFC 9110 §11.1); an empty value is no
-    // key, so it cannot hide one sent the next way.
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, key)| key.trim().to_owned())
-        .filter(|k| !k.is_empty());
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    let bearer = || {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim().to_owned())
+    };
     let api_key = || {
         headers
             .get("X-Api-Key")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_owned())
-            .filter(|k| !k.is_empty())
     };
     let query = || {
         url::form_urlencoded::parse(req.query_string().as_bytes())
             .find(|(name, _)| name == "key")
             .map(|(_, value)| value.into_owned())
-            .filter(|k| !k.is_empty())
     };
-    bearer.or_else(api_key).or_else(query)
+    // In that order; an empty value is no key, so it cannot hide the next.
+    let ways: [&dyn Fn() -> Option<String>; 3] = [&bearer, &api_key, &query];
+    ways.iter()
+        .filter_map(|way| way())
+        .find(|key| !key.is_empty())
 }
 
 /// The URL Twilio requested: `PUBLIC_BASE_URL` when set, otherwise the
