@@ -5,11 +5,13 @@
 //! any non-2xx answer or invalid TwiML, so voice routes never return an
 //! error: [`reply`] is the one place a [`VoiceError`] becomes TwiML.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use actix_web::body::BoxBody;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, Responder};
+use futures_util::FutureExt as _;
 use serde_json::{Map, Value};
 
 use crate::config::Settings;
@@ -60,6 +62,9 @@ pub enum VoiceError {
     /// `FLEX_WORKFLOW_SID` is unset: there is no workflow to enqueue into.
     #[error("FLEX_WORKFLOW_SID is not set, so the call cannot be enqueued into Flex")]
     WorkflowNotConfigured,
+    /// The route's own code panicked: a bug, logged where it happened.
+    #[error("flexbridge failed on this request (a bug; the panic is logged)")]
+    Internal,
 }
 
 impl VoiceError {
@@ -79,6 +84,7 @@ impl VoiceError {
             Self::TransferExpired => "asapp_transfer_expired",
             Self::HandoffStateNotFound => "polyai_handoff_state_not_found",
             Self::WorkflowNotConfigured => "flex_workflow_not_configured",
+            Self::Internal => "internal_error",
         }
     }
 
@@ -261,6 +267,20 @@ fn task_attributes(handback: &Handback<'_>) -> Value {
     attributes.into()
 }
 
+/// The outcome of a voice route's work, where a panic (a bug) is one more
+/// failure: without this, the connection would close unanswered and Twilio
+/// would drop the caller, instead of the fallback keeping them in care.
+pub async fn caught<T>(work: impl Future<Output = Result<T, VoiceError>>) -> Result<T, VoiceError> {
+    // Nothing the work touched is used again once it has panicked.
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("a voice route panicked; answering with the fallback");
+            Err(VoiceError::Internal)
+        })
+}
+
 /// Turn a voice route's result into its answer: the TwiML on success, the
 /// logged fallback on failure. Never an error status.
 pub fn reply(
@@ -322,5 +342,29 @@ mod tests {
             let attributes = agent_task_attributes(&call, &variables, "asapp", details.clone());
             assert_eq!(attributes, expected, "{variables}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_voice_route_is_answered_with_the_fallback() {
+        let studio = "https://webhooks.twilio.com/v1/Accounts/AC0123456789abcdef0123456789abcdef/Flows/FW0123456789abcdef0123456789abcdef";
+        let lookup = |name: &str| (name == "STUDIO_WEBHOOK_URL").then(|| studio.to_owned());
+        let (settings, _) = Settings::load(&lookup, false);
+        let panicking = async {
+            if settings.port > 0 {
+                panic!("a bug in a route");
+            }
+            Ok(VoiceResponse::new())
+        };
+
+        let result = caught(panicking).await;
+        assert!(matches!(result, Err(VoiceError::Internal)), "{result:?}");
+        let answer = reply(&settings, None, result).0.render();
+
+        assert_eq!(
+            answer,
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Redirect method=\"POST\">{studio}?FlowEvent=return&amp;FlexbridgeError=internal_error</Redirect></Response>"
+            )
+        );
     }
 }

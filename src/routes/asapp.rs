@@ -40,7 +40,7 @@ pub async fn engage(
 ) -> TwimlReply {
     let call = call_sid_in(&request, &span, &["CallSid"]);
     let call_sid = call.as_ref().ok().cloned();
-    let result = connect_to_agent(&settings, &asapp, &request, call).await;
+    let result = voice::caught(connect_to_agent(&settings, &asapp, &request, call)).await;
     voice::reply(&settings, call_sid.as_ref(), result)
 }
 
@@ -136,7 +136,7 @@ pub async fn call_complete(
         return Either::Right(transfer_as_json(&asapp, call).await);
     }
     let call_sid = call.as_ref().ok().cloned();
-    let result = act_on_transfer(&settings, &asapp, call).await;
+    let result = voice::caught(act_on_transfer(&settings, &asapp, call)).await;
     let outcome = match &result {
         Ok((_, outcome)) => outcome,
         Err(error) => error.code(),

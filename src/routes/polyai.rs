@@ -30,7 +30,8 @@ pub async fn connect(
     span: RootSpan,
 ) -> TwimlReply {
     let call_sid = super::call_sid(&request, &span);
-    voice::reply(&settings, call_sid.as_ref(), connect_to_polyai(&settings))
+    let result = voice::caught(async { connect_to_polyai(&settings) }).await;
+    voice::reply(&settings, call_sid.as_ref(), result)
 }
 
 fn connect_to_polyai(settings: &Settings) -> Result<VoiceResponse, VoiceError> {
@@ -79,7 +80,7 @@ pub async fn call_complete(
     let call = call_sid_in(&request, &span, &["CallSid"]);
     let call_sid = call.as_ref().ok().cloned();
     let result = match call {
-        Ok(call) => enqueue_with_state(&settings, &polyai, &call).await,
+        Ok(call) => voice::caught(enqueue_with_state(&settings, &polyai, &call)).await,
         Err(problem) => Err(problem.into()),
     };
     let outcome = match &result {

@@ -17,11 +17,8 @@ pub async fn receive_call(
     span: RootSpan,
 ) -> TwimlReply {
     let call_sid = super::call_sid(&request, &span);
-    voice::reply(
-        &settings,
-        call_sid.as_ref(),
-        dial_assistant(&settings, &request),
-    )
+    let result = voice::caught(async { dial_assistant(&settings, &request) }).await;
+    voice::reply(&settings, call_sid.as_ref(), result)
 }
 
 fn dial_assistant(

@@ -18,7 +18,8 @@ pub async fn refer_handler(
     span: RootSpan,
 ) -> TwimlReply {
     let call_sid = super::call_sid(&request, &span);
-    let result = hand_back_transfer(&settings, &request, call_sid.as_ref());
+    let result =
+        voice::caught(async { hand_back_transfer(&settings, &request, call_sid.as_ref()) }).await;
     voice::reply(&settings, call_sid.as_ref(), result)
 }
 
