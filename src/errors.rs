@@ -4,9 +4,12 @@
 //! Voice routes never answer an error: [`crate::voice::reply`]
 //! turns their failures into TwiML.
 
+use std::panic::AssertUnwindSafe;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, ResponseError};
+use futures_util::FutureExt as _;
 use serde_json::json;
 
 use crate::domain::SidError;
@@ -15,6 +18,23 @@ use crate::twilio::AuthError;
 use crate::twilio::client::ClientError;
 use crate::upstream::UpstreamError;
 use crate::vendors::VendorError;
+
+/// The outcome of a route's `work`, where a panic (a bug) is the failure
+/// `panicked` makes: the caller gets the route's answer for a failure instead
+/// of a connection closed without one.
+pub async fn caught<T, E>(
+    work: impl Future<Output = Result<T, E>>,
+    panicked: impl FnOnce() -> E,
+) -> Result<T, E> {
+    // Nothing the work touched is used again once it has panicked.
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("the route panicked (a bug); answering as for a failure");
+            Err(panicked())
+        })
+}
 
 /// The largest request body accepted, in bytes (64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -86,6 +106,9 @@ pub enum ToolError {
     /// A method other than `POST`.
     #[error("only POST is answered here")]
     MethodNotAllowed,
+    /// The handover's own code panicked: a bug, logged where it happened.
+    #[error("flexbridge failed on this request (a bug; the panic is logged)")]
+    Panicked,
 }
 
 impl ToolError {
@@ -107,7 +130,7 @@ impl ToolError {
                 ClientError::Upstream(UpstreamError::Unreachable { .. })
                 | ClientError::Decode { .. },
             ) => "upstream_unavailable",
-            Self::Twilio(ClientError::Encode(_)) => "internal_error",
+            Self::Twilio(ClientError::Encode(_)) | Self::Panicked => "internal_error",
             Self::Store(_) => "store_unavailable",
             Self::InProgress => "handover_in_progress",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -145,6 +168,10 @@ impl ToolError {
                 "A handover of this conversation is already under way. Please wait a moment.".into()
             }
             Self::MethodNotAllowed => "This tool is called with POST.".into(),
+            Self::Panicked => {
+                "Something went wrong on our side while handing over. Please try again in a moment."
+                    .into()
+            }
         }
     }
 }
@@ -158,9 +185,8 @@ impl ResponseError for ToolError {
             Self::Request(e) => e.status_code(),
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotConfigured(_)
-            | Self::Twilio(ClientError::NotConfigured(_) | ClientError::Encode(_)) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            | Self::Twilio(ClientError::NotConfigured(_) | ClientError::Encode(_))
+            | Self::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Twilio(ClientError::Upstream(UpstreamError::Timeout { .. })) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -264,5 +290,32 @@ impl ResponseError for CallLookupError {
         }
         HttpResponse::build(status)
             .json(json!({ "status": "error", "error": self.code(), "message": self.message() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tool_that_panics_answers_500_internal_error_in_json() {
+        let work = async {
+            if MAX_BODY_BYTES > 0 {
+                panic!("a bug in a handover");
+            }
+            Ok(())
+        };
+
+        let error = caught(work, || ToolError::Panicked).await.unwrap_err();
+        let response = error.error_response();
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().try_into_bytes().unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            json!({"status": "error", "error": "internal_error", "message": "Something went wrong on our side while handing over. Please try again in a moment."})
+        );
     }
 }

@@ -5,13 +5,11 @@
 //! any non-2xx answer or invalid TwiML, so voice routes never return an
 //! error: [`reply`] is the one place a [`VoiceError`] becomes TwiML.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use actix_web::body::BoxBody;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, Responder};
-use futures_util::FutureExt as _;
 use serde_json::{Map, Value};
 
 use crate::config::Settings;
@@ -271,14 +269,7 @@ fn task_attributes(handback: &Handback<'_>) -> Value {
 /// failure: without this, the connection would close unanswered and Twilio
 /// would drop the caller, instead of the fallback keeping them in care.
 pub async fn caught<T>(work: impl Future<Output = Result<T, VoiceError>>) -> Result<T, VoiceError> {
-    // Nothing the work touched is used again once it has panicked.
-    AssertUnwindSafe(work)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!("a voice route panicked; answering with the fallback");
-            Err(VoiceError::Internal)
-        })
+    crate::errors::caught(work, || VoiceError::Internal).await
 }
 
 /// Turn a voice route's result into its answer: the TwiML on success, the

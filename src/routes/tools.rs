@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::domain::SessionId;
-use crate::errors::ToolError;
+use crate::errors::{ToolError, caught};
 use crate::handover::{Handovers, Outcome};
 use crate::tools::ToolRequest;
 
@@ -14,7 +14,8 @@ pub async fn flex_handover(
     handovers: web::Data<Handovers>,
     request: ToolRequest,
 ) -> Result<HttpResponse, ToolError> {
-    let outcome = record("twilio_flex", handovers.to_flex(&request).await)?;
+    let handed = caught(handovers.to_flex(&request), || ToolError::Panicked).await;
+    let outcome = record("twilio_flex", handed)?;
     let (sid_field, handed_over, already) = match request.session {
         SessionId::Conversation { .. } => (
             "interaction_sid",
@@ -35,7 +36,8 @@ pub async fn studio_handover(
     handovers: web::Data<Handovers>,
     request: ToolRequest,
 ) -> Result<HttpResponse, ToolError> {
-    let outcome = record("twilio_studio", handovers.to_studio(&request).await)?;
+    let handed = caught(handovers.to_studio(&request), || ToolError::Panicked).await;
+    let outcome = record("twilio_studio", handed)?;
     Ok(answer(
         outcome,
         "webhook_sid",
