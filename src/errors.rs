@@ -245,6 +245,9 @@ pub enum CallLookupError {
     /// The vendor call failed.
     #[error(transparent)]
     Vendor(#[from] VendorError),
+    /// The lookup's own code panicked: a bug, logged where it happened.
+    #[error("flexbridge failed on this request (a bug; the panic is logged)")]
+    Panicked,
 }
 
 impl CallLookupError {
@@ -256,6 +259,7 @@ impl CallLookupError {
             Self::TransferNotFound => "asapp_transfer_not_found",
             Self::HandoffStateNotFound => "polyai_handoff_state_not_found",
             Self::Vendor(e) => e.code(),
+            Self::Panicked => "internal_error",
         }
     }
 
@@ -275,7 +279,9 @@ impl ResponseError for CallLookupError {
         match self {
             Self::MissingCallSid(_) | Self::InvalidCallSid(_) => StatusCode::BAD_REQUEST,
             Self::TransferNotFound | Self::HandoffStateNotFound => StatusCode::NOT_FOUND,
-            Self::Vendor(VendorError::NotConfigured { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Vendor(VendorError::NotConfigured { .. }) | Self::Panicked => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             Self::Vendor(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             Self::Vendor(_) => StatusCode::BAD_GATEWAY,
         }
@@ -299,23 +305,40 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_tool_that_panics_answers_500_internal_error_in_json() {
+    /// The answer to a route whose work panicked, as status and JSON body.
+    async fn answer_to_a_panic<E: ResponseError>(
+        panicked: fn() -> E,
+    ) -> (StatusCode, serde_json::Value) {
         let work = async {
             if MAX_BODY_BYTES > 0 {
-                panic!("a bug in a handover");
+                panic!("a bug in a route");
             }
             Ok(())
         };
-
-        let error = caught(work, || ToolError::Panicked).await.unwrap_err();
+        let Err(error) = caught(work, panicked).await else {
+            panic!("the work panicked, so it failed");
+        };
         let response = error.error_response();
-
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let status = response.status();
         let body = response.into_body().try_into_bytes().unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_tool_or_a_call_lookup_that_panics_answers_500_internal_error_in_json() {
         assert_eq!(
-            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
-            json!({"status": "error", "error": "internal_error", "message": "Something went wrong on our side while handing over. Please try again in a moment."})
+            answer_to_a_panic(|| ToolError::Panicked).await,
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"status": "error", "error": "internal_error", "message": "Something went wrong on our side while handing over. Please try again in a moment."})
+            )
+        );
+        assert_eq!(
+            answer_to_a_panic(|| CallLookupError::Panicked).await,
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"status": "error", "error": "internal_error", "message": "flexbridge failed on this request (a bug; the panic is logged)."})
+            )
         );
     }
 }

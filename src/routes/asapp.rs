@@ -13,7 +13,7 @@ use tracing_actix_web::RootSpan;
 use super::{CallSidProblem, call_sid_in};
 use crate::config::Settings;
 use crate::domain::{CallSid, encode_query_text};
-use crate::errors::CallLookupError;
+use crate::errors::{CallLookupError, caught};
 use crate::twilio::TwilioRequest;
 use crate::twiml::{StreamParameter, Verb, VoiceResponse};
 use crate::vendors::asapp::{AsappClient, TransferStatus, TransferType};
@@ -133,7 +133,8 @@ pub async fn call_complete(
 ) -> Either<TwimlReply, Result<HttpResponse, CallLookupError>> {
     let call = call_sid_in(&request, &span, &CALL_SID_PARAMS);
     if wants_json(&req, &request) {
-        return Either::Right(transfer_as_json(&asapp, call).await);
+        let answer = caught(transfer_as_json(&asapp, call), || CallLookupError::Panicked);
+        return Either::Right(answer.await);
     }
     let call_sid = call.as_ref().ok().cloned();
     let result = voice::caught(act_on_transfer(&settings, &asapp, call)).await;

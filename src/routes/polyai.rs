@@ -16,7 +16,7 @@ use tracing_actix_web::RootSpan;
 use super::call_sid_in;
 use crate::config::Settings;
 use crate::domain::CallSid;
-use crate::errors::CallLookupError;
+use crate::errors::{CallLookupError, caught};
 use crate::twilio::TwilioRequest;
 use crate::twiml::{Verb, VoiceResponse};
 use crate::vendors::polyai::PolyAiClient;
@@ -61,8 +61,8 @@ pub async fn handoff_state(
 ) -> Result<HttpResponse, CallLookupError> {
     let call = call_sid_in(&request, &span, &["call_sid", "CallSid"])
         .map_err(|p| p.for_lookup("call_sid or CallSid"))?;
-    let state = polyai
-        .handoff_state(&call)
+    let lookup = async { Ok(polyai.handoff_state(&call).await?) };
+    let state = caught(lookup, || CallLookupError::Panicked)
         .await?
         .ok_or(CallLookupError::HandoffStateNotFound)?;
     Ok(HttpResponse::Ok()
