@@ -62,7 +62,7 @@ pub enum VoiceError {
     WorkflowNotConfigured,
     /// The route's own code panicked: a bug, logged where it happened.
     #[error("flexbridge failed on this request (a bug; the panic is logged)")]
-    Internal,
+    Panicked,
 }
 
 impl VoiceError {
@@ -82,7 +82,7 @@ impl VoiceError {
             Self::TransferExpired => "asapp_transfer_expired",
             Self::HandoffStateNotFound => "polyai_handoff_state_not_found",
             Self::WorkflowNotConfigured => "flex_workflow_not_configured",
-            Self::Internal => "internal_error",
+            Self::Panicked => "internal_error",
         }
     }
 
@@ -269,7 +269,7 @@ fn task_attributes(handback: &Handback<'_>) -> Value {
 /// failure: without this, the connection would close unanswered and Twilio
 /// would drop the caller, instead of the fallback keeping them in care.
 pub async fn caught<T>(work: impl Future<Output = Result<T, VoiceError>>) -> Result<T, VoiceError> {
-    crate::errors::caught(work, || VoiceError::Internal).await
+    crate::errors::caught(work, || VoiceError::Panicked).await
 }
 
 /// Turn a voice route's result into its answer: the TwiML on success, the
@@ -348,7 +348,7 @@ mod tests {
         };
 
         let result = caught(panicking).await;
-        assert!(matches!(result, Err(VoiceError::Internal)), "{result:?}");
+        assert!(matches!(result, Err(VoiceError::Panicked)), "{result:?}");
         let answer = reply(&settings, None, result).0.render();
 
         assert_eq!(
