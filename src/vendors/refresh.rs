@@ -290,18 +290,20 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_caller_that_gives_up_leaves_the_fetch_to_the_others() {
-        let cache = RefreshCache::new(WINDOW);
-        let fetches = Arc::new(AtomicUsize::new(0));
+    /// Start a fetch of `value` that waits for a gate, give it up after one
+    /// poll (as a caller Twilio hung up on would), then open the gate.
+    fn start_and_abandon(
+        cache: &RefreshCache<&'static str, &'static str>,
+        fetches: &Arc<AtomicUsize>,
+        value: &'static str,
+    ) {
         let (release, gate) = tokio::sync::oneshot::channel::<()>();
-        let counter = Arc::clone(&fetches);
-
+        let counter = Arc::clone(fetches);
         let mut first = Box::pin(cache.get(move || {
             counter.fetch_add(1, Ordering::SeqCst);
             async move {
                 let _ = gate.await;
-                Ok::<_, &'static str>("wss://c")
+                Ok(value)
             }
         }));
         assert!(
@@ -310,6 +312,14 @@ mod tests {
         );
         drop(first);
         let _ = release.send(());
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_leaves_the_fetch_to_the_others() {
+        let cache = RefreshCache::new(WINDOW);
+        let fetches = Arc::new(AtomicUsize::new(0));
+
+        start_and_abandon(&cache, &fetches, "wss://c");
         let second = cache.get(counted(&fetches, Ok("other"))).await;
 
         assert_eq!(second, Ok("wss://c"));
@@ -344,18 +354,7 @@ mod tests {
         let (clock, now) = fake_clock();
         let cache = RefreshCache::with_clock(WINDOW, clock);
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (release, gate) = tokio::sync::oneshot::channel::<()>();
-        let counter = Arc::clone(&fetches);
-        let mut abandoned = Box::pin(cache.get(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            async move {
-                let _ = gate.await;
-                Ok::<_, &'static str>("wss://issued-long-ago")
-            }
-        }));
-        assert!((&mut abandoned).now_or_never().is_none());
-        drop(abandoned);
-        let _ = release.send(());
+        start_and_abandon(&cache, &fetches, "wss://issued-long-ago");
 
         *now.lock().unwrap() += WINDOW;
         let later = cache.get(counted(&fetches, Ok("wss://new"))).await;

@@ -15,6 +15,13 @@ fn check_config(env: &[(&str, &str)]) -> (i32, String) {
     )
 }
 
+/// Assert that the report has each of `lines`.
+fn assert_lines(out: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+}
+
 #[test]
 fn check_config_masks_secrets_and_reports_ready_routes() {
     let (code, out) = check_config(&[
@@ -123,26 +130,28 @@ fn check_config_reports_what_each_vendor_route_still_needs() {
         ("FLEX_WORKFLOW_SID", "WW0123456789abcdef0123456789abcdef"),
     ]);
 
-    for line in [
-        "/engage                      fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET",
-        "/call-complete               fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET, FLEX_WORKFLOW_SID",
-        "/polyai/connect              fallback only: set POLYAI_CONNECTOR_ID",
-        "/polyai/handoff-state        fallback only: set POLYAI_API_KEY",
-        "/polyai/call-complete        fallback only: set POLYAI_API_KEY, FLEX_WORKFLOW_SID",
-    ] {
-        assert!(none.contains(line), "{line}\n{none}");
-    }
-    for line in [
-        "/engage                      ready: connects calls to GenerativeAgent",
-        "/call-complete               ready: enqueues AGENT transfers into Flex",
-        "/polyai/connect              ready: connects calls to the PolyAI connector",
-        "/polyai/handoff-state        ready: answers PolyAI's handoff state",
-        "/polyai/call-complete        ready: enqueues calls into Flex with the handoff state",
-        "ASAPP_API_SECRET             set (hidden)",
-        "POLYAI_API_KEY               set (hidden)",
-    ] {
-        assert!(ready.contains(line), "{line}\n{ready}");
-    }
+    assert_lines(
+        &none,
+        &[
+            "/engage                      fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET",
+            "/call-complete               fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET, FLEX_WORKFLOW_SID",
+            "/polyai/connect              fallback only: set POLYAI_CONNECTOR_ID",
+            "/polyai/handoff-state        fallback only: set POLYAI_API_KEY",
+            "/polyai/call-complete        fallback only: set POLYAI_API_KEY, FLEX_WORKFLOW_SID",
+        ],
+    );
+    assert_lines(
+        &ready,
+        &[
+            "/engage                      ready: connects calls to GenerativeAgent",
+            "/call-complete               ready: enqueues AGENT transfers into Flex",
+            "/polyai/connect              ready: connects calls to the PolyAI connector",
+            "/polyai/handoff-state        ready: answers PolyAI's handoff state",
+            "/polyai/call-complete        ready: enqueues calls into Flex with the handoff state",
+            "ASAPP_API_SECRET             set (hidden)",
+            "POLYAI_API_KEY               set (hidden)",
+        ],
+    );
     assert!(!ready.contains("asapp-secret-value") && !ready.contains("polyai-key-value"));
 }
 
@@ -158,18 +167,20 @@ fn check_config_reports_what_each_tool_still_needs() {
         ("STUDIO_FLOW_SID", "FW0123456789abcdef0123456789abcdef"),
     ]);
 
-    for line in [
-        "/tools/flex-handover         not ready: set FLEX_WORKFLOW_SID, FLEX_WORKSPACE_SID, TWILIO_AUTH_TOKEN, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
-        "/tools/studio-handover       not ready: set STUDIO_FLOW_SID, TWILIO_AUTH_TOKEN, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
-    ] {
-        assert!(none.contains(line), "{line}\n{none}");
-    }
-    for line in [
-        "/tools/flex-handover         ready: hands sessions to Flex",
-        "/tools/studio-handover       ready: hands conversations to the Studio flow",
-    ] {
-        assert!(ready.contains(line), "{line}\n{ready}");
-    }
+    assert_lines(
+        &none,
+        &[
+            "/tools/flex-handover         not ready: set FLEX_WORKFLOW_SID, FLEX_WORKSPACE_SID, TWILIO_AUTH_TOKEN, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
+            "/tools/studio-handover       not ready: set STUDIO_FLOW_SID, TWILIO_AUTH_TOKEN, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
+        ],
+    );
+    assert_lines(
+        &ready,
+        &[
+            "/tools/flex-handover         ready: hands sessions to Flex",
+            "/tools/studio-handover       ready: hands conversations to the Studio flow",
+        ],
+    );
     assert!(!ready.contains("api-secret-value") && !ready.contains("tool-key-value"));
 }
 
