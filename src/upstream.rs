@@ -7,7 +7,7 @@
 //! (after its `Retry-After`). At most two retries, never past the deadline.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::web::Bytes;
 use reqwest::{RequestBuilder, StatusCode};
@@ -181,7 +181,7 @@ impl Upstream {
                 let wait = response
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|value| retry_after(value.to_str().ok()?))
+                    .and_then(|value| retry_after(value.to_str().ok()?, SystemTime::now()))
                     .unwrap_or(DEFAULT_RETRY_AFTER);
                 // A comparison of durations: `now + wait` overflows an
                 // `Instant` when the upstream asks for years.
@@ -232,12 +232,19 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Bytes, reqwest:
     Ok(Bytes::from(body))
 }
 
-/// A `Retry-After` value in seconds (Twilio sends whole seconds); `None`
-/// for anything else, including an HTTP date and a wait too long to hold.
-fn retry_after(value: &str) -> Option<Duration> {
-    let seconds = value.trim().parse::<f64>().ok()?;
-    // `try_`: `from_secs_f64` panics on what does not fit (`1e20`).
-    Duration::try_from_secs_f64(seconds).ok()
+/// A `Retry-After` value: a number of seconds (what Twilio sends) or an
+/// HTTP date, as the wait from `now` (zero for a date already past); `None`
+/// for anything else and for a wait too long to hold.
+fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    match value.parse::<f64>() {
+        // `try_`: `from_secs_f64` panics on what does not fit (`1e20`).
+        Ok(seconds) => Duration::try_from_secs_f64(seconds).ok(),
+        Err(_) => {
+            let date = httpdate::parse_http_date(value).ok()?;
+            Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -245,7 +252,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_reads_seconds_and_refuses_what_does_not_fit() {
+    fn retry_after_reads_seconds_and_dates_and_refuses_what_does_not_fit() {
+        // 2015-10-21 07:28:00 UTC.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
         let cases = [
             ("0", Some(Duration::ZERO)),
             ("2", Some(Duration::from_secs(2))),
@@ -254,11 +263,23 @@ mod tests {
             ("inf", None),
             ("NaN", None),
             ("-1", None),
-            ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+            (
+                "Wed, 21 Oct 2015 07:28:03 GMT",
+                Some(Duration::from_secs(3)),
+            ),
+            // The obsolete forms RFC 9110 still asks recipients to accept.
+            (
+                "Wednesday, 21-Oct-15 07:28:05 GMT",
+                Some(Duration::from_secs(5)),
+            ),
+            ("Wed Oct 21 07:28:07 2015", Some(Duration::from_secs(7))),
+            ("Wed, 21 Oct 2015 07:27:00 GMT", Some(Duration::ZERO)),
+            ("Wed, 21 Oct 2015 07:28:00 CET", None),
+            ("tomorrow", None),
             ("", None),
         ];
         for (value, expected) in cases {
-            assert_eq!(retry_after(value), expected, "{value:?}");
+            assert_eq!(retry_after(value, now), expected, "{value:?}");
         }
     }
 }

@@ -361,6 +361,14 @@ async fn flex_handover_maps_each_upstream_fault() {
             1,
         ),
         (
+            "429 asking for a wait until a date years away",
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT"),
+            502,
+            "twilio_error",
+            1,
+        ),
+        (
             "slower than the deadline",
             created(KD).set_delay(Duration::from_millis(1500)),
             504,
@@ -424,6 +432,29 @@ async fn a_429_is_retried_and_then_succeeds() {
     let (status, body) = hand_over(&app).await;
 
     assert_eq!((status, body["interaction_sid"].clone()), (200, json!(KD)));
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 2);
+}
+
+/// A `Retry-After` HTTP date already past means retry at once: well within
+/// a deadline shorter than the one-second wait a value that is not
+/// understood gets.
+#[tokio::test]
+async fn a_429_with_a_past_retry_after_date_is_retried_at_once() {
+    let twilio = MockServer::start().await;
+    mount_first_then_created(
+        &twilio,
+        ResponseTemplate::new(429).insert_header("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"),
+    )
+    .await;
+    let app = spawn_tools_app(&twilio, &[("UPSTREAM_TIMEOUT_MS", "500")]).await;
+
+    let (status, body) = hand_over(&app).await;
+
+    assert_eq!(
+        (status, body["interaction_sid"].clone()),
+        (200, json!(KD)),
+        "{body}"
+    );
     assert_eq!(twilio.received_requests().await.unwrap().len(), 2);
 }
 
