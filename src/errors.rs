@@ -70,10 +70,37 @@ impl ResponseError for RequestError {
         if let Self::Auth(reason) = self {
             tracing::warn!(reason = reason.code(), "request refused: {reason}");
         }
-        HttpResponse::build(self.status_code())
-            .content_type(ContentType::plaintext())
-            .body(format!("{self}\n"))
+        plain_text(self)
     }
+}
+
+/// A path no route serves.
+#[derive(Debug, thiserror::Error)]
+#[error("flexbridge has no route at this path{}", match trailing_slash_of {
+    Some(route) => format!("; its paths have no trailing slash: {route}"),
+    None => String::new(),
+})]
+pub struct NoRoute {
+    /// The route whose path this is with a `/` appended, if any (the path
+    /// itself is not echoed).
+    pub trailing_slash_of: Option<&'static str>,
+}
+
+impl ResponseError for NoRoute {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::NOT_FOUND
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        plain_text(self)
+    }
+}
+
+/// An error's message as a plain-text answer with its status.
+fn plain_text(error: &impl ResponseError) -> HttpResponse {
+    HttpResponse::build(error.status_code())
+        .content_type(ContentType::plaintext())
+        .body(format!("{error}\n"))
 }
 
 /// Why a `/tools/*` request failed. Every message is a sentence an AI

@@ -10,6 +10,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::domain::HandoverStoreSetting;
+use crate::errors::NoRoute;
 use crate::handover::{HandoverStore, Handovers, MemoryStore, RedisStore};
 use crate::routes;
 use crate::shutdown::{self, InFlight};
@@ -260,4 +261,17 @@ pub fn route_table(cfg: &mut web::ServiceConfig) {
         };
         cfg.service(resource);
     }
+    cfg.default_service(web::to(no_route));
+}
+
+/// A path no route serves. A Twilio user who pasted a route's URL with a
+/// trailing slash is told the path that exists (Twilio's debugger shows
+/// the body).
+async fn no_route(request: actix_web::HttpRequest) -> Result<HttpResponse, NoRoute> {
+    let trailing_slash_of = request
+        .path()
+        .strip_suffix('/')
+        .and_then(|trimmed| ROUTES.iter().find(|spec| spec.path == trimmed))
+        .map(|spec| spec.path);
+    Err(NoRoute { trailing_slash_of })
 }
