@@ -36,6 +36,10 @@ pub async fn caught<T, E>(
         })
 }
 
+/// What a route's failure says when its own code panicked, whichever
+/// route it was.
+pub const PANICKED: &str = "flexbridge failed on this request (a bug; the panic is logged)";
+
 /// The largest request body accepted, in bytes (64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -134,7 +138,7 @@ pub enum ToolError {
     #[error("only POST is answered here")]
     MethodNotAllowed,
     /// The handover's own code panicked: a bug, logged where it happened.
-    #[error("flexbridge failed on this request (a bug; the panic is logged)")]
+    #[error("{}", PANICKED)]
     Panicked,
 }
 
@@ -273,7 +277,7 @@ pub enum CallLookupError {
     #[error(transparent)]
     Vendor(#[from] VendorError),
     /// The lookup's own code panicked: a bug, logged where it happened.
-    #[error("flexbridge failed on this request (a bug; the panic is logged)")]
+    #[error("{}", PANICKED)]
     Panicked,
 }
 

@@ -201,16 +201,23 @@ pub const ROUTES: &[RouteSpec] = &[
 /// the label of its logs and metrics (never the raw path, which would make
 /// one series per probe).
 pub fn route_template(request: &ServiceRequest) -> &'static str {
-    let path = request.path();
     // Every route is a literal path, so an exact match is the common case;
     // the router is asked only for the rest (it may match other spellings).
-    if let Some(spec) = ROUTES.iter().find(|spec| spec.path == path) {
-        return spec.path;
+    if let Some(path) = route_at(request.path()) {
+        return path;
     }
     request
         .match_pattern()
-        .and_then(|pattern| ROUTES.iter().find(|spec| spec.path == pattern))
-        .map_or("unmatched", |spec| spec.path)
+        .and_then(|pattern| route_at(&pattern))
+        .unwrap_or("unmatched")
+}
+
+/// The [`ROUTES`] path equal to `path`, as the static string.
+fn route_at(path: &str) -> Option<&'static str> {
+    ROUTES
+        .iter()
+        .find(|spec| spec.path == path)
+        .map(|spec| spec.path)
 }
 
 /// The outermost layer: the request counts as in flight (for a draining
@@ -268,10 +275,6 @@ pub fn route_table(cfg: &mut web::ServiceConfig) {
 /// trailing slash is told the path that exists (Twilio's debugger shows
 /// the body).
 async fn no_route(request: actix_web::HttpRequest) -> Result<HttpResponse, NoRoute> {
-    let trailing_slash_of = request
-        .path()
-        .strip_suffix('/')
-        .and_then(|trimmed| ROUTES.iter().find(|spec| spec.path == trimmed))
-        .map(|spec| spec.path);
+    let trailing_slash_of = request.path().strip_suffix('/').and_then(route_at);
     Err(NoRoute { trailing_slash_of })
 }

@@ -61,7 +61,7 @@ pub enum VoiceError {
     #[error("FLEX_WORKFLOW_SID is not set, so the call cannot be enqueued into Flex")]
     WorkflowNotConfigured,
     /// The route's own code panicked: a bug, logged where it happened.
-    #[error("flexbridge failed on this request (a bug; the panic is logged)")]
+    #[error("{}", crate::errors::PANICKED)]
     Panicked,
 }
 
