@@ -85,14 +85,6 @@ pub fn echo_request_id<B>(response: &mut ServiceResponse<B>) {
     }
 }
 
-/// `id` as `Display` writes it (hyphenated, lower case), without going
-/// through the formatting machinery.
-fn uuid_text(id: &uuid::Uuid) -> String {
-    id.hyphenated()
-        .encode_lower(&mut uuid::Uuid::encode_buffer())
-        .to_owned()
-}
-
 /// What the start of a request decided, for its end: the metrics, the
 /// span's latency and the response's `X-Request-Id`.
 struct Started {
@@ -126,9 +118,9 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
                 request
                     .extensions()
                     .get::<tracing_actix_web::RequestId>()
-                    .map(|id| uuid_text(id))
+                    .map(ToString::to_string)
             })
-            .unwrap_or_else(|| uuid_text(&uuid::Uuid::new_v4()));
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         // Plain `&str` fields: they are written as they are, without a
         // trip through the formatting machinery.
         let span = tracing::info_span!(
@@ -262,20 +254,6 @@ mod tests {
             .find(|line| line["fields"]["message"] == "close")
             .unwrap_or_else(|| panic!("no close line: {text}"));
         close["span"].clone()
-    }
-
-    /// A module of its own: in `tests`, `test` names actix-web's module.
-    mod request_ids {
-        use super::super::uuid_text;
-
-        proptest::proptest! {
-            /// Any UUID's text is what `Display` writes.
-            #[test]
-            fn uuid_text_is_what_display_writes(bits in proptest::prelude::any::<u128>()) {
-                let id = uuid::Uuid::from_u128(bits);
-                proptest::prop_assert_eq!(uuid_text(&id), id.to_string());
-            }
-        }
     }
 
     #[actix_web::test]
