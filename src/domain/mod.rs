@@ -1,7 +1,6 @@
 //! Domain types: every value from Twilio, an assistant or the environment is
 //! parsed into one of these before any route logic sees it.
 
-mod percent;
 mod phone;
 mod session;
 mod sid;
@@ -9,7 +8,6 @@ mod sip;
 mod store_url;
 mod web_url;
 
-pub(crate) use percent::{escaped_byte, first_of, percent_decode};
 pub use phone::{E164, E164Error};
 pub use session::{ChannelType, Identity, IdentityError, SessionId, SessionIdError};
 pub use sid::{

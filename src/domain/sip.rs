@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use super::percent_decode;
+use percent_encoding::percent_decode;
 
 /// Host name (and optional port) of the AI assistant's SIP endpoint.
 ///
@@ -255,18 +255,13 @@ fn parse_headers(part: &str) -> Vec<SipHeader> {
     part.split('&')
         .filter_map(|segment| {
             let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
-            // Header names are plain tokens in practice: decode only when
-            // there is an escape to decode.
-            let name = if name.contains('%') {
-                String::from_utf8_lossy(&percent_decode(name.as_bytes(), false))
-                    .trim()
-                    .to_owned()
-            } else {
-                name.trim().to_owned()
-            };
+            let name = percent_decode(name.as_bytes())
+                .decode_utf8_lossy()
+                .trim()
+                .to_owned();
             (!name.is_empty()).then(|| SipHeader {
                 name,
-                value: percent_decode(value.as_bytes(), false),
+                value: percent_decode(value.as_bytes()).collect(),
             })
         })
         .collect()

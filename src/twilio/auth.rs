@@ -144,7 +144,7 @@ impl WebhookAuth {
             SignedBody::Form { raw, .. } | SignedBody::Json(raw) if url.contains("bodySHA256") => {
                 key.validate_with_body(signature, &url, raw)
             }
-            SignedBody::Form { params, .. } => key.validate_form(signature, &url, params),
+            SignedBody::Form { params, .. } => key.validate_pairs(signature, &url, params.iter()),
             SignedBody::Json(raw) => raw.is_empty() && key.validate(signature, &url, &[]),
         };
         if valid {

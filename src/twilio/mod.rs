@@ -3,11 +3,9 @@
 
 pub mod auth;
 pub mod client;
-mod form;
 mod request;
 pub mod signature;
 
 pub use auth::{AuthError, SignedBody, WebhookAuth};
-pub use form::FormParams;
-pub use request::{TwilioRequest, read_body, with_body};
+pub use request::{FormParams, TwilioRequest, read_body, with_body};
 pub use signature::SignatureKey;

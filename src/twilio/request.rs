@@ -11,7 +11,117 @@ use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
 
 use crate::errors::{MAX_BODY_BYTES, RequestError};
-use crate::twilio::{FormParams, SignedBody, WebhookAuth};
+use crate::twilio::{SignedBody, WebhookAuth};
+
+/// `application/x-www-form-urlencoded` parameters (a body or a query
+/// string) in the order sent, repeated names kept: Twilio's signature covers
+/// every one of them.
+///
+/// Decoded by hand in one pass into one buffer, the pairs as offsets into
+/// it: two allocations per request where `url::form_urlencoded` makes two
+/// per parameter and decodes through iterators. That decoder
+/// remains the reference: this one yields exactly its pairs (tests and the
+/// `signature` fuzz target compare them), and is used for any input that
+/// does not decode to UTF-8.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FormParams {
+    text: String,
+    /// For each pair: where its name starts, where its value starts (the
+    /// name's end) and where the value ends, in `text`.
+    pairs: Vec<[usize; 3]>,
+}
+
+impl FormParams {
+    /// Decode a body or query string. Never fails: malformed escapes stay
+    /// literal, `+` is a space and invalid UTF-8 becomes U+FFFD, as Twilio's
+    /// own parsers do.
+    pub fn decode(bytes: &[u8]) -> Self {
+        let mut text = Vec::with_capacity(bytes.len());
+        let mut pairs = Vec::new();
+        // Where the current piece starts in `bytes`, where its name starts
+        // in `text`, and where its value starts once its `=` is seen.
+        let (mut piece, mut name, mut value) = (0, 0, None);
+        let mut at = 0;
+        loop {
+            let run = bytes[at..]
+                .iter()
+                .position(|b| matches!(b, b'&' | b'=' | b'+' | b'%'))
+                .unwrap_or(bytes.len() - at);
+            text.extend_from_slice(&bytes[at..at + run]);
+            at += run;
+            let Some(&special) = bytes.get(at) else { break };
+            at += 1;
+            match special {
+                b'&' => {
+                    // Empty pieces (`&&`) are no pair at all.
+                    if at - 1 > piece {
+                        pairs.push([name, value.unwrap_or(text.len()), text.len()]);
+                    }
+                    (piece, name, value) = (at, text.len(), None);
+                }
+                b'=' if value.is_none() => value = Some(text.len()),
+                b'+' => text.push(b' '),
+                b'%' => match (hex_digit(bytes.get(at)), hex_digit(bytes.get(at + 1))) {
+                    (Some(high), Some(low)) => {
+                        text.push(high << 4 | low);
+                        at += 2;
+                    }
+                    _ => text.push(b'%'),
+                },
+                other => text.push(other),
+            }
+        }
+        if bytes.len() > piece {
+            pairs.push([name, value.unwrap_or(text.len()), text.len()]);
+        }
+        match String::from_utf8(text) {
+            // Each name and value must be valid on its own, as the url
+            // crate decodes each separately.
+            Ok(text) if pairs.iter().flatten().all(|&at| text.is_char_boundary(at)) => {
+                Self { text, pairs }
+            }
+            _ => url::form_urlencoded::parse(bytes).into_owned().collect(),
+        }
+    }
+
+    /// The pairs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.pairs
+            .iter()
+            .map(|&[name, value, end]| (&self.text[name..value], &self.text[value..end]))
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+/// The value of a hex digit.
+fn hex_digit(byte: Option<&u8>) -> Option<u8> {
+    byte.and_then(|&b| (b as char).to_digit(16))
+        .map(|d| d as u8)
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for FormParams {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(pairs: I) -> Self {
+        let mut params = Self::default();
+        for (name, value) in pairs {
+            let start = params.text.len();
+            params.text.push_str(name.as_ref());
+            let value_start = params.text.len();
+            params.text.push_str(value.as_ref());
+            params.pairs.push([start, value_start, params.text.len()]);
+        }
+        params
+    }
+}
+
+impl std::fmt::Debug for FormParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
 
 /// A Twilio webhook request whose signature has been checked (as the
 /// [`WebhookAuth`] policy says): the form parameters of a `POST` (or none for
@@ -107,4 +217,68 @@ where
         let body = read_body(&req, &mut payload).await?;
         build(&req, body)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(bytes: &[u8]) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(bytes).into_owned().collect()
+    }
+
+    fn decoded(bytes: &[u8]) -> Vec<(String, String)> {
+        FormParams::decode(bytes)
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn parameters_keep_order_and_repeats_and_look_up_the_first() {
+        let params = FormParams::decode(b"To=%2B1800&CallSid=CA1&To=%2B1900&Digits=&Caller=a+b");
+        assert_eq!(params.iter().count(), 5);
+        assert_eq!(params.get("To"), Some("+1800"));
+        assert_eq!(params.get("Digits"), Some(""));
+        assert_eq!(params.get("Caller"), Some("a b"));
+        assert_eq!(params.get("caller"), None);
+        let rebuilt: FormParams = params.iter().collect();
+        assert_eq!(rebuilt, params);
+    }
+
+    #[test]
+    fn decodes_like_the_url_crate_on_edge_cases() {
+        for input in [
+            &b""[..],
+            b"a=1&a=2&b",
+            b"%ZZ=%&+=+",
+            b"x=%F0%9F%98%80&%C3%28=bad",
+            b"&&=&",
+            b"a==b=c&=",
+            b"a=%&b=%4&c=%4g&d=%%41&e=%+41",
+            b"%26%3D=%2B%25&%2525=%%",
+            b"k=\xff\xfe&\xc3=%C3",
+            // Valid UTF-8 as a whole, but a character cut between a name
+            // and its value, or between two pairs.
+            b"%C3=%A9",
+            b"a%C3&%A9b",
+        ] {
+            assert_eq!(decoded(input), reference(input), "{input:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any bytes decode exactly as `url::form_urlencoded::parse` decodes them.
+        #[test]
+        fn decodes_any_bytes_like_the_url_crate(bytes in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(b"&=+%".to_vec()),
+                proptest::sample::select(b"0123456789abcdefABCDEFZz".to_vec()),
+                proptest::num::u8::ANY,
+            ],
+            0..64,
+        )) {
+            proptest::prop_assert_eq!(decoded(&bytes), reference(&bytes));
+        }
+    }
 }

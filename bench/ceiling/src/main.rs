@@ -3,11 +3,7 @@
 //! what every webhook server must do and nothing else, so its figures are
 //! the ceiling for any actix service on the same machine.
 //!
-//! Run: `cargo run --release -- PORT [BUSY_NS]` (bench/run does this).
-//! With `BUSY_NS`, every POST also keeps the CPU busy for that many
-//! nanoseconds before answering: a ceiling with a known amount of work per
-//! request, which shows what a given amount of CPU per request costs in
-//! throughput on this machine.
+//! Run: `cargo run --release -- PORT` (bench/run does this).
 //!
 //! `PORT verify AUTH_TOKEN ORIGIN`: every POST is first checked for Twilio's
 //! signature (for `ORIGIN` + the request's path and query), done the
@@ -16,7 +12,6 @@
 //! any correct server here.
 
 use std::borrow::Cow;
-use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -40,16 +35,6 @@ async fn webhook(body: Bytes) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/xml; charset=utf-8")
         .body(TWIML)
-}
-
-/// [`webhook`] after `busy` of CPU time (spinning, not sleeping: the point
-/// is to use the CPU as request handling would).
-async fn busy_webhook(body: Bytes, busy: Duration) -> HttpResponse {
-    let started = Instant::now();
-    while started.elapsed() < busy {
-        std::hint::spin_loop();
-    }
-    webhook(body).await
 }
 
 /// What checking a request's `X-Twilio-Signature` needs.
@@ -110,17 +95,13 @@ async fn main() -> std::io::Result<()> {
         })),
         _ => None,
     };
-    let busy = Duration::from_nanos(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(0));
     HttpServer::new(move || {
-        // Without BUSY_NS or verify the handler is the plain one: no check
-        // per request.
+        // Without verify the handler is the plain one: no check per request.
         let post = if let Some(verify) = &verify {
             let verify = verify.clone();
             web::post().to(move |request, body| verified_webhook(request, body, verify.clone()))
-        } else if busy.is_zero() {
-            web::post().to(webhook)
         } else {
-            web::post().to(move |body: Bytes| busy_webhook(body, busy))
+            web::post().to(webhook)
         };
         App::new()
             .route("/healthz", web::get().to(healthz))
