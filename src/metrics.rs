@@ -3,8 +3,6 @@
 //! Recording goes through the `metrics` facade; the Prometheus recorder is
 //! installed once per process and rendered by `GET /metrics`.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -64,29 +62,6 @@ pub fn render() -> String {
     install().map(PrometheusHandle::render).unwrap_or_default()
 }
 
-/// The handles of one `(route, method, status)` series, registered on
-/// first use: looking a series up by its labels on every request would hash
-/// and allocate the label set each time.
-struct HttpSeries {
-    requests: metrics::Counter,
-    duration: metrics::Histogram,
-}
-
-thread_local! {
-    /// Per worker thread, so recording takes no lock. Bounded: routes come
-    /// from the route table, methods from [`method_label`], statuses from
-    /// flexbridge's own answers.
-    static HTTP_SERIES: RefCell<HashMap<(&'static str, &'static str, u16), HttpSeries>> =
-        RefCell::new(HashMap::new());
-    /// The handover counters, registered on first use like [`HTTP_SERIES`],
-    /// found by the addresses of their static labels: a few comparisons
-    /// instead of hashing both strings. The same text at two addresses
-    /// only costs a second handle to the same series; the entries are
-    /// bounded by the labels the code contains.
-    static HANDOVER_SERIES: RefCell<Vec<(&'static str, &'static str, metrics::Counter)>> =
-        const { RefCell::new(Vec::new()) };
-}
-
 /// The `method` label: the standard methods by name, anything else `other`,
 /// so a client inventing methods cannot create series without bound.
 fn method_label(method: &Method) -> &'static str {
@@ -109,27 +84,16 @@ fn method_label(method: &Method) -> &'static str {
 
 /// One HTTP request answered: `flexbridge_http_requests_total{route,method,status}`
 /// and `flexbridge_http_request_duration_seconds{route}`.
-pub fn http_request(route: &'static str, method: &Method, status: u16, elapsed: Duration) {
-    let method = method_label(method);
-    HTTP_SERIES.with(|series| {
-        let mut series = series.borrow_mut();
-        let series = series
-            .entry((route, method, status))
-            .or_insert_with(|| HttpSeries {
-                requests: metrics::counter!(
-                    "flexbridge_http_requests_total",
-                    "route" => route,
-                    "method" => method,
-                    "status" => status.to_string()
-                ),
-                duration: metrics::histogram!(
-                    "flexbridge_http_request_duration_seconds",
-                    "route" => route
-                ),
-            });
-        series.requests.increment(1);
-        series.duration.record(elapsed.as_secs_f64());
-    });
+pub fn http_request(route: &str, method: &Method, status: u16, elapsed: Duration) {
+    metrics::counter!(
+        "flexbridge_http_requests_total",
+        "route" => route.to_owned(),
+        "method" => method_label(method),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!("flexbridge_http_request_duration_seconds", "route" => route.to_owned())
+        .record(elapsed.as_secs_f64());
 }
 
 /// A request that ended in an error no handler turned into a response (the
@@ -162,20 +126,8 @@ pub fn signature_rejection(reason: &'static str) {
 /// call, and `ended` (the agent finished the call) and `caller_hung_up`
 /// when an AI agent hands one back).
 pub fn handover(vendor: &'static str, outcome: &'static str) {
-    HANDOVER_SERIES.with(|series| {
-        let mut series = series.borrow_mut();
-        let known = series
-            .iter()
-            .find(|(v, o, _)| std::ptr::eq(*v, vendor) && std::ptr::eq(*o, outcome));
-        match known {
-            Some((_, _, counter)) => counter.increment(1),
-            None => {
-                let counter = metrics::counter!("flexbridge_handovers_total", "vendor" => vendor, "outcome" => outcome);
-                counter.increment(1);
-                series.push((vendor, outcome, counter));
-            }
-        }
-    });
+    metrics::counter!("flexbridge_handovers_total", "vendor" => vendor, "outcome" => outcome)
+        .increment(1);
 }
 
 /// One upstream call ended: `flexbridge_upstream_requests_total{upstream,outcome}`
@@ -192,34 +144,4 @@ pub fn upstream_call(upstream: &'static str, outcome: &str, elapsed: Duration) {
 /// (`kind`: `memory`, always 1, or `redis`).
 pub fn handover_store_up(kind: &'static str, up: bool) {
     metrics::gauge!("flexbridge_handover_store_up", "kind" => kind).set(if up { 1.0 } else { 0.0 });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Handovers count into one series per label pair, whether the same
-    /// label text comes from one address or two.
-    #[test]
-    fn handovers_count_once_per_label_pair_whatever_the_labels_address() {
-        install().expect("the recorder installs");
-        let outcome = "cache_test_outcome";
-        let same_text_elsewhere: &'static str = String::from(outcome).leak();
-        handover("cache_test_vendor", outcome);
-        handover("cache_test_vendor", outcome);
-        handover("cache_test_vendor", same_text_elsewhere);
-        handover("cache_test_vendor", "cache_test_other");
-
-        let text = render();
-        let count = |outcome: &str| {
-            let prefix = format!(
-                r#"flexbridge_handovers_total{{vendor="cache_test_vendor",outcome="{outcome}"}} "#
-            );
-            text.lines()
-                .find_map(|line| line.strip_prefix(prefix.as_str()))
-                .map(str::to_owned)
-        };
-        assert_eq!(count("cache_test_outcome").as_deref(), Some("3"), "{text}");
-        assert_eq!(count("cache_test_other").as_deref(), Some("1"), "{text}");
-    }
 }
