@@ -6,6 +6,7 @@ use secrecy::SecretString;
 
 use crate::config::{ConfigProblem, Settings};
 use crate::domain::HandoverStoreSetting;
+use crate::routes::{Answers, ROUTES};
 
 /// A variable's line in the report.
 enum Shown {
@@ -126,137 +127,6 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
     ]
 }
 
-/// Whether each route can do its normal job, and what to set if not.
-pub fn route_readiness(s: &Settings) -> Vec<(&'static str, Result<String, String>)> {
-    let transfer = match (&s.voice.studio_webhook_url, &s.flex.workflow_sid) {
-        (Some(_), _) => Ok("returns transfers to the Studio flow".to_owned()),
-        (None, Some(_)) => Ok("enqueues transfers straight into Flex".to_owned()),
-        (None, None) => Err("set STUDIO_WEBHOOK_URL (or FLEX_WORKFLOW_SID)".to_owned()),
-    };
-    // `--dev` answers demo values instead of calling the vendors, so their
-    // credentials are not needed there.
-    let (asapp, asapp_note, polyai, polyai_note) = if s.dev {
-        (
-            Vec::new(),
-            " (--dev: demo answers, ASAPP is not called)",
-            Vec::new(),
-            " (--dev: demo state, PolyAI is not called)",
-        )
-    } else {
-        (
-            vec![
-                ("ASAPP_API_HOST", s.asapp.api_host.is_some()),
-                ("ASAPP_API_ID", s.asapp.api_id.is_some()),
-                ("ASAPP_API_SECRET", s.asapp.api_secret.is_some()),
-            ],
-            "",
-            vec![("POLYAI_API_KEY", s.polyai.api_key.is_some())],
-            "",
-        )
-    };
-    let workflow = ("FLEX_WORKFLOW_SID", s.flex.workflow_sid.is_some());
-    // The tools call Twilio's REST API (not in `--dev`, a dry run) and must
-    // know their caller: a tool key, or a signature checked with the token.
-    let (rest, tools_note) = if s.dev {
-        (Vec::new(), " (--dev: dry run, Twilio is not called)")
-    } else {
-        let missing = crate::twilio::client::missing_credentials(&s.twilio);
-        (
-            missing
-                .map(|variable| (variable, false))
-                .into_iter()
-                .collect(),
-            "",
-        )
-    };
-    let callers = (
-        "TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
-        s.tools.api_key.is_some() || s.twilio.auth_token.is_some() || !s.twilio.validate_signatures,
-    );
-    let flex_tool = [
-        vec![
-            workflow,
-            ("FLEX_WORKSPACE_SID", s.flex.workspace_sid.is_some()),
-        ],
-        rest.clone(),
-        vec![callers],
-    ]
-    .concat();
-    let studio_tool = [
-        vec![("STUDIO_FLOW_SID", s.tools.studio_flow_sid.is_some())],
-        rest,
-        vec![callers],
-    ]
-    .concat();
-    vec![
-        (
-            "/receive-call",
-            s.voice
-                .sip_uri_host
-                .as_ref()
-                .map(|h| format!("dials sip:{{Called}}@{h}"))
-                .ok_or_else(|| "set SIP_URI_HOST".to_owned()),
-        ),
-        ("/refer-handler", transfer),
-        (
-            "/engage",
-            needs(&asapp).map(|()| format!("connects calls to GenerativeAgent{asapp_note}")),
-        ),
-        (
-            "/call-complete",
-            needs(&[asapp.as_slice(), &[workflow]].concat())
-                .map(|()| format!("enqueues AGENT transfers into Flex{asapp_note}")),
-        ),
-        (
-            "/polyai/connect",
-            needs(&[("POLYAI_CONNECTOR_ID", s.polyai.connector_id.is_some())])
-                .map(|()| "connects calls to the PolyAI connector".to_owned()),
-        ),
-        (
-            "/polyai/handoff-state",
-            needs(&polyai).map(|()| format!("answers PolyAI's handoff state{polyai_note}")),
-        ),
-        (
-            "/polyai/call-complete",
-            needs(&[polyai.as_slice(), &[workflow]].concat())
-                .map(|()| format!("enqueues calls into Flex with the handoff state{polyai_note}")),
-        ),
-        (
-            "/tools/flex-handover",
-            needs(&flex_tool).map(|()| format!("hands sessions to Flex{tools_note}")),
-        ),
-        (
-            "/tools/studio-handover",
-            needs(&studio_tool)
-                .map(|()| format!("hands conversations to the Studio flow{tools_note}")),
-        ),
-    ]
-}
-
-/// What a route that is not ready does instead: a voice route falls back, a
-/// tool answers `500 not_configured`.
-pub fn when_not_ready(route: &str) -> &'static str {
-    if crate::routes::is_tool(route) {
-        "answers 500 not_configured"
-    } else {
-        "answers with the fallback"
-    }
-}
-
-/// `Ok` when every listed variable is set, else what to set.
-fn needs(variables: &[(&str, bool)]) -> Result<(), String> {
-    let missing: Vec<&str> = variables
-        .iter()
-        .filter(|(_, set)| !set)
-        .map(|(name, _)| *name)
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("set {}", missing.join(", ")))
-    }
-}
-
 /// What the signature policy is, and whether that is a problem.
 pub fn signature_status(s: &Settings) -> Result<&'static str, &'static str> {
     match (
@@ -301,13 +171,14 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
     let _ = writeln!(out, "signatures");
     let _ = writeln!(out, "  {:<28} {signatures}", "X-Twilio-Signature");
     let _ = writeln!(out, "routes");
-    for (route, readiness) in route_readiness(settings) {
-        let text = match readiness {
+    for route in ROUTES {
+        let Some(ready) = route.ready else { continue };
+        let text = match ready(settings) {
             Ok(what) => format!("ready: {what}"),
-            Err(todo) if crate::routes::is_tool(route) => format!("not ready: {todo}"),
+            Err(todo) if route.answers == Answers::Tool => format!("not ready: {todo}"),
             Err(todo) => format!("fallback only: {todo}"),
         };
-        let _ = writeln!(out, "  {route:<28} {text}");
+        let _ = writeln!(out, "  {:<28} {text}", route.path);
     }
     if problems.is_empty() {
         let _ = writeln!(out, "ok: every set value is well formed");

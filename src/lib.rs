@@ -9,26 +9,27 @@
 //! - [`twiml`]: TwiML documents written through quick-xml.
 //! - [`twilio`]: Twilio's webhook protocol (request parameters).
 //! - [`voice`]: voice answers and the fallback that keeps callers in care.
-//! - [`tools`], [`handover`]: AI Assistant tool requests, handovers to Flex
-//!   or Studio, and the store that makes them happen once (in-process, or
-//!   shared by every instance through Redis, failing open when it is down).
+//! - [`handover`]: handovers of AI Assistant sessions to Flex or Studio, and
+//!   the store that makes them happen once (in-process, or shared by every
+//!   instance through Redis, failing open when it is down).
 //! - [`upstream`]: outbound HTTP (pooling, deadline, safe retries);
 //!   [`twilio::client`] the typed Twilio REST client on it, [`vendors`] the
 //!   ASAPP and PolyAI clients.
-//! - [`routes`]: one handler module per route; [`startup`] holds the route table;
+//! - [`routes`]: the route table, one handler module per route, and the
+//!   HTTP errors of the tool and lookup routes; [`startup`] builds the
+//!   server and the one layer around every request (panics caught there);
 //!   [`shutdown`] drains requests on SIGTERM/SIGINT.
-//! - [`errors`]: request-level errors and their HTTP answers.
 //! - [`telemetry`]: logs and the per-request span; [`metrics`]: Prometheus metrics.
 //! - [`cli`], [`check_config`], [`sign`]: the command line.
 //!
-//! Errors are typed per concern with thiserror. Voice routes never surface
-//! an error to Twilio: [`voice::reply`] turns every failure into TwiML.
+//! Errors are typed per concern with thiserror, each mapped to its HTTP
+//! answer in one place. Voice routes never surface an error to Twilio:
+//! [`voice::VoiceAnswer`] turns every failure into TwiML.
 
 pub mod check_config;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub mod errors;
 pub mod handover;
 pub mod metrics;
 pub mod routes;
@@ -36,7 +37,6 @@ pub mod shutdown;
 pub mod sign;
 pub mod startup;
 pub mod telemetry;
-pub mod tools;
 pub mod twilio;
 pub mod twiml;
 pub mod upstream;

@@ -7,6 +7,7 @@ use flexbridge::check_config;
 use flexbridge::cli::{CheckConfigArgs, Cli, Command, SignArgs};
 use flexbridge::config::Settings;
 use flexbridge::domain::HandoverStoreSetting;
+use flexbridge::routes;
 use flexbridge::sign::{self, SignRequest};
 use flexbridge::startup::Application;
 use flexbridge::telemetry;
@@ -162,13 +163,14 @@ fn announce(settings: &Settings) {
             tracing::info!(store = %url, "handover store: Redis, shared by every instance");
         }
     }
-    for (route, readiness) in check_config::route_readiness(settings) {
-        match readiness {
-            Ok(what) => tracing::info!(route, "{what}"),
+    for route in routes::ROUTES {
+        let Some(ready) = route.ready else { continue };
+        match ready(settings) {
+            Ok(what) => tracing::info!(route = route.path, "{what}"),
             Err(todo) => tracing::warn!(
-                route,
+                route = route.path,
                 "not configured, {}: {todo}",
-                check_config::when_not_ready(route)
+                routes::when_not_ready(route)
             ),
         }
     }

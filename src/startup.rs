@@ -1,16 +1,15 @@
-//! Building and running the HTTP server: the route table lives here.
+//! Building and running the HTTP server: the services every route shares,
+//! and the layer around every request.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::{App, HttpResponse, HttpServer, guard, web};
+use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::domain::HandoverStoreSetting;
-use crate::errors::NoRoute;
 use crate::handover::{HandoverStore, Handovers, MemoryStore, RedisStore};
 use crate::routes;
 use crate::shutdown::{self, InFlight};
@@ -69,7 +68,7 @@ impl Application {
                 .app_data(handovers.clone())
                 .app_data(asapp.clone())
                 .app_data(polyai.clone())
-                .configure(route_table)
+                .configure(routes::route_table)
         })
         // In-flight requests get this long to finish after SIGTERM/SIGINT,
         // under Fly.io's 30 s kill timeout.
@@ -129,101 +128,8 @@ fn handover_store(setting: &HandoverStoreSetting) -> std::io::Result<Arc<dyn Han
     })
 }
 
-/// One route: its path, the methods it answers and its handler.
-pub struct RouteSpec {
-    /// The path, as Twilio and users call it.
-    pub path: &'static str,
-    /// HTTP methods answered (others get 405).
-    pub methods: &'static [&'static str],
-    handler: fn() -> actix_web::Route,
-}
-
-/// Every route flexbridge serves; `openapi.yaml` describes exactly these.
-pub const ROUTES: &[RouteSpec] = &[
-    RouteSpec {
-        path: "/healthz",
-        methods: &["GET"],
-        handler: || web::to(routes::healthz),
-    },
-    RouteSpec {
-        path: "/metrics",
-        methods: &["GET"],
-        handler: || web::to(routes::metrics),
-    },
-    RouteSpec {
-        path: "/receive-call",
-        methods: &["POST", "GET"],
-        handler: || web::to(routes::receive_call),
-    },
-    RouteSpec {
-        path: "/refer-handler",
-        methods: &["POST", "GET"],
-        handler: || web::to(routes::refer_handler),
-    },
-    RouteSpec {
-        path: "/tools/flex-handover",
-        methods: &["POST"],
-        handler: || web::to(routes::flex_handover),
-    },
-    RouteSpec {
-        path: "/tools/studio-handover",
-        methods: &["POST"],
-        handler: || web::to(routes::studio_handover),
-    },
-    RouteSpec {
-        path: "/engage",
-        methods: &["POST", "GET"],
-        handler: || web::to(routes::engage),
-    },
-    RouteSpec {
-        path: "/call-complete",
-        methods: &["POST", "GET"],
-        handler: || web::to(routes::call_complete),
-    },
-    RouteSpec {
-        path: "/polyai/connect",
-        methods: &["POST", "GET"],
-        handler: || web::to(routes::polyai_connect),
-    },
-    RouteSpec {
-        path: "/polyai/handoff-state",
-        methods: &["POST", "GET"],
-        handler: || web::to(routes::polyai_handoff_state),
-    },
-    RouteSpec {
-        path: "/polyai/call-complete",
-        methods: &["POST", "GET"],
-        handler: || web::to(routes::polyai_call_complete),
-    },
-];
-
-/// The path of the [`ROUTES`] entry that answers `request`, or `unmatched`:
-/// the label of its logs and metrics (never the raw path, which would make
-/// one series per probe).
-pub fn route_template(request: &ServiceRequest) -> &'static str {
-    // Every route is a literal path, so an exact match is the common case;
-    // the router is asked only for the rest (it may match other spellings).
-    if let Some(path) = route_at(request.path()) {
-        return path;
-    }
-    request
-        .match_pattern()
-        .and_then(|pattern| route_at(&pattern))
-        .unwrap_or("unmatched")
-}
-
-/// The [`ROUTES`] path equal to `path`, as the static string.
-fn route_at(path: &str) -> Option<&'static str> {
-    ROUTES
-        .iter()
-        .find(|spec| spec.path == path)
-        .map(|spec| spec.path)
-}
-
 /// The outermost layer: the request counts as in flight (for a draining
 /// shutdown) until it is answered, and the answer carries its request id.
-/// One layer for both, as each layer costs per request; a plain function
-/// rather than `from_fn`, whose `Next` boxes every call.
 fn around_request<S, B>(
     req: ServiceRequest,
     service: &S,
@@ -239,42 +145,4 @@ where
         telemetry::echo_request_id(&mut response);
         Ok(response)
     }
-}
-
-/// Register [`ROUTES`].
-pub fn route_table(cfg: &mut web::ServiceConfig) {
-    for spec in ROUTES {
-        let methods = spec.methods;
-        // One route guarded by a plain check: actix's method guards record
-        // every method they try in the request's data (for the `Allow` of a
-        // 405), which costs allocations on every request.
-        let route = (spec.handler)().guard(guard::fn_guard(move |ctx| {
-            methods.contains(&ctx.head().method.as_str())
-        }));
-        let resource = web::resource(spec.path).route(route);
-        // An assistant's tool reads JSON, even about a wrong method.
-        let resource = if routes::is_tool(spec.path) {
-            resource.default_service(web::to(routes::tool_method_not_allowed))
-        } else {
-            let allow = methods.join(", ");
-            resource.default_service(web::to(move || {
-                let allow = allow.clone();
-                async move {
-                    HttpResponse::MethodNotAllowed()
-                        .insert_header((header::ALLOW, allow))
-                        .finish()
-                }
-            }))
-        };
-        cfg.service(resource);
-    }
-    cfg.default_service(web::to(no_route));
-}
-
-/// A path no route serves. A Twilio user who pasted a route's URL with a
-/// trailing slash is told the path that exists (Twilio's debugger shows
-/// the body).
-async fn no_route(request: actix_web::HttpRequest) -> Result<HttpResponse, NoRoute> {
-    let trailing_slash_of = request.path().strip_suffix('/').and_then(route_at);
-    Err(NoRoute { trailing_slash_of })
 }

@@ -86,6 +86,15 @@ impl VoiceResponse {
         Self::default()
     }
 
+    /// `<Enqueue workflowSid><Task>{attributes}</Task></Enqueue>`: the call
+    /// goes to a Flex agent, routed by the workflow on these task attributes.
+    pub fn enqueue(workflow: &WorkflowSid, attributes: &serde_json::Value) -> Self {
+        Self::new().verb(Verb::Enqueue {
+            workflow_sid: workflow.clone(),
+            task_attributes: attributes.to_string(),
+        })
+    }
+
     /// Append a verb.
     #[must_use]
     pub fn verb(mut self, verb: Verb) -> Self {

@@ -3,16 +3,17 @@
 //!
 //! Twilio plays "an application error has occurred" and drops the caller on
 //! any non-2xx answer or invalid TwiML, so voice routes never return an
-//! error: [`reply`] is the one place a [`VoiceError`] becomes TwiML.
+//! error: a voice handler answers a [`VoiceAnswer`], and its `Responder`
+//! is the one place a [`VoiceError`] becomes TwiML.
 
 use std::sync::Arc;
 
 use actix_web::body::BoxBody;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, Responder};
+use actix_web::http::header;
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, Responder, web};
 use serde_json::{Map, Value};
 
-use crate::config::Settings;
+use crate::config::{DEFAULT_FALLBACK_MESSAGE, Settings};
 use crate::domain::{CallSid, ReferTo, ReferToError, SessionHistoryKey, SessionKeyError, SidError};
 use crate::twiml::{self, Verb, VoiceResponse};
 use crate::vendors::VendorError;
@@ -60,8 +61,8 @@ pub enum VoiceError {
     /// `FLEX_WORKFLOW_SID` is unset: there is no workflow to enqueue into.
     #[error("FLEX_WORKFLOW_SID is not set, so the call cannot be enqueued into Flex")]
     WorkflowNotConfigured,
-    /// The route's own code panicked: a bug, logged where it happened.
-    #[error("{}", crate::errors::PANICKED)]
+    /// The route's own code panicked: a bug, logged where it was caught.
+    #[error("the route panicked (a bug)")]
     Panicked,
 }
 
@@ -94,20 +95,51 @@ impl VoiceError {
     }
 }
 
-/// A TwiML answer: always `200 text/xml`.
+/// What a voice route answers: its TwiML, or the fallback for its error.
+/// Always `200 text/xml`.
 #[derive(Debug)]
-pub struct TwimlReply(pub VoiceResponse);
+pub struct VoiceAnswer(pub Result<VoiceResponse, VoiceError>);
 
-impl Responder for TwimlReply {
+impl<E: Into<VoiceError>> From<Result<VoiceResponse, E>> for VoiceAnswer {
+    fn from(result: Result<VoiceResponse, E>) -> Self {
+        Self(result.map_err(Into::into))
+    }
+}
+
+impl Responder for VoiceAnswer {
     type Body = BoxBody;
 
-    fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
-        // Ready-made: a header value from a `&str` is parsed and copied.
-        const CONTENT_TYPE: HeaderValue = HeaderValue::from_static(twiml::CONTENT_TYPE);
+    fn respond_to(self, req: &HttpRequest) -> HttpResponse {
+        let twiml = match self.0 {
+            Ok(twiml) => twiml,
+            Err(error) => match req.app_data::<web::Data<Settings>>() {
+                Some(settings) => fallback(settings, req.extensions().get(), &error),
+                None => VoiceResponse::new()
+                    .verb(Verb::Say {
+                        text: DEFAULT_FALLBACK_MESSAGE.to_owned(),
+                    })
+                    .verb(Verb::Hangup),
+            },
+        };
         HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))
-            .body(self.0.render_bytes())
+            .insert_header((header::CONTENT_TYPE, twiml::CONTENT_TYPE))
+            .body(twiml.render_bytes())
     }
+}
+
+/// A handover's answer, its outcome counted under `vendor`
+/// (`flexbridge_handovers_total`): the outcome the route names when it
+/// succeeded, the error's code when it failed.
+pub fn counted(
+    vendor: &'static str,
+    result: Result<(VoiceResponse, &'static str), VoiceError>,
+) -> VoiceAnswer {
+    let outcome = match &result {
+        Ok((_, outcome)) => outcome,
+        Err(error) => error.code(),
+    };
+    crate::metrics::handover(vendor, outcome);
+    VoiceAnswer(result.map(|(twiml, _)| twiml))
 }
 
 /// What a call carries back when flexbridge hands it on.
@@ -145,10 +177,7 @@ pub fn hand_back(settings: &Settings, handback: &Handback<'_>) -> VoiceResponse 
         return studio;
     }
     if let Some(workflow) = &settings.flex.workflow_sid {
-        return VoiceResponse::new().verb(Verb::Enqueue {
-            workflow_sid: workflow.clone(),
-            task_attributes: task_attributes(handback).to_string(),
-        });
+        return VoiceResponse::enqueue(workflow, &task_attributes(handback));
     }
     tracing::error!(
         "neither STUDIO_WEBHOOK_URL nor FLEX_WORKFLOW_SID is set: the caller hears FALLBACK_MESSAGE and the call ends"
@@ -181,10 +210,7 @@ pub fn enqueue(settings: &Settings, attributes: &Value) -> Result<VoiceResponse,
         .workflow_sid
         .as_ref()
         .ok_or(VoiceError::WorkflowNotConfigured)?;
-    Ok(VoiceResponse::new().verb(Verb::Enqueue {
-        workflow_sid: workflow.clone(),
-        task_attributes: attributes.to_string(),
-    }))
+    Ok(VoiceResponse::enqueue(workflow, attributes))
 }
 
 /// Task attributes for a call an AI agent hands to Flex: the agent's
@@ -265,43 +291,28 @@ fn task_attributes(handback: &Handback<'_>) -> Value {
     attributes.into()
 }
 
-/// The outcome of a voice route's work, where a panic (a bug) is one more
-/// failure: without this, the connection would close unanswered and Twilio
-/// would drop the caller, instead of the fallback keeping them in care.
-pub async fn caught<T>(work: impl Future<Output = Result<T, VoiceError>>) -> Result<T, VoiceError> {
-    crate::errors::caught(work, || VoiceError::Panicked).await
-}
-
-/// Turn a voice route's result into its answer: the TwiML on success, the
-/// logged fallback on failure. Never an error status.
-pub fn reply(
-    settings: &Settings,
-    call_sid: Option<&CallSid>,
-    result: Result<VoiceResponse, VoiceError>,
-) -> TwimlReply {
-    match result {
-        Ok(response) => TwimlReply(response),
-        Err(error) => {
-            crate::metrics::voice_fallback(error.code());
-            tracing::warn!(
-                error.code = error.code(),
-                error.message = %error,
-                "voice fallback: returning the caller to care"
-            );
-            let handback = Handback {
-                call_sid,
-                error: Some(error.code()),
-                ..Handback::default()
-            };
-            let handed = hand_back(settings, &handback);
-            // The last resort already says the message; saying it twice helps nobody.
-            let says_it_already = matches!(handed.verbs().first(), Some(Verb::Say { .. }));
-            if error.apologise_first() && !says_it_already {
-                TwimlReply(goodbye_message(settings).then(handed))
-            } else {
-                TwimlReply(handed)
-            }
-        }
+/// The answer to a voice route's failure, logged and counted: the caller is
+/// returned to care ([`hand_back`]), told why first when they expected an AI
+/// agent that cannot be reached.
+fn fallback(settings: &Settings, call_sid: Option<&CallSid>, error: &VoiceError) -> VoiceResponse {
+    crate::metrics::voice_fallback(error.code());
+    tracing::warn!(
+        error.code = error.code(),
+        error.message = %error,
+        "voice fallback: returning the caller to care"
+    );
+    let handback = Handback {
+        call_sid,
+        error: Some(error.code()),
+        ..Handback::default()
+    };
+    let handed = hand_back(settings, &handback);
+    // The last resort already says the message; saying it twice helps nobody.
+    let says_it_already = matches!(handed.verbs().first(), Some(Verb::Say { .. }));
+    if error.apologise_first() && !says_it_already {
+        goodbye_message(settings).then(handed)
+    } else {
+        handed
     }
 }
 
@@ -335,21 +346,13 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_panic_in_a_voice_route_is_answered_with_the_fallback() {
+    #[test]
+    fn a_failure_is_answered_with_the_fallback_that_names_its_code() {
         let studio = "https://webhooks.twilio.com/v1/Accounts/AC0123456789abcdef0123456789abcdef/Flows/FW0123456789abcdef0123456789abcdef";
         let lookup = |name: &str| (name == "STUDIO_WEBHOOK_URL").then(|| studio.to_owned());
         let (settings, _) = Settings::load(&lookup, false);
-        let panicking = async {
-            if settings.port > 0 {
-                panic!("a bug in a route");
-            }
-            Ok(VoiceResponse::new())
-        };
 
-        let result = caught(panicking).await;
-        assert!(matches!(result, Err(VoiceError::Panicked)), "{result:?}");
-        let answer = reply(&settings, None, result).0.render();
+        let answer = fallback(&settings, None, &VoiceError::Panicked).render();
 
         assert_eq!(
             answer,

@@ -16,12 +16,75 @@ pub use store::{Claim, Clock, HandoverStore, MemoryStore, StoreError, StoreState
 
 use crate::config::Settings;
 use crate::domain::{
-    ConversationServiceSid, ConversationSid, FlowSid, SessionId, WorkflowSid, WorkspaceSid,
+    ConversationServiceSid, ConversationSid, FlowSid, Identity, SessionId, Sid, SidError, SidKind,
+    WorkflowSid, WorkspaceSid,
 };
-use crate::errors::ToolError;
-use crate::tools::ToolRequest;
 use crate::twilio::client::{ClientError, DryRunRequest, Sent, TwilioClient};
-use crate::twiml::{Verb, VoiceResponse};
+use crate::twiml::VoiceResponse;
+
+/// Fields that select targets rather than describe the customer.
+const OVERRIDES: [&str; 3] = ["FlexWorkspaceSid", "FlexWorkflowSid", "FlowSid"];
+
+/// A customer an AI Assistant hands over, as its tool request describes them.
+#[derive(Debug, Clone)]
+pub struct HandoverRequest {
+    /// `X-Session-Id`: the conversation or call.
+    pub session: SessionId,
+    /// `X-Identity`: who the customer is.
+    pub identity: Identity,
+    /// String fields of the tool input, in order; target overrides among them.
+    pub fields: Vec<(String, String)>,
+    /// Query parameters, where target overrides may also be given.
+    pub query: Vec<(String, String)>,
+}
+
+impl HandoverRequest {
+    /// An override SID from the tool input or the query (input first).
+    fn override_sid<K: SidKind>(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<Sid<K>>, HandoverError> {
+        let value = [&self.fields, &self.query]
+            .into_iter()
+            .flatten()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim());
+        value
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                Sid::parse(v).map_err(|source| HandoverError::InvalidOverride { name, source })
+            })
+            .transpose()
+    }
+}
+
+/// Why a handover could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoverError {
+    /// A target override is not a SID of its kind.
+    #[error("{name}: {source}")]
+    InvalidOverride {
+        /// The override's field name.
+        name: &'static str,
+        /// What is wrong with it.
+        source: SidError,
+    },
+    /// A Studio handover of a voice session.
+    #[error("a Studio handover needs a conversation; voice sessions use /tools/flex-handover")]
+    VoiceToStudio,
+    /// A setting the handover needs is unset.
+    #[error("{0} is not set")]
+    NotConfigured(&'static str),
+    /// The Twilio call failed.
+    #[error(transparent)]
+    Twilio(#[from] ClientError),
+    /// The handover store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A concurrent handover of the same session did not finish in time.
+    #[error("a handover of this conversation is still in progress")]
+    InProgress,
+}
 
 /// How often a waiting request re-checks a store that cannot notify.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -71,19 +134,19 @@ impl Handovers {
     /// Hand the session to a Flex agent.
     ///
     /// # Errors
-    /// [`ToolError`] for bad overrides, missing configuration or Twilio failures.
-    pub async fn to_flex(&self, request: &ToolRequest) -> Result<Outcome, ToolError> {
+    /// [`HandoverError`] for bad overrides, missing configuration or Twilio failures.
+    pub async fn to_flex(&self, request: &HandoverRequest) -> Result<Outcome, HandoverError> {
         let workflow = request
             .override_sid("FlexWorkflowSid")?
             .or_else(|| self.workflow.clone())
-            .ok_or(ToolError::NotConfigured("FLEX_WORKFLOW_SID"))?;
+            .ok_or(HandoverError::NotConfigured("FLEX_WORKFLOW_SID"))?;
         let attributes = task_attributes(request);
         match &request.session {
             SessionId::Conversation { conversation, .. } => {
                 let workspace = request
                     .override_sid("FlexWorkspaceSid")?
                     .or_else(|| self.workspace.clone())
-                    .ok_or(ToolError::NotConfigured("FLEX_WORKSPACE_SID"))?;
+                    .ok_or(HandoverError::NotConfigured("FLEX_WORKSPACE_SID"))?;
                 let channel = json!({
                     "type": request.identity.channel_type().as_str(),
                     "initiated_by": "customer",
@@ -103,12 +166,7 @@ impl Handovers {
                 .await
             }
             SessionId::Voice { call } => {
-                let twiml = VoiceResponse::new()
-                    .verb(Verb::Enqueue {
-                        workflow_sid: workflow,
-                        task_attributes: attributes.to_string(),
-                    })
-                    .render();
+                let twiml = VoiceResponse::enqueue(&workflow, &attributes).render();
                 self.once(&format!("flex:{call}"), || {
                     self.client.update_call(call, &twiml)
                 })
@@ -120,27 +178,21 @@ impl Handovers {
     /// Hand the conversation to a Studio flow through a conversation-scoped webhook.
     ///
     /// # Errors
-    /// [`ToolError`] for voice sessions, bad overrides, missing configuration
-    /// or Twilio failures.
-    pub async fn to_studio(&self, request: &ToolRequest) -> Result<Outcome, ToolError> {
-        let (service, conversation): (&ConversationServiceSid, &ConversationSid) = match &request
-            .session
-        {
-            SessionId::Conversation {
-                service,
-                conversation,
-            } => (service, conversation),
-            SessionId::Voice { .. } => {
-                return Err(ToolError::BadRequest {
-                    code: "unsupported_session",
-                    message: "a Studio handover needs a conversation; voice sessions use /tools/flex-handover".into(),
-                });
-            }
-        };
+    /// [`HandoverError`] for voice sessions, bad overrides, missing
+    /// configuration or Twilio failures.
+    pub async fn to_studio(&self, request: &HandoverRequest) -> Result<Outcome, HandoverError> {
+        let (service, conversation): (&ConversationServiceSid, &ConversationSid) =
+            match &request.session {
+                SessionId::Conversation {
+                    service,
+                    conversation,
+                } => (service, conversation),
+                SessionId::Voice { .. } => return Err(HandoverError::VoiceToStudio),
+            };
         let flow = request
             .override_sid("FlowSid")?
             .or_else(|| self.studio_flow.clone())
-            .ok_or(ToolError::NotConfigured("STUDIO_FLOW_SID"))?;
+            .ok_or(HandoverError::NotConfigured("STUDIO_FLOW_SID"))?;
         self.once(&format!("studio:{conversation}"), || {
             self.client.add_studio_webhook(service, conversation, &flow)
         })
@@ -148,7 +200,7 @@ impl Handovers {
     }
 
     /// Run `call` at most once per `key` within the dedup window.
-    async fn once<F, Fut>(&self, key: &str, call: F) -> Result<Outcome, ToolError>
+    async fn once<F, Fut>(&self, key: &str, call: F) -> Result<Outcome, HandoverError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Sent, ClientError>>,
@@ -165,7 +217,7 @@ impl Handovers {
                 Claim::InProgress(waiter) => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     if remaining.is_zero() {
-                        return Err(ToolError::InProgress);
+                        return Err(HandoverError::InProgress);
                     }
                     match waiter {
                         Some(mut waiter) => {
@@ -209,15 +261,16 @@ fn outcome(sent: Sent) -> Outcome {
 /// `customerAddress`, as Twilio's sample sets them), then every string field
 /// of the tool input. Input fields may refine `customerName` but never
 /// replace the routing-relevant `from` and `customerAddress`.
-fn task_attributes(request: &ToolRequest) -> Value {
+fn task_attributes(request: &HandoverRequest) -> Value {
     let address = request.identity.address();
     let mut attributes = Map::new();
     attributes.insert("from".into(), address.clone().into());
     attributes.insert("customerName".into(), address.clone().into());
     attributes.insert("customerAddress".into(), address.into());
-    for (name, value) in request.attribute_fields() {
-        if name != "from" && name != "customerAddress" {
-            attributes.insert(name.to_owned(), value.to_owned().into());
+    for (name, value) in &request.fields {
+        let routing = matches!(name.as_str(), "from" | "customerAddress");
+        if !routing && !OVERRIDES.contains(&name.as_str()) {
+            attributes.insert(name.clone(), value.clone().into());
         }
     }
     attributes.into()

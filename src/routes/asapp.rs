@@ -8,16 +8,14 @@
 
 use actix_web::http::header;
 use actix_web::{Either, HttpRequest, HttpResponse, web};
-use tracing_actix_web::RootSpan;
 
-use super::{CallSidProblem, call_sid_in};
+use super::lookup::{CallLookupError, CallSidProblem, call_sid_in};
 use crate::config::Settings;
 use crate::domain::{CallSid, encode_query_text};
-use crate::errors::{CallLookupError, caught};
 use crate::twilio::TwilioRequest;
 use crate::twiml::{StreamParameter, Verb, VoiceResponse};
 use crate::vendors::asapp::{AsappClient, TransferStatus, TransferType};
-use crate::voice::{self, TwimlReply, VoiceError};
+use crate::voice::{self, VoiceAnswer, VoiceError};
 
 /// Request fields passed on to GenerativeAgent as stream parameters, besides
 /// every `input_*` field (its input variables).
@@ -36,21 +34,16 @@ pub async fn engage(
     settings: web::Data<Settings>,
     asapp: web::Data<AsappClient>,
     request: TwilioRequest,
-    span: RootSpan,
-) -> TwimlReply {
-    let call = call_sid_in(&request, &span, &["CallSid"]);
-    let call_sid = call.as_ref().ok().cloned();
-    let result = voice::caught(connect_to_agent(&settings, &asapp, &request, call)).await;
-    voice::reply(&settings, call_sid.as_ref(), result)
+) -> VoiceAnswer {
+    connect_to_agent(&settings, &asapp, &request).await.into()
 }
 
 async fn connect_to_agent(
     settings: &Settings,
     asapp: &AsappClient,
     request: &TwilioRequest,
-    call: Result<CallSid, CallSidProblem>,
 ) -> Result<VoiceResponse, VoiceError> {
-    let call = call?;
+    let call = call_sid_in(request, &["CallSid"])?;
     let url = asapp
         .stream_url()
         .await
@@ -105,7 +98,7 @@ fn parameter(name: &str, value: &str) -> StreamParameter {
 /// form fields before query fields, the first of a repeated name, blank
 /// values left out.
 fn forwarded_parameters(request: &TwilioRequest) -> Vec<StreamParameter> {
-    let fields = || request.form().iter().chain(request.query().iter());
+    let fields = || request.params();
     let is_input = |name: &str| name.len() > INPUT_PREFIX.len() && name.starts_with(INPUT_PREFIX);
     let named = FORWARDED_FIELDS
         .iter()
@@ -123,47 +116,37 @@ fn forwarded_parameters(request: &TwilioRequest) -> Vec<StreamParameter> {
 
 /// Act on the call-transfer result: TwiML for Twilio's `<Connect action>`
 /// callback, or JSON for a Studio flow (`Accept: application/json` or
-/// `format=json`).
+/// `?format=json`).
 pub async fn call_complete(
     req: HttpRequest,
-    settings: web::Data<Settings>,
     asapp: web::Data<AsappClient>,
+    settings: web::Data<Settings>,
     request: TwilioRequest,
-    span: RootSpan,
-) -> Either<TwimlReply, Result<HttpResponse, CallLookupError>> {
-    let call = call_sid_in(&request, &span, &CALL_SID_PARAMS);
-    if wants_json(&req, &request) {
-        let answer = caught(transfer_as_json(&asapp, call), || CallLookupError::Panicked);
-        return Either::Right(answer.await);
+) -> Either<VoiceAnswer, Result<HttpResponse, CallLookupError>> {
+    let call = call_sid_in(&request, &CALL_SID_PARAMS);
+    if wants_json(&req) {
+        return Either::Right(transfer_as_json(&asapp, call).await);
     }
-    let call_sid = call.as_ref().ok().cloned();
-    let result = voice::caught(act_on_transfer(&settings, &asapp, call)).await;
-    let outcome = match &result {
-        Ok((_, outcome)) => outcome,
-        Err(error) => error.code(),
-    };
-    crate::metrics::handover("asapp", outcome);
-    Either::Left(voice::reply(
-        &settings,
-        call_sid.as_ref(),
-        result.map(|(twiml, _)| twiml),
+    Either::Left(voice::counted(
+        "asapp",
+        act_on_transfer(&settings, &asapp, call).await,
     ))
 }
 
-/// Whether the caller wants JSON rather than TwiML.
-fn wants_json(req: &HttpRequest, request: &TwilioRequest) -> bool {
-    if request
-        .get("format")
-        .is_some_and(|f| f.eq_ignore_ascii_case("json"))
-    {
-        return true;
-    }
-    req.headers()
-        .get_all(header::ACCEPT)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|range| range.split(';').next())
-        .any(|media| media.trim().eq_ignore_ascii_case("application/json"))
+/// Whether the caller wants JSON rather than TwiML: `format=json` in the
+/// query, or `application/json` among the media types it accepts.
+pub(super) fn wants_json(req: &HttpRequest) -> bool {
+    let format = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(name, _)| name == "format")
+        .is_some_and(|(_, value)| value.eq_ignore_ascii_case("json"));
+    format
+        || req
+            .headers()
+            .get_all(header::ACCEPT)
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|range| range.split(';').next())
+            .any(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// The five fields of ASAPP's Studio sample, for a Make HTTP Request widget.

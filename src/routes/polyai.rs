@@ -11,27 +11,18 @@ use std::sync::Arc;
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
-use tracing_actix_web::RootSpan;
 
-use super::call_sid_in;
+use super::lookup::{CallLookupError, call_sid_in};
 use crate::config::Settings;
-use crate::domain::CallSid;
-use crate::errors::{CallLookupError, caught};
 use crate::twilio::TwilioRequest;
 use crate::twiml::{Verb, VoiceResponse};
 use crate::vendors::polyai::PolyAiClient;
 use crate::vendors::{Vendor, VendorError};
-use crate::voice::{self, TwimlReply, VoiceError};
+use crate::voice::{self, VoiceAnswer, VoiceError};
 
 /// Answer `<Connect connectorId action/>`, after `POLYAI_CONNECT_MESSAGE` when set.
-pub async fn connect(
-    settings: web::Data<Settings>,
-    request: TwilioRequest,
-    span: RootSpan,
-) -> TwimlReply {
-    let call_sid = super::call_sid(&request, &span);
-    let result = voice::caught(async { connect_to_polyai(&settings) }).await;
-    voice::reply(&settings, call_sid.as_ref(), result)
+pub async fn connect(settings: web::Data<Settings>, _request: TwilioRequest) -> VoiceAnswer {
+    connect_to_polyai(&settings).into()
 }
 
 fn connect_to_polyai(settings: &Settings) -> Result<VoiceResponse, VoiceError> {
@@ -57,12 +48,11 @@ fn connect_to_polyai(settings: &Settings) -> Result<VoiceResponse, VoiceError> {
 pub async fn handoff_state(
     polyai: web::Data<PolyAiClient>,
     request: TwilioRequest,
-    span: RootSpan,
 ) -> Result<HttpResponse, CallLookupError> {
-    let call = call_sid_in(&request, &span, &["call_sid", "CallSid"])
+    let call = call_sid_in(&request, &["call_sid", "CallSid"])
         .map_err(|p| p.for_lookup("call_sid or CallSid"))?;
-    let lookup = async { Ok(polyai.handoff_state(&call).await?) };
-    let state = caught(lookup, || CallLookupError::Panicked)
+    let state = polyai
+        .handoff_state(&call)
         .await?
         .ok_or(CallLookupError::HandoffStateNotFound)?;
     Ok(HttpResponse::Ok()
@@ -75,32 +65,24 @@ pub async fn call_complete(
     settings: web::Data<Settings>,
     polyai: web::Data<PolyAiClient>,
     request: TwilioRequest,
-    span: RootSpan,
-) -> TwimlReply {
-    let call = call_sid_in(&request, &span, &["CallSid"]);
-    let call_sid = call.as_ref().ok().cloned();
-    let result = match call {
-        Ok(call) => voice::caught(enqueue_with_state(&settings, &polyai, &call)).await,
-        Err(problem) => Err(problem.into()),
-    };
-    let outcome = match &result {
-        Ok(_) => "handed_over",
-        Err(error) => error.code(),
-    };
-    crate::metrics::handover("polyai", outcome);
-    voice::reply(&settings, call_sid.as_ref(), result)
+) -> VoiceAnswer {
+    voice::counted(
+        "polyai",
+        enqueue_with_state(&settings, &polyai, &request).await,
+    )
 }
 
 async fn enqueue_with_state(
     settings: &Settings,
     polyai: &PolyAiClient,
-    call: &CallSid,
-) -> Result<VoiceResponse, VoiceError> {
+    request: &TwilioRequest,
+) -> Result<(VoiceResponse, &'static str), VoiceError> {
+    let call = call_sid_in(request, &["CallSid"])?;
     let state = polyai
-        .handoff_state(call)
+        .handoff_state(&call)
         .await?
         .ok_or(VoiceError::HandoffStateNotFound)?;
     let state = state.value();
-    let attributes = voice::agent_task_attributes(call, state, "polyai", state.clone());
-    voice::enqueue(settings, &attributes)
+    let attributes = voice::agent_task_attributes(&call, state, "polyai", state.clone());
+    Ok((voice::enqueue(settings, &attributes)?, "handed_over"))
 }

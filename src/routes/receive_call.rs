@@ -2,23 +2,16 @@
 //! SIP endpoint, with a `referUrl` so the assistant can transfer it back.
 
 use actix_web::web;
-use tracing_actix_web::RootSpan;
 
 use crate::config::Settings;
 use crate::domain::E164;
 use crate::twilio::TwilioRequest;
 use crate::twiml::{Verb, VoiceResponse};
-use crate::voice::{self, TwimlReply, VoiceError};
+use crate::voice::{self, VoiceAnswer, VoiceError};
 
 /// Answer `<Dial answerOnBridge referUrl><Sip>sip:{Called}@{SIP_URI_HOST}</Sip></Dial>`.
-pub async fn receive_call(
-    settings: web::Data<Settings>,
-    request: TwilioRequest,
-    span: RootSpan,
-) -> TwimlReply {
-    let call_sid = super::call_sid(&request, &span);
-    let result = voice::caught(async { dial_assistant(&settings, &request) }).await;
-    voice::reply(&settings, call_sid.as_ref(), result)
+pub async fn receive_call(settings: web::Data<Settings>, request: TwilioRequest) -> VoiceAnswer {
+    dial_assistant(&settings, &request).into()
 }
 
 fn dial_assistant(
@@ -37,18 +30,12 @@ fn dial_assistant(
     } else {
         ""
     };
-    // Without a configured origin the URL stays relative: Twilio resolves it
-    // against the URL it just requested, which is right unless a proxy
-    // rewrites paths (then set PUBLIC_BASE_URL).
-    let refer_url = match &settings.public_base_url {
-        Some(base) => base.join("/refer-handler"),
-        None => "/refer-handler".to_owned(),
-    };
-    // Concatenation allocates once, exactly; formatting grows the string.
-    let sip_uri = ["sip:", called.as_ref(), "@", host.as_ref(), secure].concat();
     Ok(VoiceResponse::new().verb(Verb::DialSip {
         answer_on_bridge: true,
-        refer_url,
-        sip_uri,
+        // Without a configured origin the URL stays relative: Twilio
+        // resolves it against the URL it just requested, which is right
+        // unless a proxy rewrites paths (then set PUBLIC_BASE_URL).
+        refer_url: voice::callback_url(settings, "/refer-handler"),
+        sip_uri: format!("sip:{}@{host}{secure}", called.as_ref()),
     }))
 }

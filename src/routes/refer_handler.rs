@@ -2,32 +2,34 @@
 //! hand it back to the Studio flow, or straight to Flex, with the watsonx
 //! session history key and the transfer's SIP headers.
 
-use actix_web::web;
-use tracing_actix_web::RootSpan;
+use actix_web::HttpMessage as _;
+use actix_web::{HttpRequest, web};
 
 use crate::config::Settings;
 use crate::domain::{CallSid, ReferTo};
 use crate::twilio::TwilioRequest;
 use crate::twiml::VoiceResponse;
-use crate::voice::{self, Handback, TwimlReply, VoiceError};
+use crate::voice::{self, Handback, VoiceAnswer, VoiceError};
 
 /// Answer a `<Redirect>` to Studio (or an `<Enqueue>` into Flex) carrying the key.
 pub async fn refer_handler(
+    req: HttpRequest,
     settings: web::Data<Settings>,
     request: TwilioRequest,
-    span: RootSpan,
-) -> TwimlReply {
-    let call_sid = super::call_sid(&request, &span);
-    let result =
-        voice::caught(async { hand_back_transfer(&settings, &request, call_sid.as_ref()) }).await;
-    voice::reply(&settings, call_sid.as_ref(), result)
+) -> VoiceAnswer {
+    let call_sid = req.extensions().get::<CallSid>().cloned();
+    voice::counted(
+        "watsonx",
+        hand_back_transfer(&settings, &request, call_sid.as_ref()),
+    )
 }
 
+/// The TwiML that returns the caller, and the outcome counted for it.
 fn hand_back_transfer(
     settings: &Settings,
     request: &TwilioRequest,
     call_sid: Option<&CallSid>,
-) -> Result<VoiceResponse, VoiceError> {
+) -> Result<(VoiceResponse, &'static str), VoiceError> {
     let target = request
         .get("ReferTransferTarget")
         .filter(|t| !t.trim().is_empty())
@@ -51,11 +53,7 @@ fn hand_back_transfer(
         (None, Some(_)) => "enqueued_to_flex",
         (None, None) => "no_destination",
     };
-    crate::metrics::handover(
-        "watsonx",
-        key.as_ref().err().map_or(destination, |e| e.code()),
-    );
-    Ok(voice::hand_back(
+    let twiml = voice::hand_back(
         settings,
         &Handback {
             call_sid,
@@ -63,5 +61,6 @@ fn hand_back_transfer(
             error: key.as_ref().err().map(|e| e.code()),
             refer_to: Some(&refer_to),
         },
-    ))
+    );
+    Ok((twiml, key.as_ref().err().map_or(destination, |e| e.code())))
 }

@@ -89,7 +89,8 @@ pub fn echo_request_id<B>(response: &mut ServiceResponse<B>) {
 /// span's latency and the response's `X-Request-Id`.
 struct Started {
     at: Instant,
-    route: &'static str,
+    /// The route's path, `unmatched` when no route serves the request.
+    route: String,
     /// The caller's `X-Request-Id` when it is sane, else a new UUID.
     request_id: String,
 }
@@ -104,7 +105,11 @@ pub struct FlexbridgeRootSpan;
 impl RootSpanBuilder for FlexbridgeRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let at = Instant::now();
-        let route = crate::startup::route_template(request);
+        // The route's own path, never the raw one (which would make one
+        // metrics series per probe).
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
         // A sane incoming id is kept; otherwise the id tracing-actix-web
         // has just generated for this request.
         let id = request
@@ -126,7 +131,7 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
         let span = tracing::info_span!(
             "HTTP request",
             http.method = request.method().as_str(),
-            http.route = route,
+            http.route = route.as_str(),
             http.path = request.path(),
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
@@ -157,7 +162,7 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
                 let latency_ms = request.extensions().get::<Started>().map(|started| {
                     let elapsed = started.at.elapsed();
                     crate::metrics::http_request(
-                        started.route,
+                        &started.route,
                         request.method(),
                         response.status().as_u16(),
                         elapsed,

@@ -7,5 +7,7 @@ mod request;
 pub mod signature;
 
 pub use auth::{AuthError, SignedBody, WebhookAuth};
-pub use request::{FormParams, TwilioRequest, read_body, with_body};
+pub use request::{
+    FormParams, MAX_BODY_BYTES, RequestError, TwilioRequest, read_body, record_call_sid, with_body,
+};
 pub use signature::SignatureKey;

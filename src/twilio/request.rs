@@ -1,17 +1,61 @@
 //! The `TwilioRequest` extractor: a webhook's parameters, read once with the
-//! body limit applied.
+//! body limit applied and the signature checked, and why a request can be
+//! refused before any route logic runs.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::{Method, header};
+use actix_web::http::header::ContentType;
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{FromRequest, HttpRequest};
-use futures_util::StreamExt;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
+use futures_util::StreamExt as _;
+use tracing_actix_web::RootSpan;
 
-use crate::errors::{MAX_BODY_BYTES, RequestError};
-use crate::twilio::{SignedBody, WebhookAuth};
+use crate::domain::CallSid;
+use crate::twilio::{AuthError, SignedBody, WebhookAuth};
+
+/// The largest request body accepted, in bytes (64 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Why a request was refused before any route logic ran.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The body is larger than [`MAX_BODY_BYTES`].
+    #[error("request body is larger than 64 KiB")]
+    BodyTooLarge,
+    /// The client stopped sending mid-body, or sent a broken chunked body.
+    #[error("request body could not be read")]
+    BodyUnreadable(#[source] actix_web::error::PayloadError),
+    /// The request is not signed by Twilio (or checks cannot run).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl ResponseError for RequestError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyUnreadable(_) | Self::Auth(AuthError::MissingSignature) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Auth(AuthError::InvalidSignature | AuthError::InvalidToolKey) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::Auth(AuthError::NotConfigured) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Auth(reason) = self {
+            tracing::warn!(reason = reason.code(), "request refused: {reason}");
+        }
+        HttpResponse::build(self.status_code())
+            .content_type(ContentType::plaintext())
+            .body(format!("{self}\n"))
+    }
+}
 
 /// `application/x-www-form-urlencoded` parameters (a body or a query
 /// string) in the order sent, repeated names kept: Twilio's signature covers
@@ -127,6 +171,10 @@ impl std::fmt::Debug for FormParams {
 /// [`WebhookAuth`] policy says): the form parameters of a `POST` (or none for
 /// a `GET`) and the query parameters, each in the order sent, repeated names
 /// kept (Twilio's signature covers every one of them).
+///
+/// Its call SID (`CallSid`, else `callSid` or `call_sid`), when well formed,
+/// is recorded on the request's span and kept in the request's extensions,
+/// where a voice route's fallback finds it.
 #[derive(Debug, Clone, Default)]
 pub struct TwilioRequest {
     form: FormParams,
@@ -139,9 +187,9 @@ impl TwilioRequest {
         self.form.get(name).or_else(|| self.query.get(name))
     }
 
-    /// The form parameters, in order.
-    pub fn form(&self) -> &FormParams {
-        &self.form
+    /// The form parameters, then the query parameters, in order.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.form.iter().chain(self.query.iter())
     }
 
     /// The query parameters, in order.
@@ -151,11 +199,12 @@ impl TwilioRequest {
 }
 
 /// Read the whole body, refusing more than [`MAX_BODY_BYTES`] as early as the
-/// `Content-Length` header allows.
+/// `Content-Length` header allows. (actix's own limited reader starts every
+/// body with a 32 KiB buffer: 8 MiB for 256 requests in flight.)
 ///
 /// # Errors
 /// [`RequestError::BodyTooLarge`] or [`RequestError::BodyUnreadable`].
-pub async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes, RequestError> {
+pub async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Bytes, RequestError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -164,7 +213,7 @@ pub async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes
     if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
         return Err(RequestError::BodyTooLarge);
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(RequestError::BodyUnreadable)?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -173,6 +222,14 @@ pub async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// Record a request's call SID on its span and keep it for the fallback.
+pub fn record_call_sid(req: &HttpRequest, sid: &CallSid) {
+    if let Some(span) = req.extensions().get::<RootSpan>() {
+        span.record("call_sid", sid.as_ref());
+    }
+    req.extensions_mut().insert(sid.clone());
 }
 
 impl FromRequest for TwilioRequest {
@@ -194,7 +251,16 @@ impl FromRequest for TwilioRequest {
                     raw: &body,
                 },
             )?;
-            Ok(Self { form, query })
+            let request = Self { form, query };
+            // Twilio's own parameter, else the ones flexbridge's callback
+            // URLs and Studio flows use.
+            let sid = ["CallSid", "callSid", "call_sid"]
+                .iter()
+                .find_map(|name| request.get(name));
+            if let Some(sid) = sid.and_then(|sid| CallSid::parse(sid).ok()) {
+                record_call_sid(req, &sid);
+            }
+            Ok(request)
         })
     }
 }
@@ -212,9 +278,9 @@ where
     F: FnOnce(&HttpRequest, Bytes) -> Result<T, E> + 'static,
 {
     let req = req.clone();
-    let mut payload = payload.take();
+    let payload = payload.take();
     Box::pin(async move {
-        let body = read_body(&req, &mut payload).await?;
+        let body = read_body(&req, payload).await?;
         build(&req, body)
     })
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use flexbridge::startup::ROUTES;
+use flexbridge::routes::ROUTES;
 use serde_json::Value;
 
 use crate::helpers::assert_well_formed_twiml;
