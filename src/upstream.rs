@@ -111,8 +111,16 @@ impl Upstream {
         upstream: &'static str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Answer, UpstreamError> {
+        tracing::Span::current().record("upstream", upstream);
         let started = Instant::now();
-        let result = self.send_within_deadline(upstream, build).await;
+        let deadline = started + self.deadline;
+        let attempts = self.attempts(upstream, build, deadline);
+        let result = tokio::time::timeout_at(deadline.into(), attempts)
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout {
+                upstream,
+                deadline: self.deadline,
+            }));
         let outcome = match &result {
             Ok(answer) => answer.status.as_str().to_owned(),
             Err(UpstreamError::Timeout { .. }) => "timeout".to_owned(),
@@ -122,43 +130,41 @@ impl Upstream {
         result
     }
 
-    async fn send_within_deadline(
+    /// Attempts until an answer, a failure that cannot be retried, or a
+    /// wait that would not end before `deadline` (which [`Self::send`]
+    /// enforces).
+    async fn attempts(
         &self,
         upstream: &'static str,
         build: impl Fn() -> RequestBuilder,
+        deadline: Instant,
     ) -> Result<Answer, UpstreamError> {
-        let span = tracing::Span::current();
-        span.record("upstream", upstream);
-        let deadline = Instant::now() + self.deadline;
-        let timeout = || UpstreamError::Timeout {
-            upstream,
-            deadline: self.deadline,
-        };
+        // A comparison of durations: `now + wait` overflows an `Instant`
+        // when an upstream asks for years.
+        let fits = |wait: Duration| wait < deadline.saturating_duration_since(Instant::now());
         let mut attempts = 0;
         loop {
             attempts += 1;
-            span.record("attempts", attempts);
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let permit = tokio::time::timeout(remaining, self.in_flight.acquire())
-                .await
-                .map_err(|_| timeout())?
-                .map_err(|_| timeout())?;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let sent = tokio::time::timeout(remaining, build().send())
-                .await
-                .map_err(|_| timeout())?;
-            let response = match sent {
+            tracing::Span::current().record("attempts", attempts);
+            let unreachable = |source: reqwest::Error| UpstreamError::Unreachable {
+                upstream,
+                attempts,
+                source: source.without_url(),
+            };
+            let timeout = || UpstreamError::Timeout {
+                upstream,
+                deadline: self.deadline,
+            };
+            // The semaphore is never closed.
+            let permit = self.in_flight.acquire().await.map_err(|_| timeout())?;
+            let response = match build().send().await {
                 Ok(response) => response,
                 Err(e) if e.is_connect() && attempts <= MAX_RETRIES => {
-                    drop(permit);
                     let wait = CONNECT_BACKOFF * attempts;
-                    if Instant::now() + wait >= deadline {
-                        return Err(UpstreamError::Unreachable {
-                            upstream,
-                            attempts,
-                            source: e.without_url(),
-                        });
+                    if !fits(wait) {
+                        return Err(unreachable(e));
                     }
+                    drop(permit);
                     tracing::warn!(
                         upstream,
                         attempts,
@@ -168,13 +174,7 @@ impl Upstream {
                     continue;
                 }
                 Err(e) if e.is_timeout() => return Err(timeout()),
-                Err(e) => {
-                    return Err(UpstreamError::Unreachable {
-                        upstream,
-                        attempts,
-                        source: e.without_url(),
-                    });
-                }
+                Err(e) => return Err(unreachable(e)),
             };
             let status = response.status();
             if status == StatusCode::TOO_MANY_REQUESTS && attempts <= MAX_RETRIES {
@@ -183,9 +183,7 @@ impl Upstream {
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|value| retry_after(value.to_str().ok()?, SystemTime::now()))
                     .unwrap_or(DEFAULT_RETRY_AFTER);
-                // A comparison of durations: `now + wait` overflows an
-                // `Instant` when the upstream asks for years.
-                if wait < deadline.saturating_duration_since(Instant::now()) {
+                if fits(wait) {
                     drop(permit);
                     tracing::warn!(
                         upstream,
@@ -197,22 +195,14 @@ impl Upstream {
                     continue;
                 }
             }
-            span.record("status", status.as_u16());
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let body = tokio::time::timeout(remaining, read_limited(response))
-                .await
-                .map_err(|_| timeout())?
-                .map_err(|e| {
-                    if e.is_timeout() {
-                        timeout()
-                    } else {
-                        UpstreamError::Unreachable {
-                            upstream,
-                            attempts,
-                            source: e.without_url(),
-                        }
-                    }
-                })?;
+            tracing::Span::current().record("status", status.as_u16());
+            let body = read_limited(response).await.map_err(|e| {
+                if e.is_timeout() {
+                    timeout()
+                } else {
+                    unreachable(e)
+                }
+            })?;
             return Ok(Answer {
                 status,
                 body,

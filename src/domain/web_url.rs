@@ -71,7 +71,6 @@ impl PublicBaseUrl {
 
     /// The absolute URL of a path served by flexbridge (`path` starts with `/`).
     pub fn join(&self, path: &str) -> String {
-        // Concatenation allocates once, exactly; formatting grows the string.
         [self.0.as_str(), path].concat()
     }
 }

@@ -59,8 +59,7 @@ pub fn init(format: Option<LogFormat>) -> Option<FlushGuard<Stdout>> {
     installed.then_some(guard)
 }
 
-/// The header a request id travels in, both ways (ready-made: a name given
-/// as `&str` is parsed again on every lookup).
+/// The header a request id travels in, both ways.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Whether an incoming id is safe to log and echo (no injection into logs
@@ -126,8 +125,6 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
                     .map(ToString::to_string)
             })
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        // Plain `&str` fields: they are written as they are, without a
-        // trip through the formatting machinery.
         let span = tracing::info_span!(
             "HTTP request",
             http.method = request.method().as_str(),
@@ -151,11 +148,8 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        // What tracing-actix-web's default builder records, but in one
-        // `record_all`: each record call formats and stores the span's
-        // fields again, and this runs for every request. One pass over the
-        // outcome gives the latency (recording the request's metrics), the
-        // status answered and the error behind it, if any.
+        // What tracing-actix-web's default builder records, plus the
+        // latency and the request's metrics.
         let (latency_ms, status, error) = match outcome {
             Ok(response) => {
                 let request = response.request();

@@ -128,11 +128,9 @@ impl WebhookAuth {
             SignaturePolicy::Unconfigured => return Err(AuthError::NotConfigured),
             SignaturePolicy::Check(key) => key,
         };
-        // A ready-made name: looking up by `&str` parses it on every request.
-        const SIGNATURE: header::HeaderName = header::HeaderName::from_static("x-twilio-signature");
         let signature = req
             .headers()
-            .get(SIGNATURE)
+            .get(SIGNATURE_HEADER)
             .ok_or(AuthError::MissingSignature)?
             .to_str()
             .map_err(|_| AuthError::InvalidSignature)?;
@@ -231,8 +229,7 @@ fn presented_tool_key(req: &HttpRequest) -> Option<String> {
 pub fn public_url(req: &HttpRequest, base: Option<&PublicBaseUrl>) -> String {
     let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     match base {
-        // One exact allocation, where `join`'s formatting grows a string.
-        Some(base) => [base.as_ref(), path_and_query].concat(),
+        Some(base) => base.join(path_and_query),
         None => {
             let info = req.connection_info();
             format!("{}://{}{path_and_query}", info.scheme(), info.host())

@@ -10,7 +10,11 @@
 //! errors come back as `{"error": {"requestId", "code", "message"}}`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderValue};
@@ -18,7 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{RefreshCache, Vendor, VendorError};
+use super::{Vendor, VendorError};
 use crate::config::Settings;
 use crate::domain::{ApiBaseUrl, CallSid};
 use crate::upstream::{Answer, Upstream};
@@ -213,15 +217,79 @@ struct Api {
     secret: SecretString,
 }
 
-/// The ASAPP GenerativeAgent client; clones share the streaming-URL cache.
+/// The ASAPP GenerativeAgent client; clones share the streaming URL.
 #[derive(Clone)]
 pub struct AsappClient {
     calls: Calls,
-    stream_urls: RefreshCache<StreamUrl, Arc<VendorError>>,
+    stream_url: Arc<Reused<StreamUrl, VendorError>>,
 }
 
-/// ASAPP's HTTP API without the cache, so a fetch in flight holds no
-/// reference to the cache that holds it.
+/// A value fetched on demand and reused by every caller for a while. The
+/// mutex is held while a fetch runs, so concurrent callers wait for that
+/// one fetch instead of starting their own.
+struct Reused<T, E> {
+    slot: Mutex<Slot<T, E>>,
+    /// Fetches ended so far: a caller that sees a failure newer than the
+    /// count it read on arrival waited for that very fetch.
+    fetched: AtomicU64,
+    reuse_for: Duration,
+}
+
+struct Slot<T, E> {
+    /// The value and when its fetch started (its life at the vendor starts then).
+    fresh: Option<(T, Instant)>,
+    /// The error of the last failed fetch and that fetch's number.
+    failed: Option<(Arc<E>, u64)>,
+}
+
+impl<T: Clone, E> Reused<T, E> {
+    fn new(reuse_for: Duration) -> Self {
+        let slot = Slot {
+            fresh: None,
+            failed: None,
+        };
+        Self {
+            slot: Mutex::new(slot),
+            fetched: AtomicU64::new(0),
+            reuse_for,
+        }
+    }
+
+    /// The value while it is fresh, else what `fetch` gives.
+    async fn get(&self, fetch: impl Future<Output = Result<T, E>>) -> Result<T, Arc<E>> {
+        let seen = self.fetched.load(Ordering::Acquire);
+        let mut slot = self.slot.lock().await;
+        if let Some((value, fetched)) = &slot.fresh {
+            if fetched.elapsed() < self.reuse_for {
+                return Ok(value.clone());
+            }
+        }
+        // The callers that waited for a fetch that failed share its error,
+        // rather than each waiting in turn for a fetch of its own; a caller
+        // that comes later fetches again.
+        if let Some((error, number)) = &slot.failed {
+            if *number > seen {
+                return Err(Arc::clone(error));
+            }
+        }
+        let started = Instant::now();
+        let result = fetch.await;
+        let number = self.fetched.fetch_add(1, Ordering::AcqRel) + 1;
+        match result {
+            Ok(value) => {
+                slot.fresh = Some((value.clone(), started));
+                Ok(value)
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                slot.failed = Some((Arc::clone(&error), number));
+                Err(error)
+            }
+        }
+    }
+}
+
+/// ASAPP's HTTP API.
 #[derive(Clone)]
 struct Calls {
     upstream: Upstream,
@@ -253,7 +321,7 @@ impl AsappClient {
                 api,
                 dry_run: settings.dev,
             },
-            stream_urls: RefreshCache::new(STREAM_URL_REUSE),
+            stream_url: Arc::new(Reused::new(STREAM_URL_REUSE)),
         }
     }
 
@@ -266,10 +334,7 @@ impl AsappClient {
     /// for it) when ASAPP is not configured, unreachable, refuses, or answers
     /// something other than a `wss://` URL.
     pub async fn stream_url(&self) -> Result<StreamUrl, Arc<VendorError>> {
-        let calls = self.calls.clone();
-        self.stream_urls
-            .get(move || async move { calls.stream_url().await.map_err(Arc::new) })
-            .await
+        self.stream_url.get(self.calls.stream_url()).await
     }
 
     /// `GET /generativeagent/v1/call-transfers/{call}`: the transfer whose id
@@ -407,7 +472,89 @@ fn dev_transfer() -> CallTransfer {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
     use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(240);
+
+    /// A fetch that counts itself, takes 5 ms (so every caller started
+    /// meanwhile waits for it) and returns `result`.
+    async fn counted(
+        fetches: &AtomicUsize,
+        result: Result<&'static str, &'static str>,
+    ) -> Result<&'static str, &'static str> {
+        fetches.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        result
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_share_one_fetch_and_reuse_its_value_for_the_window() {
+        let reused = Reused::new(WINDOW);
+        let fetches = AtomicUsize::new(0);
+
+        let first = futures_util::future::join_all(
+            (0..50).map(|_| reused.get(counted(&fetches, Ok("first")))),
+        )
+        .await;
+        assert!(first.iter().all(|r| r.as_deref() == Ok(&"first")));
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            1,
+            "one fetch for 50 callers"
+        );
+
+        // The window counts from the start of the 5 ms fetch.
+        tokio::time::advance(WINDOW - Duration::from_millis(6)).await;
+        assert_eq!(
+            reused.get(counted(&fetches, Ok("second"))).await.ok(),
+            Some("first")
+        );
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            1,
+            "reused within the window"
+        );
+
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(
+            reused.get(counted(&fetches, Ok("second"))).await.ok(),
+            Some("second")
+        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "fetched again after it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_reaches_every_waiting_caller_once_and_is_not_kept() {
+        let reused: Reused<&str, &str> = Reused::new(WINDOW);
+        let fetches = AtomicUsize::new(0);
+
+        let failed = futures_util::future::join_all(
+            (0..10).map(|_| reused.get(counted(&fetches, Err("down")))),
+        )
+        .await;
+        assert!(
+            failed
+                .iter()
+                .all(|r| r.as_ref().err().map(|e| **e) == Some("down"))
+        );
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            1,
+            "one failed fetch for all"
+        );
+
+        assert_eq!(
+            reused.get(counted(&fetches, Ok("up"))).await.ok(),
+            Some("up")
+        );
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            2,
+            "the next caller fetches again"
+        );
+    }
 
     #[test]
     fn stream_urls_must_be_wss_with_a_host() {

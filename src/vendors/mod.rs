@@ -8,13 +8,10 @@
 
 pub mod asapp;
 pub mod polyai;
-mod refresh;
 
 use std::fmt;
 
 use crate::upstream::UpstreamError;
-
-pub use refresh::RefreshCache;
 
 /// A vendor flexbridge calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
