@@ -498,7 +498,7 @@ mod tests {
             (0..50).map(|_| reused.get(counted(&fetches, Ok("first")))),
         )
         .await;
-        assert!(first.iter().all(|r| r.as_deref() == Ok(&"first")));
+        assert!(first.iter().all(|r| r.as_deref() == Ok("first")));
         assert_eq!(
             fetches.load(Ordering::SeqCst),
             1,
