@@ -19,8 +19,10 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// How often histogram samples are folded into their buckets. The recorder
 /// keeps every sample until that happens (or `/metrics` is scraped): 8 bytes
-/// or more per request, without bound when nobody scrapes.
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// or more per request, so what it holds grows with the request rate. At
+/// 5 s it was most of the peak RSS under load (19.6 MiB at 256 connections
+/// and 86,000 req/s, 13.8 MiB at 1 s).
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The name of the thread that folds histogram samples.
 pub const UPKEEP_THREAD: &str = "metrics-upkeep";
