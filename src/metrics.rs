@@ -86,15 +86,15 @@ fn method_label(method: &Method) -> &'static str {
 
 /// One HTTP request answered: `flexbridge_http_requests_total{route,method,status}`
 /// and `flexbridge_http_request_duration_seconds{route}`.
-pub fn http_request(route: &str, method: &Method, status: u16, elapsed: Duration) {
+pub fn http_request(route: &'static str, method: &Method, status: u16, elapsed: Duration) {
     metrics::counter!(
         "flexbridge_http_requests_total",
-        "route" => route.to_owned(),
+        "route" => route,
         "method" => method_label(method),
         "status" => status.to_string()
     )
     .increment(1);
-    metrics::histogram!("flexbridge_http_request_duration_seconds", "route" => route.to_owned())
+    metrics::histogram!("flexbridge_http_request_duration_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
 }
 

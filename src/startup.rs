@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpMessage as _, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -13,7 +13,7 @@ use crate::domain::HandoverStoreSetting;
 use crate::handover::{HandoverStore, Handovers, MemoryStore, RedisStore};
 use crate::routes;
 use crate::shutdown::{self, InFlight};
-use crate::telemetry::{self, FlexbridgeRootSpan};
+use crate::telemetry::{self, FlexbridgeRootSpan, RouteLabel};
 use crate::twilio::WebhookAuth;
 use crate::twilio::client::TwilioClient;
 use crate::upstream::Upstream;
@@ -128,8 +128,9 @@ fn handover_store(setting: &HandoverStoreSetting) -> std::io::Result<Arc<dyn Han
     })
 }
 
-/// The outermost layer: the request counts as in flight (for a draining
-/// shutdown) until it is answered, and the answer carries its request id.
+/// The outermost layer: the request is labelled with its route (for its
+/// span and metrics), counts as in flight (for a draining shutdown) until it
+/// is answered, and the answer carries its request id.
 fn around_request<S, B>(
     req: ServiceRequest,
     service: &S,
@@ -137,6 +138,8 @@ fn around_request<S, B>(
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
+    let route = routes::find(req.path()).map_or("unmatched", |route| route.path);
+    req.extensions_mut().insert(RouteLabel(route));
     let in_flight = shutdown::track(&req);
     let answer = service.call(req);
     async move {

@@ -7,6 +7,7 @@
 //! keep what they can and let the caller decide. They fail only when the
 //! text is not a Refer-To at all.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use percent_encoding::percent_decode;
@@ -255,13 +256,16 @@ fn parse_headers(part: &str) -> Vec<SipHeader> {
     part.split('&')
         .filter_map(|segment| {
             let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
-            let name = percent_decode(name.as_bytes())
-                .decode_utf8_lossy()
-                .trim()
-                .to_owned();
+            // Header names are plain tokens in practice: decoded only when
+            // they carry an escape.
+            let name = match name.contains('%') {
+                true => percent_decode(name.as_bytes()).decode_utf8_lossy(),
+                false => Cow::Borrowed(name),
+            };
+            let name = name.trim().to_owned();
             (!name.is_empty()).then(|| SipHeader {
                 name,
-                value: percent_decode(value.as_bytes()).collect(),
+                value: Cow::from(percent_decode(value.as_bytes())).into_owned(),
             })
         })
         .collect()

@@ -88,11 +88,15 @@ pub fn echo_request_id<B>(response: &mut ServiceResponse<B>) {
 /// span's latency and the response's `X-Request-Id`.
 struct Started {
     at: Instant,
-    /// The route's path, `unmatched` when no route serves the request.
-    route: String,
+    route: &'static str,
     /// The caller's `X-Request-Id` when it is sane, else a new UUID.
     request_id: String,
 }
+
+/// The path of the route that serves a request, put in its extensions
+/// before its span starts: the label of its logs and metrics (never the raw
+/// path, which would make one series per probe).
+pub struct RouteLabel(pub &'static str);
 
 /// Builds the request span, and records the end of every request: status
 /// and latency on the span, and the request metrics.
@@ -104,11 +108,10 @@ pub struct FlexbridgeRootSpan;
 impl RootSpanBuilder for FlexbridgeRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let at = Instant::now();
-        // The route's own path, never the raw one (which would make one
-        // metrics series per probe).
         let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
+            .extensions()
+            .get::<RouteLabel>()
+            .map_or("unmatched", |label| label.0);
         // A sane incoming id is kept; otherwise the id tracing-actix-web
         // has just generated for this request.
         let id = request
@@ -128,7 +131,7 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
         let span = tracing::info_span!(
             "HTTP request",
             http.method = request.method().as_str(),
-            http.route = route.as_str(),
+            http.route = route,
             http.path = request.path(),
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
@@ -156,7 +159,7 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
                 let latency_ms = request.extensions().get::<Started>().map(|started| {
                     let elapsed = started.at.elapsed();
                     crate::metrics::http_request(
-                        &started.route,
+                        started.route,
                         request.method(),
                         response.status().as_u16(),
                         elapsed,
