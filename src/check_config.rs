@@ -112,6 +112,22 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
             "POLYAI_CONNECT_MESSAGE",
             opt(s.polyai.connect_message.as_ref(), "unset: nothing is said"),
         ),
+        ("CONVERSATION_RELAY_URL", opt(s.relay.url.as_ref(), "unset")),
+        (
+            "CONVERSATION_RELAY_WELCOME_GREETING",
+            opt(
+                s.relay.welcome_greeting.as_ref(),
+                "unset: the agent speaks first",
+            ),
+        ),
+        (
+            "CONVERSATION_RELAY_LANGUAGE",
+            opt(s.relay.language.as_ref(), "unset: Twilio's default, en-US"),
+        ),
+        (
+            "DIALOGFLOW_CX_CONNECTOR_NAME",
+            opt(s.dialogflow_connector.as_ref(), "unset"),
+        ),
         (
             "FALLBACK_MESSAGE",
             Shown::Value(s.voice.fallback_message.clone()),

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 
 use crate::domain::{
     AccountSid, ApiBaseUrl, ApiKeySid, FlowSid, HandoverStoreSetting, PublicBaseUrl, SipHost,
-    StudioWebhookUrl, WorkflowSid, WorkspaceSid,
+    StudioWebhookUrl, WebSocketUrl, WorkflowSid, WorkspaceSid,
 };
 
 /// Everything flexbridge is configured with.
@@ -41,6 +41,11 @@ pub struct Settings {
     pub asapp: AsappSettings,
     /// PolyAI.
     pub polyai: PolyAiSettings,
+    /// Twilio ConversationRelay (any LLM voice agent; Agent Connect).
+    pub relay: ConversationRelaySettings,
+    /// `DIALOGFLOW_CX_CONNECTOR_NAME`: the Dialogflow CX one-click
+    /// integration `<VirtualAgent>` connects to.
+    pub dialogflow_connector: Option<String>,
     /// Bearer token required on `/metrics` when set (`METRICS_TOKEN`).
     pub metrics_token: Option<SecretString>,
     /// Log output format (`LOG_FORMAT`); `None` picks by terminal.
@@ -130,6 +135,17 @@ pub struct PolyAiSettings {
     pub connect_message: Option<String>,
 }
 
+/// Twilio ConversationRelay (`/conversation-relay/*`).
+#[derive(Debug, Clone)]
+pub struct ConversationRelaySettings {
+    /// `CONVERSATION_RELAY_URL`: the agent's WebSocket app.
+    pub url: Option<WebSocketUrl>,
+    /// `CONVERSATION_RELAY_WELCOME_GREETING`: what the caller hears first.
+    pub welcome_greeting: Option<String>,
+    /// `CONVERSATION_RELAY_LANGUAGE`: the session's language, e.g. `en-US`.
+    pub language: Option<String>,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -155,6 +171,11 @@ pub const DEV_DEFAULTS: &[(&str, &str)] = &[
     ("FLEX_WORKFLOW_SID", "WW00000000000000000000000000000000"),
     ("STUDIO_FLOW_SID", "FW00000000000000000000000000000000"),
     ("POLYAI_CONNECTOR_ID", "dev-demo-connector"),
+    (
+        "CONVERSATION_RELAY_URL",
+        "wss://agent.example.invalid/conversation-relay",
+    ),
+    ("DIALOGFLOW_CX_CONNECTOR_NAME", "dev-demo-dialogflow-cx"),
 ];
 
 /// One malformed variable.
@@ -261,6 +282,20 @@ fn parse_listen_host(text: &str) -> Result<String, &'static str> {
         Ok(text.to_owned())
     } else {
         Err("expected an IP address or a host name")
+    }
+}
+
+/// A BCP 47 language tag as Twilio takes them (`en-US`, `pt-BR`, `multi`):
+/// letters, digits and hyphens, so a typo is caught here, not on a call.
+fn parse_language(text: &str) -> Result<String, &'static str> {
+    let valid = text.len() <= 35
+        && text.split('-').all(|part| {
+            (1..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("expected a language tag such as en-US")
     }
 }
 
@@ -410,6 +445,12 @@ impl Settings {
                 connector_id: r.text("POLYAI_CONNECTOR_ID"),
                 connect_message: r.text("POLYAI_CONNECT_MESSAGE"),
             },
+            relay: ConversationRelaySettings {
+                url: r.parse("CONVERSATION_RELAY_URL", WebSocketUrl::parse),
+                welcome_greeting: r.text("CONVERSATION_RELAY_WELCOME_GREETING"),
+                language: r.parse("CONVERSATION_RELAY_LANGUAGE", parse_language),
+            },
+            dialogflow_connector: r.text("DIALOGFLOW_CX_CONNECTOR_NAME"),
             metrics_token: r.secret("METRICS_TOKEN"),
             log_format: r.parse("LOG_FORMAT", |t| match t.to_ascii_lowercase().as_str() {
                 "json" => Ok(LogFormat::Json),

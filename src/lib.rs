@@ -9,6 +9,8 @@
 //! - [`twiml`]: TwiML documents written through quick-xml.
 //! - [`twilio`]: Twilio's webhook protocol (request parameters).
 //! - [`voice`]: voice answers and the fallback that keeps callers in care.
+//! - [`handoff`]: the `handoff` task attribute every vendor's Flex task
+//!   carries, within TaskRouter's size limit.
 //! - [`handover`]: handovers of AI Assistant sessions to Flex or Studio, and
 //!   the store that makes them happen once (in-process, or shared by every
 //!   instance through Redis, failing open when it is down).
@@ -30,6 +32,7 @@ pub mod check_config;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod handoff;
 pub mod handover;
 pub mod metrics;
 pub mod routes;

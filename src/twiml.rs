@@ -51,16 +51,16 @@ pub enum Verb {
     },
     /// `<Hangup/>`.
     Hangup,
-    /// `<Connect action><Stream url><Parameter name value/>…</Stream></Connect>`:
-    /// a bidirectional media stream to an AI agent.
-    ConnectStream {
-        /// Where Twilio asks for the next TwiML when the stream ends; without
-        /// it the call goes on to the next verb.
+    /// `<Connect action><Noun …><Parameter name value/>…</Noun></Connect>`:
+    /// the call goes to an AI agent until the agent hands it back.
+    Connect {
+        /// Where Twilio asks for the next TwiML when the agent's session
+        /// ends; without it the call goes on to the next verb.
         action: Option<String>,
-        /// The `wss://` URL of the stream.
-        url: String,
-        /// Custom parameters the far end receives in the stream's `start` message.
-        parameters: Vec<StreamParameter>,
+        /// What the call connects to.
+        noun: Noun,
+        /// Custom parameters the agent receives when its session starts.
+        parameters: Vec<Parameter>,
     },
     /// `<Connect connectorId action/>`: hand the call to a vendor's connector.
     ConnectConnector {
@@ -71,13 +71,48 @@ pub enum Verb {
     },
 }
 
-/// One `<Parameter name value/>` of a `<Stream>`.
+/// What `<Connect>` connects a call to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamParameter {
+pub enum Noun {
+    /// `<Stream url>`: a bidirectional media stream (ASAPP GenerativeAgent).
+    Stream {
+        /// The `wss://` URL of the stream.
+        url: String,
+    },
+    /// `<ConversationRelay url welcomeGreeting language>`: an LLM agent's
+    /// WebSocket app, Twilio doing speech to text and back.
+    ConversationRelay {
+        /// The `wss://` URL of the app.
+        url: String,
+        /// What the caller hears first, if anything.
+        welcome_greeting: Option<String>,
+        /// The session's language, if not Twilio's default.
+        language: Option<String>,
+    },
+    /// `<VirtualAgent connectorName>`: a Dialogflow CX agent.
+    VirtualAgent {
+        /// The one-click integration's name.
+        connector_name: String,
+    },
+}
+
+/// One `<Parameter name value/>` of a `<Connect>` noun.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
     /// The parameter's name.
     pub name: String,
     /// Its value.
     pub value: String,
+}
+
+impl Parameter {
+    /// A parameter named `name` with `value`.
+    pub fn new(name: &str, value: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }
+    }
 }
 
 impl VoiceResponse {
@@ -122,7 +157,8 @@ impl VoiceResponse {
 
     /// The XML document as bytes, ready to be a response body.
     pub fn render_bytes(&self) -> Vec<u8> {
-        let mut writer = Writer::new(Vec::new());
+        // Most answers are a few hundred bytes: one allocation, no growing.
+        let mut writer = Writer::new(Vec::with_capacity(1024));
         // Writing into a Vec cannot fail; if it ever did, a minimal valid
         // document keeps the call alive rather than sending broken XML.
         match self.write(&mut writer) {
@@ -196,9 +232,9 @@ fn write_verb(w: &mut Writer<Vec<u8>>, verb: &Verb) -> std::io::Result<()> {
         }
         Verb::Say { text } => text_element(w, tag("Say", &[]), text),
         Verb::Hangup => w.write_event(Event::Empty(tag("Hangup", &[]))),
-        Verb::ConnectStream {
+        Verb::Connect {
             action,
-            url,
+            noun,
             parameters,
         } => {
             let action = action.as_deref().map(xml_safe);
@@ -206,9 +242,38 @@ fn write_verb(w: &mut Writer<Vec<u8>>, verb: &Verb) -> std::io::Result<()> {
                 Some(action) => tag("Connect", &[("action", action)]),
                 None => tag("Connect", &[]),
             };
-            let url = xml_safe(url);
+            let (name, attributes): (&str, Vec<(&str, Cow<'_, str>)>) = match noun {
+                Noun::Stream { url } => ("Stream", vec![("url", xml_safe(url))]),
+                Noun::ConversationRelay {
+                    url,
+                    welcome_greeting,
+                    language,
+                } => {
+                    let optional = [
+                        ("welcomeGreeting", welcome_greeting),
+                        ("language", language),
+                    ];
+                    let set = optional
+                        .into_iter()
+                        .filter_map(|(name, value)| Some((name, xml_safe(value.as_deref()?))));
+                    (
+                        "ConversationRelay",
+                        std::iter::once(("url", xml_safe(url))).chain(set).collect(),
+                    )
+                }
+                Noun::VirtualAgent { connector_name } => (
+                    "VirtualAgent",
+                    vec![("connectorName", xml_safe(connector_name))],
+                ),
+            };
+            let attributes: Vec<(&str, &str)> =
+                attributes.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+            let noun = tag(name, &attributes);
             element(w, connect, |w| {
-                element(w, tag("Stream", &[("url", &url)]), |w| {
+                if parameters.is_empty() {
+                    return w.write_event(Event::Empty(noun));
+                }
+                element(w, noun, |w| {
                     parameters.iter().try_for_each(|p| {
                         let (name, value) = (xml_safe(&p.name), xml_safe(&p.value));
                         let parameter = tag("Parameter", &[("name", &name), ("value", &value)]);
@@ -237,7 +302,10 @@ pub fn xml_safe(text: &str) -> Cow<'_, str> {
     fn allowed(c: char) -> bool {
         matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
     }
-    if text.chars().all(allowed) {
+    // Every forbidden character has a byte below 0x20 or starts with 0xEF
+    // (U+F000 to U+FFFF) in UTF-8: most text is cleared without decoding.
+    let plain = text.bytes().all(|b| b >= 0x20 && b != 0xEF);
+    if plain || text.chars().all(allowed) {
         Cow::Borrowed(text)
     } else {
         Cow::Owned(
@@ -342,19 +410,18 @@ mod tests {
         assert!(rendered.ends_with("action=\"\"/></Response>"));
     }
 
-    fn parameter(name: &str, value: &str) -> StreamParameter {
-        StreamParameter {
-            name: name.into(),
-            value: value.into(),
-        }
+    fn parameter(name: &str, value: &str) -> Parameter {
+        Parameter::new(name, value)
     }
 
     #[test]
     fn renders_connect_stream_with_action_and_escaped_parameters() {
         let twiml = VoiceResponse::new()
-            .verb(Verb::ConnectStream {
+            .verb(Verb::Connect {
                 action: Some("/call-complete?callSid=CA1&x=\"y\"".into()),
-                url: "wss://media.example.com/s?a=1&b=<2>".into(),
+                noun: Noun::Stream {
+                    url: "wss://media.example.com/s?a=1&b=<2>".into(),
+                },
                 parameters: vec![
                     parameter("asapp_callTransferId", "CA1"),
                     parameter("input_note", "a<b&c>\"d'\t\n\u{1}"),
@@ -374,9 +441,11 @@ mod tests {
     #[test]
     fn renders_connect_stream_without_action() {
         let twiml = VoiceResponse::new()
-            .verb(Verb::ConnectStream {
+            .verb(Verb::Connect {
                 action: None,
-                url: "wss://m/s".into(),
+                noun: Noun::Stream {
+                    url: "wss://m/s".into(),
+                },
                 parameters: vec![parameter("a", "1")],
             })
             .render();

@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::config::{DEFAULT_FALLBACK_MESSAGE, Settings};
 use crate::domain::{CallSid, ReferTo, ReferToError, SessionHistoryKey, SessionKeyError, SidError};
-use crate::twiml::{self, Verb, VoiceResponse};
+use crate::handoff::{Handoff, Vendor};
+use crate::twilio::TwilioRequest;
+use crate::twiml::{self, Noun, Parameter, Verb, VoiceResponse};
 use crate::vendors::VendorError;
 
 /// Why a voice route falls back; each has a stable code for Studio and logs.
@@ -61,6 +63,14 @@ pub enum VoiceError {
     /// `FLEX_WORKFLOW_SID` is unset: there is no workflow to enqueue into.
     #[error("FLEX_WORKFLOW_SID is not set, so the call cannot be enqueued into Flex")]
     WorkflowNotConfigured,
+    /// The setting naming the AI agent the caller was about to reach is unset.
+    #[error("{variable} is not set, so there is no AI agent to connect the caller to")]
+    AgentNotConfigured {
+        /// The stable code.
+        code: &'static str,
+        /// The variable to set.
+        variable: &'static str,
+    },
     /// The route's own code panicked: a bug, logged where it was caught.
     #[error("the route panicked (a bug)")]
     Panicked,
@@ -79,6 +89,7 @@ impl VoiceError {
             Self::MissingCallSid => "missing_call_sid",
             Self::InvalidCallSid(_) => "invalid_call_sid",
             Self::AgentUnavailable(e) => e.code(),
+            Self::AgentNotConfigured { code, .. } => code,
             Self::Vendor(e) => e.code(),
             Self::TransferExpired => "asapp_transfer_expired",
             Self::HandoffStateNotFound => "polyai_handoff_state_not_found",
@@ -91,7 +102,10 @@ impl VoiceError {
     /// a caller who expected an AI agent is told why the call goes elsewhere
     /// instead of hearing it silently change course.
     fn apologise_first(&self) -> bool {
-        matches!(self, Self::AgentUnavailable(_))
+        matches!(
+            self,
+            Self::AgentUnavailable(_) | Self::AgentNotConfigured { .. }
+        )
     }
 }
 
@@ -215,14 +229,16 @@ pub fn enqueue(settings: &Settings, attributes: &Value) -> Result<VoiceResponse,
 
 /// Task attributes for a call an AI agent hands to Flex: the agent's
 /// variables (`variables`, when a JSON object) as attributes, as the
-/// vendor's integration guides have them, then `call_sid` and everything the
-/// vendor sent (`details`) under its name (`vendor`). Those two win a clash:
-/// a variable of the same name is still in `details`.
+/// vendor's integration guides have them, then `call_sid`, everything the
+/// vendor sent (`details`) under its name (`vendor`), and the `handoff`.
+/// flexbridge's own win a clash: a variable of the same name is still in
+/// `details`.
 pub fn agent_task_attributes(
     call: &CallSid,
     variables: &Value,
     vendor: &str,
     details: Value,
+    handoff: Handoff,
 ) -> Value {
     let mut attributes = match variables {
         Value::Object(variables) => variables.clone(),
@@ -230,7 +246,98 @@ pub fn agent_task_attributes(
     };
     attributes.insert("call_sid".into(), call.as_ref().into());
     attributes.insert(vendor.into(), details);
-    attributes.into()
+    handoff.into_attributes(attributes)
+}
+
+/// Whether the caller has gone: Twilio requests a `<Connect action>` with
+/// the final `CallStatus` when the caller hung up during the session.
+pub fn caller_hung_up(request: &TwilioRequest) -> bool {
+    request.get("CallStatus").is_some_and(|status| {
+        ["completed", "busy", "no-answer", "canceled", "failed"]
+            .iter()
+            .any(|gone| status.eq_ignore_ascii_case(gone))
+    })
+}
+
+/// Enqueue the call into Flex with `handoff` as its task attributes (and
+/// `call_sid` when known).
+///
+/// # Errors
+/// [`VoiceError::WorkflowNotConfigured`] when `FLEX_WORKFLOW_SID` is unset.
+pub fn enqueue_handoff(
+    settings: &Settings,
+    call: Option<&CallSid>,
+    handoff: Handoff,
+) -> Result<VoiceResponse, VoiceError> {
+    let mut attributes = Map::new();
+    if let Some(call) = call {
+        attributes.insert("call_sid".into(), call.as_ref().into());
+    }
+    enqueue(settings, &handoff.into_attributes(attributes))
+}
+
+/// Request fields passed on to an AI agent as `<Parameter>`s, besides every
+/// `input_*` field (ASAPP's input variables, say).
+const FORWARDED_FIELDS: [&str; 2] = ["customerId", "taskName"];
+
+/// The prefix of request fields passed on to an AI agent.
+const INPUT_PREFIX: &str = "input_";
+
+/// `customerId`, `taskName`, then every `input_*` field in the order sent;
+/// form fields before query fields, the first of a repeated name, blank
+/// values left out.
+pub fn forwarded_parameters(request: &TwilioRequest) -> Vec<Parameter> {
+    let fields = || request.params();
+    let is_input = |name: &str| name.len() > INPUT_PREFIX.len() && name.starts_with(INPUT_PREFIX);
+    let named = FORWARDED_FIELDS
+        .iter()
+        .filter_map(|wanted| fields().find(|(name, _)| name == wanted));
+    let inputs = fields().filter(|(name, _)| is_input(name));
+    let mut parameters: Vec<Parameter> = Vec::new();
+    for (name, value) in named.chain(inputs) {
+        if value.trim().is_empty() || parameters.iter().any(|p| p.name == name) {
+            continue;
+        }
+        parameters.push(Parameter::new(name, value));
+    }
+    parameters
+}
+
+/// `<Connect>` the call to an AI agent. Called directly (by a phone
+/// number), the `action` is the route's `callback` path, which acts on how
+/// the session ended. Called from Studio (`FlowEvent=return` in the query)
+/// there is no `action`: Twilio runs the next verb when the session ends, a
+/// `<Redirect>` back to the flow, which resumes there (without
+/// `STUDIO_WEBHOOK_URL` the call ends with the session).
+pub fn connect(
+    settings: &Settings,
+    request: &TwilioRequest,
+    callback: &str,
+    noun: Noun,
+    parameters: Vec<Parameter>,
+) -> VoiceResponse {
+    let from_studio = request
+        .query()
+        .iter()
+        .any(|(name, value)| name == "FlowEvent" && value.eq_ignore_ascii_case("return"));
+    let connect = VoiceResponse::new().verb(Verb::Connect {
+        action: (!from_studio).then(|| callback_url(settings, callback)),
+        noun,
+        parameters,
+    });
+    if !from_studio {
+        return connect;
+    }
+    match studio_return(settings, []) {
+        Some(back_to_studio) => connect.then(back_to_studio),
+        None => {
+            tracing::warn!(
+                variable = "STUDIO_WEBHOOK_URL",
+                "FlowEvent=return but no Studio flow configured: the call ends with the session"
+            );
+            connect
+        }
+    }
 }
 
 /// The URL of a flexbridge route for Twilio to request next (`path` starts
@@ -255,7 +362,8 @@ fn goodbye_message(settings: &Settings) -> VoiceResponse {
     })
 }
 
-/// Task attributes for a call enqueued into Flex.
+/// Task attributes for a call enqueued into Flex: for a watsonx transfer,
+/// with the `handoff` (the key as session id, the SIP headers as context).
 ///
 /// `call_sid` matches the name TaskRouter itself uses for voice tasks;
 /// repeated SIP headers are joined with ", " as RFC 3261 §7.3.1 allows.
@@ -286,7 +394,15 @@ fn task_attributes(handback: &Handback<'_>) -> Value {
             }
         }
         let headers: Map<String, Value> = headers.into_iter().map(|(n, v)| (n, v.into())).collect();
-        attributes.insert("sip_headers".into(), headers.into());
+        attributes.insert("sip_headers".into(), headers.clone().into());
+        let handoff = Handoff {
+            vendor: Vendor::Watsonx,
+            reason: None,
+            summary: None,
+            session_id: handback.key.map(SessionHistoryKey::to_string_lossy),
+            context: headers.into(),
+        };
+        return handoff.into_attributes(attributes);
     }
     attributes.into()
 }
@@ -328,20 +444,29 @@ mod tests {
     fn an_agents_variables_become_attributes_and_flexbridges_own_win_a_clash() {
         let call = CallSid::parse(CALL).unwrap();
         let details = json!({"transferVariables": {"call_sid": "mine", "asapp": 1}});
+        let handoff = json!({"vendor": "asapp", "context": {}});
         let cases = [
             (
-                json!({"reason": "refund", "call_sid": "mine", "asapp": 1}),
-                json!({"reason": "refund", "call_sid": CALL, "asapp": details}),
+                json!({"reason": "refund", "call_sid": "mine", "asapp": 1, "handoff": 2}),
+                json!({"reason": "refund", "call_sid": CALL, "asapp": details, "handoff": handoff}),
             ),
-            (json!(null), json!({"call_sid": CALL, "asapp": details})),
+            (
+                json!(null),
+                json!({"call_sid": CALL, "asapp": details, "handoff": handoff}),
+            ),
             (
                 json!(["a", "b"]),
-                json!({"call_sid": CALL, "asapp": details}),
+                json!({"call_sid": CALL, "asapp": details, "handoff": handoff}),
             ),
-            (json!("text"), json!({"call_sid": CALL, "asapp": details})),
+            (
+                json!("text"),
+                json!({"call_sid": CALL, "asapp": details, "handoff": handoff}),
+            ),
         ];
         for (variables, expected) in cases {
-            let attributes = agent_task_attributes(&call, &variables, "asapp", details.clone());
+            let handoff = Handoff::new(Vendor::Asapp, None, json!({}));
+            let attributes =
+                agent_task_attributes(&call, &variables, "asapp", details.clone(), handoff);
             assert_eq!(attributes, expected, "{variables}");
         }
     }

@@ -19,4 +19,6 @@ pub use sip::{
     SipHost, SipHostError, USER_TO_USER_HEADER, is_dns_name, user_to_user_data,
 };
 pub use store_url::{HandoverStoreSetting, RedisUrl, StoreUrlError};
-pub use web_url::{ApiBaseUrl, PublicBaseUrl, StudioWebhookUrl, UrlError, encode_query_text};
+pub use web_url::{
+    ApiBaseUrl, PublicBaseUrl, StudioWebhookUrl, UrlError, WebSocketUrl, encode_query_text,
+};

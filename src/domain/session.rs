@@ -66,6 +66,19 @@ impl SessionId {
     }
 }
 
+/// The session in its canonical form: `conversations__IS…/CH…` or `voice:CA…`.
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Conversation {
+                service,
+                conversation,
+            } => write!(f, "conversations__{service}/{conversation}"),
+            Self::Voice { call } => write!(f, "voice:{call}"),
+        }
+    }
+}
+
 /// Who the customer is, as the assistant knows them.
 ///
 /// # Format

@@ -32,6 +32,9 @@ pub enum UrlError {
     /// A part this kind of URL must not have.
     #[error("must not contain {0}")]
     Forbidden(&'static str),
+    /// Not a secure WebSocket URL.
+    #[error("the scheme must be wss (Twilio connects only to secure WebSockets)")]
+    NotWebSocket,
 }
 
 /// Parse an absolute http(s) URL with a host, no credentials and no fragment.
@@ -47,6 +50,37 @@ fn parse_http_url(text: &str) -> Result<Url, UrlError> {
         return Err(UrlError::Forbidden("a #fragment"));
     }
     Ok(url)
+}
+
+/// A `wss://` URL with a host: where Twilio streams a call's audio or
+/// relays a conversation (Twilio connects to no other kind).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebSocketUrl(String);
+
+impl WebSocketUrl {
+    /// Accept an absolute `wss://` URL with a host, kept as written.
+    ///
+    /// # Errors
+    /// When the text is not such a URL.
+    pub fn parse(text: &str) -> Result<Self, UrlError> {
+        let url = Url::parse(text)?;
+        if url.scheme() != "wss" || !url.has_host() {
+            return Err(UrlError::NotWebSocket);
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+impl AsRef<str> for WebSocketUrl {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WebSocketUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// The public origin Twilio uses to reach flexbridge, e.g. `https://flexbridge.fly.dev`.
@@ -184,6 +218,21 @@ impl fmt::Debug for StudioWebhookUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_urls_must_be_wss_with_a_host_and_are_kept_as_written() {
+        let url = WebSocketUrl::parse("wss://Agent.example.com:8443/relay?t=1").unwrap();
+        assert_eq!(url.as_ref(), "wss://Agent.example.com:8443/relay?t=1");
+        for bad in [
+            "",
+            "ws://media.asapp.com/s",
+            "https://media.asapp.com/s",
+            "wss://",
+            "media.asapp.com",
+        ] {
+            assert!(WebSocketUrl::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn public_base_url_drops_trailing_slash_and_keeps_prefix() {

@@ -19,6 +19,7 @@ use crate::domain::{
     ConversationServiceSid, ConversationSid, FlowSid, Identity, SessionId, Sid, SidError, SidKind,
     WorkflowSid, WorkspaceSid,
 };
+use crate::handoff::{Handoff, Vendor};
 use crate::twilio::client::{ClientError, DryRunRequest, Sent, TwilioClient};
 use crate::twiml::VoiceResponse;
 
@@ -259,19 +260,26 @@ fn outcome(sent: Sent) -> Outcome {
 
 /// Task attributes: who the customer is (`from`, `customerName`,
 /// `customerAddress`, as Twilio's sample sets them), then every string field
-/// of the tool input. Input fields may refine `customerName` but never
-/// replace the routing-relevant `from` and `customerAddress`.
+/// of the tool input, then the `handoff` with the tool input as its context.
+/// Input fields may refine `customerName` but never replace the
+/// routing-relevant `from` and `customerAddress`.
 fn task_attributes(request: &HandoverRequest) -> Value {
     let address = request.identity.address();
     let mut attributes = Map::new();
     attributes.insert("from".into(), address.clone().into());
     attributes.insert("customerName".into(), address.clone().into());
     attributes.insert("customerAddress".into(), address.into());
-    for (name, value) in &request.fields {
-        let routing = matches!(name.as_str(), "from" | "customerAddress");
-        if !routing && !OVERRIDES.contains(&name.as_str()) {
-            attributes.insert(name.clone(), value.clone().into());
+    let input: Map<String, Value> = request
+        .fields
+        .iter()
+        .filter(|(name, _)| !OVERRIDES.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone().into()))
+        .collect();
+    for (name, value) in &input {
+        if !matches!(name.as_str(), "from" | "customerAddress") {
+            attributes.insert(name.clone(), value.clone());
         }
     }
-    attributes.into()
+    let session = Some(request.session.to_string());
+    Handoff::new(Vendor::AiAssistant, session, input.into()).into_attributes(attributes)
 }

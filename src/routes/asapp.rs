@@ -12,17 +12,11 @@ use actix_web::{Either, HttpRequest, HttpResponse, web};
 use super::lookup::{CallLookupError, CallSidProblem, call_sid_in};
 use crate::config::Settings;
 use crate::domain::{CallSid, encode_query_text};
+use crate::handoff::{Handoff, Vendor};
 use crate::twilio::TwilioRequest;
-use crate::twiml::{StreamParameter, Verb, VoiceResponse};
+use crate::twiml::{Noun, Parameter, Verb, VoiceResponse};
 use crate::vendors::asapp::{AsappClient, TransferStatus, TransferType};
 use crate::voice::{self, VoiceAnswer, VoiceError};
-
-/// Request fields passed on to GenerativeAgent as stream parameters, besides
-/// every `input_*` field (its input variables).
-const FORWARDED_FIELDS: [&str; 2] = ["customerId", "taskName"];
-
-/// The prefix of request fields that become GenerativeAgent input variables.
-const INPUT_PREFIX: &str = "input_";
 
 /// Where `/call-complete` reads the call SID: the `callSid` flexbridge puts
 /// in the `<Connect action>` URL, else Twilio's own `CallSid`.
@@ -48,70 +42,23 @@ async fn connect_to_agent(
         .stream_url()
         .await
         .map_err(VoiceError::AgentUnavailable)?;
-    let from_studio = request
-        .query()
-        .iter()
-        .any(|(name, value)| name == "FlowEvent" && value.eq_ignore_ascii_case("return"));
-    let action = (!from_studio).then(|| {
-        let path = format!(
-            "/call-complete?callSid={}",
-            encode_query_text(call.as_ref())
-        );
-        voice::callback_url(settings, &path)
-    });
-    let mut parameters = vec![
-        parameter("asapp_callTransferId", call.as_ref()),
-        parameter("asapp_externalConversationId", call.as_ref()),
-    ];
-    parameters.extend(forwarded_parameters(request));
-    let connect = VoiceResponse::new().verb(Verb::ConnectStream {
-        action,
-        url: url.as_ref().to_owned(),
-        parameters,
-    });
-    if !from_studio {
-        return Ok(connect);
-    }
-    // Without an action Twilio runs the next verb when the stream ends; a
-    // Redirect back to the flow resumes it there, where the flow reads the
-    // result from /call-complete. Without one the call simply ends.
-    match voice::studio_return(settings, []) {
-        Some(back_to_studio) => Ok(connect.then(back_to_studio)),
-        None => {
-            tracing::warn!(
-                variable = "STUDIO_WEBHOOK_URL",
-                "FlowEvent=return but no Studio flow configured: the call ends with the stream"
-            );
-            Ok(connect)
-        }
-    }
-}
-
-fn parameter(name: &str, value: &str) -> StreamParameter {
-    StreamParameter {
-        name: name.to_owned(),
-        value: value.to_owned(),
-    }
-}
-
-/// `customerId`, `taskName`, then every `input_*` field in the order sent;
-/// form fields before query fields, the first of a repeated name, blank
-/// values left out.
-fn forwarded_parameters(request: &TwilioRequest) -> Vec<StreamParameter> {
-    let fields = || request.params();
-    let is_input = |name: &str| name.len() > INPUT_PREFIX.len() && name.starts_with(INPUT_PREFIX);
-    let named = FORWARDED_FIELDS
-        .iter()
-        .filter_map(|wanted| fields().find(|(name, _)| name == wanted));
-    let inputs = fields().filter(|(name, _)| is_input(name));
-    let mut parameters: Vec<StreamParameter> = Vec::new();
-    for (name, value) in named.chain(inputs) {
-        if value.trim().is_empty() || parameters.iter().any(|p| p.name == name) {
-            continue;
-        }
-        parameters.push(parameter(name, value));
-    }
-    parameters
+    let ids = ["asapp_callTransferId", "asapp_externalConversationId"]
+        .map(|name| Parameter::new(name, call.as_ref()));
+    let callback = format!(
+        "/call-complete?callSid={}",
+        encode_query_text(call.as_ref())
+    );
+    Ok(voice::connect(
+        settings,
+        request,
+        &callback,
+        Noun::Stream {
+            url: url.as_ref().to_owned(),
+        },
+        ids.into_iter()
+            .chain(voice::forwarded_parameters(request))
+            .collect(),
+    ))
 }
 
 /// Act on the call-transfer result: TwiML for Twilio's `<Connect action>`
@@ -189,8 +136,13 @@ async fn act_on_transfer(
     if transfer.transfer_type == Some(TransferType::Agent) {
         // Serialising a struct of strings and JSON values cannot fail.
         let details = serde_json::to_value(transfer.summary()).unwrap_or_default();
-        let attributes =
-            voice::agent_task_attributes(&call, &transfer.transfer_variables, "asapp", details);
+        let handoff = Handoff::new(
+            Vendor::Asapp,
+            Some(call.to_string()),
+            transfer.transfer_variables.clone(),
+        );
+        let variables = &transfer.transfer_variables;
+        let attributes = voice::agent_task_attributes(&call, variables, "asapp", details, handoff);
         return Ok((voice::enqueue(settings, &attributes)?, "handed_over"));
     }
     if transfer.status == TransferStatus::Expired {

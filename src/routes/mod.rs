@@ -3,6 +3,7 @@
 //! kind of answer it gives and what it needs to be ready.
 
 mod asapp;
+pub mod conversation_relay;
 mod health;
 mod lookup;
 mod metrics;
@@ -10,6 +11,7 @@ mod polyai;
 mod receive_call;
 mod refer_handler;
 mod tools;
+pub mod virtual_agent;
 
 use std::panic::AssertUnwindSafe;
 
@@ -179,6 +181,48 @@ pub const ROUTES: &[Route] = &[
                     polyai_demo(s)
                 )
             })
+        }),
+    },
+    Route {
+        path: "/conversation-relay/connect",
+        methods: VOICE,
+        answers: Answers::Twiml,
+        handler: || web::to(conversation_relay::connect),
+        ready: Some(|s| match &s.relay.url {
+            Some(url) => Ok(format!("connects calls to {}", url.as_ref())),
+            None => Err("set CONVERSATION_RELAY_URL".to_owned()),
+        }),
+    },
+    Route {
+        path: "/conversation-relay/complete",
+        methods: VOICE,
+        answers: Answers::Twiml,
+        handler: || web::to(conversation_relay::complete),
+        ready: Some(|s| {
+            needs(&[workflow(s)])
+                .map(|()| "enqueues handoffs and failed sessions into Flex".to_owned())
+        }),
+    },
+    Route {
+        path: "/virtual-agent/connect",
+        methods: VOICE,
+        answers: Answers::Twiml,
+        handler: || web::to(virtual_agent::connect),
+        ready: Some(|s| match &s.dialogflow_connector {
+            Some(name) => Ok(format!(
+                "connects calls to the Dialogflow CX connector {name}"
+            )),
+            None => Err("set DIALOGFLOW_CX_CONNECTOR_NAME".to_owned()),
+        }),
+    },
+    Route {
+        path: "/virtual-agent/complete",
+        methods: VOICE,
+        answers: Answers::Twiml,
+        handler: || web::to(virtual_agent::complete),
+        ready: Some(|s| {
+            needs(&[workflow(s)])
+                .map(|()| "enqueues live-agent handoffs and failed sessions into Flex".to_owned())
         }),
     },
 ];

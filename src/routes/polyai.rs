@@ -14,6 +14,7 @@ use actix_web::{HttpResponse, web};
 
 use super::lookup::{CallLookupError, call_sid_in};
 use crate::config::Settings;
+use crate::handoff::{self, Handoff};
 use crate::twilio::TwilioRequest;
 use crate::twiml::{Verb, VoiceResponse};
 use crate::vendors::polyai::PolyAiClient;
@@ -83,6 +84,11 @@ async fn enqueue_with_state(
         .await?
         .ok_or(VoiceError::HandoffStateNotFound)?;
     let state = state.value();
-    let attributes = voice::agent_task_attributes(&call, state, "polyai", state.clone());
+    let handoff = Handoff::new(
+        handoff::Vendor::PolyAi,
+        Some(call.to_string()),
+        state.clone(),
+    );
+    let attributes = voice::agent_task_attributes(&call, state, "polyai", state.clone(), handoff);
     Ok((voice::enqueue(settings, &attributes)?, "handed_over"))
 }

@@ -182,6 +182,15 @@ pub struct TwilioRequest {
 }
 
 impl TwilioRequest {
+    /// A request of these form parameters and no query, for callers with no
+    /// HTTP request at hand (the fuzz targets).
+    pub fn from_form(form: FormParams) -> Self {
+        Self {
+            form,
+            query: FormParams::default(),
+        }
+    }
+
     /// The first value of `name`: from the form body, else from the query.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.form.get(name).or_else(|| self.query.get(name))

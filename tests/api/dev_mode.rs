@@ -1,5 +1,6 @@
 //! The README's quick start: `flexbridge --dev` answers every route at once.
 
+use crate::helpers::{assert_handoff_schema, enqueued_attributes};
 use crate::process::start_binary;
 
 #[tokio::test]
@@ -77,7 +78,7 @@ async fn dev_mode_dry_runs_the_handover_and_shows_the_exact_request() {
         "https://flex-api.twilio.com/v1/Interactions"
     );
     let channel = r#"{"initiated_by":"customer","properties":{"media_channel_sid":"CH0123456789abcdef0123456789abcdef"},"type":"whatsapp"}"#;
-    let routing = r#"{"properties":{"attributes":{"customerAddress":"whatsapp:+14155550100","customerName":"whatsapp:+14155550100","from":"whatsapp:+14155550100","summary":"refund"},"task_channel_unique_name":"chat","workflow_sid":"WW00000000000000000000000000000000","workspace_sid":"WS00000000000000000000000000000000"}}"#;
+    let routing = r#"{"properties":{"attributes":{"customerAddress":"whatsapp:+14155550100","customerName":"whatsapp:+14155550100","from":"whatsapp:+14155550100","handoff":{"context":{"summary":"refund"},"session_id":"conversations__IS0123456789abcdef0123456789abcdef/CH0123456789abcdef0123456789abcdef","summary":"refund","vendor":"ai_assistant"},"summary":"refund"},"task_channel_unique_name":"chat","workflow_sid":"WW00000000000000000000000000000000","workspace_sid":"WS00000000000000000000000000000000"}}"#;
     assert_eq!(
         answer["request"]["form"],
         serde_json::json!({"Channel": channel, "Routing": routing})
@@ -151,10 +152,71 @@ async fn dev_mode_answers_the_vendor_routes_with_demo_values() {
         state,
         r#"{"dev_demo":true,"reason":"caller asked for an agent","summary":"Wants to change the delivery address of order 1234."}"#
     );
-    assert!(
-        polyai_complete.contains(&format!(
-            "<Task>{{&quot;call_sid&quot;:&quot;{call}&quot;,&quot;dev_demo&quot;:true,&quot;polyai&quot;:{{&quot;dev_demo&quot;:true"
-        )),
-        "{polyai_complete}"
+    let attributes = enqueued_attributes(&polyai_complete);
+    assert_eq!(attributes["call_sid"], call, "{polyai_complete}");
+    assert_eq!(attributes["polyai"]["dev_demo"], true, "{polyai_complete}");
+    assert_eq!(assert_handoff_schema(&attributes)["vendor"], "polyai");
+}
+
+/// `--dev` serves the ConversationRelay and Dialogflow CX routes with demo
+/// settings: a placeholder WebSocket URL and connector name, and the Flex
+/// handoff of whatever the callbacks carry.
+#[tokio::test]
+async fn dev_mode_connects_and_hands_off_the_conversation_relay_and_virtual_agent_routes() {
+    let process = start_binary(&["--dev"], &[]).await;
+    let client = reqwest::Client::new();
+    let call = "CA0123456789abcdef0123456789abcdef";
+    let post = |route: &str, params: &[(&str, &str)]| {
+        let mut form = vec![("CallSid", call), ("CallStatus", "in-progress")];
+        form.extend_from_slice(params);
+        let request = client
+            .post(format!("{}{route}", process.address))
+            .form(&form);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+
+    let relay = post("/conversation-relay/connect", &[]).await;
+    let relay_done = post(
+        "/conversation-relay/complete",
+        &[
+            ("SessionId", "VX1"),
+            ("HandoffData", r#"{"reason":"billing"}"#),
+        ],
+    )
+    .await;
+    let agent = post("/virtual-agent/connect", &[]).await;
+    let agent_done = post(
+        "/virtual-agent/complete",
+        &[("VirtualAgentStatus", "live-agent-handoff")],
+    )
+    .await;
+
+    let decl = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+    assert_eq!(
+        relay,
+        format!(
+            "{decl}<Response><Connect action=\"/conversation-relay/complete\">\
+             <ConversationRelay url=\"wss://agent.example.invalid/conversation-relay\">\
+             <Parameter name=\"call_sid\" value=\"{call}\"/></ConversationRelay></Connect></Response>"
+        )
     );
+    assert_eq!(
+        agent,
+        format!(
+            "{decl}<Response><Connect action=\"/virtual-agent/complete\">\
+             <VirtualAgent connectorName=\"dev-demo-dialogflow-cx\"/></Connect></Response>"
+        )
+    );
+    for (done, vendor) in [
+        (&relay_done, "conversation_relay"),
+        (&agent_done, "dialogflow_cx"),
+    ] {
+        assert!(
+            done.contains("<Enqueue workflowSid=\"WW00000000000000000000000000000000\">"),
+            "{done}"
+        );
+        let attributes = enqueued_attributes(done);
+        assert_eq!(attributes["call_sid"], call);
+        assert_eq!(assert_handoff_schema(&attributes)["vendor"], vendor);
+    }
 }

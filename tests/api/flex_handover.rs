@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::helpers::{TestApp, spawn_app_over};
+use crate::helpers::{TestApp, assert_handoff_schema, spawn_app_over};
 
 pub const AC: &str = "AC0123456789abcdef0123456789abcdef";
 pub const SK: &str = "SK0123456789abcdef0123456789abcdef";
@@ -186,16 +186,23 @@ async fn flex_handover_sends_the_exact_interaction_for_each_channel_type() {
             json!({"type": channel_type, "initiated_by": "customer", "properties": {"media_channel_sid": CH}}),
             "{identity}"
         );
+        let handoff = json!({
+            "vendor": "ai_assistant",
+            "summary": "Wants a refund",
+            "session_id": format!("conversations__{IS}/{CH}"),
+            "context": {"summary": "Wants a refund"},
+        });
         assert_eq!(
             routing,
             json!({"properties": {
                 "workspace_sid": WS,
                 "workflow_sid": WW,
                 "task_channel_unique_name": "chat",
-                "attributes": {"from": address, "customerName": address, "customerAddress": address, "summary": "Wants a refund"},
+                "attributes": {"from": address, "customerName": address, "customerAddress": address, "summary": "Wants a refund", "handoff": handoff},
             }}),
             "{identity}"
         );
+        assert_handoff_schema(&routing["properties"]["attributes"]);
     }
 }
 
@@ -246,9 +253,12 @@ async fn flex_handover_applies_overrides_and_keeps_routing_attributes() {
     let routing: Value = serde_json::from_str(&field(&requests[0], "Routing")).unwrap();
     assert_eq!(routing["properties"]["workspace_sid"], other_ws);
     assert_eq!(routing["properties"]["workflow_sid"], other_ww);
+    // The tool input is the handoff's context, as sent (but the overrides).
+    let input = json!({"from": "spoofed", "customerAddress": "spoofed", "customerName": "Jane"});
     assert_eq!(
         routing["properties"]["attributes"],
-        json!({"from": "+14155550100", "customerAddress": "+14155550100", "customerName": "Jane"})
+        json!({"from": "+14155550100", "customerAddress": "+14155550100", "customerName": "Jane",
+               "handoff": {"vendor": "ai_assistant", "session_id": format!("conversations__{IS}/{CH}"), "context": input}})
     );
 }
 
@@ -293,8 +303,11 @@ async fn flex_handover_of_a_call_updates_it_with_enqueue_twiml() {
         serde_json::from_str(enqueue.first_element_child().unwrap().text().unwrap()).unwrap();
     assert_eq!(
         task,
-        json!({"from": "+14155550100", "customerName": "+14155550100", "customerAddress": "+14155550100", "summary": "Billing <question> & more"})
+        json!({"from": "+14155550100", "customerName": "+14155550100", "customerAddress": "+14155550100", "summary": "Billing <question> & more",
+               "handoff": {"vendor": "ai_assistant", "summary": "Billing <question> & more", "session_id": format!("voice:{CA}"),
+                           "context": {"summary": "Billing <question> & more"}}})
     );
+    assert_handoff_schema(&task);
 }
 
 /// Each upstream fault: the answer, and how many times Twilio was asked.

@@ -277,3 +277,30 @@ fn compare_nodes(a: roxmltree::Node, e: roxmltree::Node, actual: &str, expected:
         compare_nodes(ac, ec, actual, expected);
     }
 }
+
+/// Assert that task attributes match `schemas/handoff.schema.json`, the
+/// handoff shape every vendor's Flex task carries, and return its `handoff`.
+pub fn assert_handoff_schema(attributes: &serde_json::Value) -> serde_json::Value {
+    static SCHEMA: std::sync::LazyLock<jsonschema::Validator> = std::sync::LazyLock::new(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/handoff.schema.json"))
+                .expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
+    });
+    let errors: Vec<String> = SCHEMA
+        .iter_errors(attributes)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?} in {attributes}");
+    attributes["handoff"].clone()
+}
+
+/// The task attributes of the single `<Enqueue>` of a TwiML answer.
+pub fn enqueued_attributes(twiml: &str) -> serde_json::Value {
+    let doc = roxmltree::Document::parse(twiml).expect("well-formed XML");
+    let task = doc
+        .descendants()
+        .find(|n| n.has_tag_name("Task"))
+        .unwrap_or_else(|| panic!("no <Task>: {twiml}"));
+    serde_json::from_str(task.text().unwrap_or_default()).expect("the task attributes are JSON")
+}

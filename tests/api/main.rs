@@ -1,5 +1,6 @@
 //! HTTP-level tests against the real app on a random local port.
 
+mod ai_sessions;
 mod asapp;
 mod check_config;
 mod dev_mode;

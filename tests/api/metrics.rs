@@ -7,7 +7,7 @@ use crate::helpers::{CALL_SID, spawn_app, spawn_studio_app};
 use crate::process::start_binary;
 
 /// The value of the series whose line starts with `prefix`.
-fn value(metrics: &str, prefix: &str) -> Option<f64> {
+pub fn value(metrics: &str, prefix: &str) -> Option<f64> {
     metrics
         .lines()
         .find(|l| l.starts_with(prefix))

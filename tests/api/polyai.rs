@@ -10,7 +10,9 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::asapp::{DECL, Fault, closed_origin, xml_text};
 use crate::flex_handover::json_of;
-use crate::helpers::{CALL_SID, STUDIO, TestApp, WORKFLOW, spawn_app_over};
+use crate::helpers::{
+    CALL_SID, STUDIO, TestApp, WORKFLOW, assert_handoff_schema, enqueued_attributes, spawn_app_over,
+};
 
 const API_KEY: &str = "polyai-key-5d2b91";
 const CONNECTOR: &str = "connector-7c1a";
@@ -290,7 +292,7 @@ async fn polyai_call_complete_enqueues_the_call_with_the_handoff_state() {
     // The state's fields as attributes, and all of it again under `polyai`.
     let state = r#"{"caller":{"name":"Ana"},"reason":"billing","summary":"Disputes a <charge> & wants \"refund\""}"#;
     let task = format!(
-        r#"{{"call_sid":"{CALL_SID}","caller":{{"name":"Ana"}},"polyai":{state},"reason":"billing","summary":"Disputes a <charge> & wants \"refund\""}}"#
+        r#"{{"call_sid":"{CALL_SID}","caller":{{"name":"Ana"}},"handoff":{{"context":{state},"reason":"billing","session_id":"{CALL_SID}","summary":"Disputes a <charge> & wants \"refund\"","vendor":"polyai"}},"polyai":{state},"reason":"billing","summary":"Disputes a <charge> & wants \"refund\""}}"#
     );
     assert_eq!(
         twiml,
@@ -299,6 +301,7 @@ async fn polyai_call_complete_enqueues_the_call_with_the_handoff_state() {
             xml_text(&task)
         )
     );
+    assert_handoff_schema(&enqueued_attributes(&twiml));
     assert_one_state_request(&polyai.received_requests().await.unwrap());
 }
 

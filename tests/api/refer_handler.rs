@@ -1,4 +1,6 @@
-use crate::helpers::{CALL_SID, STUDIO, WORKFLOW, redirect_url, spawn_app, spawn_studio_app};
+use crate::helpers::{
+    CALL_SID, STUDIO, WORKFLOW, assert_handoff_schema, redirect_url, spawn_app, spawn_studio_app,
+};
 
 const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 const IBM_KEY: &str = "dev::latest::893499::dff9c274-adc4-4f63-93de-781166760bf8::978f1fd7-4e24-47d8-adb0-24a8a6eff69e::b5ffd6c2-902f-4658-b586-e3fc170a6cf3::7ad616a350cc48078f17e3ee3df551de";
@@ -424,19 +426,22 @@ async fn refer_handler_enqueues_into_flex_when_studio_is_not_configured() {
     let task = enqueue.first_element_child().unwrap();
     assert_eq!(task.tag_name().name(), "Task");
     let attributes: serde_json::Value = serde_json::from_str(task.text().unwrap()).unwrap();
+    let sip_headers = serde_json::json!({
+        "User-to-User": "uui;encoding=ascii",
+        KEY_HEADER: "k\"ey",
+        "X-Tier": "gold, vip",
+        "X-Bin": "\u{FFFD}",
+    });
     assert_eq!(
         attributes,
         serde_json::json!({
             "call_sid": CALL_SID,
             "session_history_key": "k\"ey",
-            "sip_headers": {
-                "User-to-User": "uui;encoding=ascii",
-                KEY_HEADER: "k\"ey",
-                "X-Tier": "gold, vip",
-                "X-Bin": "\u{FFFD}",
-            }
+            "sip_headers": sip_headers,
+            "handoff": {"vendor": "watsonx", "session_id": "k\"ey", "context": sip_headers},
         })
     );
+    assert_handoff_schema(&attributes);
 }
 
 #[tokio::test]
@@ -454,7 +459,9 @@ async fn refer_handler_enqueues_with_the_error_code_when_the_key_is_missing() {
         twiml,
         format!(
             "{DECL}<Response><Enqueue workflowSid=\"{WORKFLOW}\"><Task>\
-             {{&quot;flexbridge_error&quot;:&quot;missing_session_history_key&quot;,&quot;sip_headers&quot;:{{&quot;X-A&quot;:&quot;1&quot;}}}}\
+             {{&quot;flexbridge_error&quot;:&quot;missing_session_history_key&quot;,\
+             &quot;handoff&quot;:{{&quot;context&quot;:{{&quot;X-A&quot;:&quot;1&quot;}},&quot;vendor&quot;:&quot;watsonx&quot;}},\
+             &quot;sip_headers&quot;:{{&quot;X-A&quot;:&quot;1&quot;}}}}\
              </Task></Enqueue></Response>"
         )
     );

@@ -1,8 +1,11 @@
 //! `X-Twilio-Signature` end to end, through the HTTP server.
 
+use flexbridge::routes::{Answers, ROUTES};
 use flexbridge::twilio::SignatureKey;
 
-use crate::helpers::{STUDIO, TEST_AUTH_TOKEN, assert_twiml_response, spawn_app, spawn_studio_app};
+use crate::helpers::{
+    CALL_SID, STUDIO, TEST_AUTH_TOKEN, assert_twiml_response, spawn_app, spawn_studio_app,
+};
 
 const CALLED: (&str, &str) = ("Called", "+18005551234");
 
@@ -328,4 +331,50 @@ async fn a_body_signed_through_body_sha256_is_accepted_and_a_swapped_body_is_not
 
     assert_eq!(original.status().as_u16(), 200);
     assert_eq!(swapped.status().as_u16(), 403);
+}
+
+/// Every route Twilio (or a Studio flow) calls refuses unsigned and forged
+/// requests, for each method it serves, before any vendor is asked.
+#[tokio::test]
+async fn every_twilio_facing_route_refuses_unsigned_and_forged_requests() {
+    let vendor = wiremock::MockServer::start().await;
+    let uri = vendor.uri();
+    let app = spawn_app(&[
+        ("ASAPP_API_HOST", uri.as_str()),
+        ("ASAPP_API_ID", "id"),
+        ("ASAPP_API_SECRET", "secret"),
+        ("POLYAI_API_BASE_URL", uri.as_str()),
+        ("POLYAI_API_KEY", "key"),
+        ("STUDIO_WEBHOOK_URL", STUDIO),
+    ])
+    .await;
+    let twilio_facing = ROUTES.iter().filter(|r| {
+        matches!(
+            r.answers,
+            Answers::Twiml | Answers::TwimlOrJson | Answers::Json
+        )
+    });
+
+    let mut checked = 0;
+    for route in twilio_facing {
+        for method in route.methods {
+            let request = |signature: Option<&str>| {
+                let url = format!("{}?CallSid={CALL_SID}", app.url(route.path));
+                let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+                let request = app.client.request(method, url);
+                match signature {
+                    Some(signature) => request.header("X-Twilio-Signature", signature),
+                    None => request,
+                }
+            };
+            let unsigned = request(None).send().await.unwrap();
+            let forged = request(Some("Zm9yZ2Vk")).send().await.unwrap();
+
+            assert_eq!(unsigned.status().as_u16(), 400, "{method} {}", route.path);
+            assert_eq!(forged.status().as_u16(), 403, "{method} {}", route.path);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 22, "11 routes, POST and GET");
+    assert!(vendor.received_requests().await.unwrap().is_empty());
 }

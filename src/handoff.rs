@@ -1,0 +1,258 @@
+//! The `handoff` task attribute: one shape for every AI agent that hands a
+//! customer to a person (`schemas/handoff.schema.json`), so one TaskRouter
+//! workflow and one Flex view serve every vendor; and task attributes kept
+//! within TaskRouter's size limit.
+
+use serde_json::{Map, Value};
+
+/// TaskRouter refuses task attributes over 16 KB
+/// (<https://www.twilio.com/docs/taskrouter/limits>); flexbridge keeps them
+/// below this many bytes of JSON.
+pub const MAX_ATTRIBUTES_BYTES: usize = 16_000;
+
+/// The reason a task gets when the AI agent's session failed with the
+/// caller still on the line.
+pub const SESSION_FAILED: &str = "ai_session_failed";
+
+/// Which AI agent hands the customer over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    /// IBM watsonx Assistant (`/refer-handler`).
+    Watsonx,
+    /// A Twilio AI Assistant tool (`/tools/flex-handover`).
+    AiAssistant,
+    /// ASAPP GenerativeAgent (`/call-complete`).
+    Asapp,
+    /// PolyAI (`/polyai/call-complete`).
+    PolyAi,
+    /// An app on Twilio ConversationRelay (`/conversation-relay/complete`).
+    ConversationRelay,
+    /// Dialogflow CX through `<VirtualAgent>` (`/virtual-agent/complete`).
+    DialogflowCx,
+}
+
+impl Vendor {
+    /// The `vendor` value, also the `vendor` label of the handover metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Watsonx => "watsonx",
+            Self::AiAssistant => "ai_assistant",
+            Self::Asapp => "asapp",
+            Self::PolyAi => "polyai",
+            Self::ConversationRelay => "conversation_relay",
+            Self::DialogflowCx => "dialogflow_cx",
+        }
+    }
+}
+
+/// What an AI agent hands over with the customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handoff {
+    /// Who hands over.
+    pub vendor: Vendor,
+    /// Why, when the agent said so.
+    pub reason: Option<String>,
+    /// What happened so far, when the agent said so.
+    pub summary: Option<String>,
+    /// The vendor's own id of the session.
+    pub session_id: Option<String>,
+    /// The vendor's data, unchanged: an object, or text that is not one.
+    pub context: Value,
+}
+
+impl Handoff {
+    /// A handoff whose `reason` (else `reasonCode`) and `summary` are read
+    /// from the context's string fields.
+    pub fn new(vendor: Vendor, session_id: Option<String>, context: Value) -> Self {
+        let text = |name: &str| context.get(name).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            vendor,
+            reason: text("reason").or_else(|| text("reasonCode")),
+            summary: text("summary"),
+            session_id,
+            context,
+        }
+    }
+
+    /// The AI agent's session failed while the caller was still on the
+    /// line: reason [`SESSION_FAILED`], the error as context.
+    pub fn failed(vendor: Vendor, session_id: Option<String>, error: Value) -> Self {
+        Self {
+            vendor,
+            reason: Some(SESSION_FAILED.to_owned()),
+            summary: None,
+            session_id,
+            context: error,
+        }
+    }
+
+    /// The task attributes: `attributes` (whose keys stay) with `handoff`
+    /// added, within [`MAX_ATTRIBUTES_BYTES`]. When they do not fit, the
+    /// handoff's context is cut first (its largest members, or its text's
+    /// end), then its summary, reason and session id, then the largest other
+    /// values but `call_sid`; `handoff.truncated` says so. A customer is
+    /// never refused for the size of what an agent sent.
+    pub fn into_attributes(self, mut attributes: Map<String, Value>) -> Value {
+        let mut handoff = Map::new();
+        handoff.insert("vendor".into(), self.vendor.as_str().into());
+        for (name, value) in [
+            ("reason", self.reason),
+            ("summary", self.summary),
+            ("session_id", self.session_id),
+        ] {
+            if let Some(value) = value {
+                handoff.insert(name.into(), value.into());
+            }
+        }
+        handoff.insert("context".into(), self.context);
+        // `,"handoff":` joins the two; `,"truncated":true` marks a cut.
+        let joined = size(&attributes) + size(&Value::Object(handoff.clone())) + 12;
+        let mut excess = joined.saturating_sub(MAX_ATTRIBUTES_BYTES);
+        if excess > 0 {
+            excess += 17;
+            for name in ["context", "summary", "reason", "session_id"] {
+                if let Some(value) = handoff.get_mut(name) {
+                    excess = cut(value, excess);
+                }
+            }
+            cut_members(&mut attributes, excess, &["call_sid"]);
+            handoff.insert("truncated".into(), true.into());
+        }
+        attributes.insert("handoff".into(), handoff.into());
+        attributes.into()
+    }
+}
+
+/// What an agent sent as text (ConversationRelay's `HandoffData`, Dialogflow
+/// CX's `VirtualAgentProviderData`): a JSON object when it is one, else the
+/// text itself (JSON that is not an object, or no JSON at all). It never
+/// stops a handoff.
+pub fn agent_data(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(object @ Value::Object(_)) => object,
+        _ => Value::String(text.to_owned()),
+    }
+}
+
+/// Bytes of `value` as JSON.
+fn size<T: serde::Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(0, |bytes| bytes.len())
+}
+
+/// Make `value` at least `excess` bytes shorter as JSON if it can be; the
+/// excess left. An object loses its largest members; text loses its end
+/// (every byte of text is at least a byte of JSON); anything else is null.
+fn cut(value: &mut Value, excess: usize) -> usize {
+    let before = size(value);
+    match &mut *value {
+        Value::Object(members) => return cut_members(members, excess, &[]),
+        Value::String(text) => {
+            let mut keep = text.len().saturating_sub(excess);
+            while !text.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            text.truncate(keep);
+        }
+        _ => *value = Value::Null,
+    }
+    excess.saturating_sub(before.saturating_sub(size(value)))
+}
+
+/// Remove members, largest first (never those in `keep`), until `excess`
+/// bytes are saved or none is left; the excess left.
+fn cut_members(members: &mut Map<String, Value>, mut excess: usize, keep: &[&str]) -> usize {
+    let mut sizes: Vec<(String, usize)> = members
+        .iter()
+        .filter(|(name, _)| !keep.contains(&name.as_str()))
+        // `"name":value,`
+        .map(|(name, value)| (name.clone(), size(name) + size(value) + 2))
+        .collect();
+    sizes.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+    for (name, bytes) in sizes {
+        if excess == 0 {
+            break;
+        }
+        members.remove(&name);
+        excess = excess.saturating_sub(bytes);
+    }
+    excess
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn agent_data_is_an_object_or_the_text_as_sent() {
+        assert_eq!(
+            agent_data(r#"{"reason":"billing","n":1}"#),
+            json!({"reason": "billing", "n": 1})
+        );
+        for text in ["[1,2]", "\"quoted\"", "42", "not json {", ""] {
+            assert_eq!(agent_data(text), Value::String(text.to_owned()));
+        }
+    }
+
+    #[test]
+    fn reason_falls_back_to_reason_code_and_keys_already_set_stay() {
+        let context = json!({"reasonCode": "billing", "summary": "wants a refund", "n": 1});
+        let handoff = Handoff::new(
+            Vendor::ConversationRelay,
+            Some("VX1".into()),
+            context.clone(),
+        );
+        let mut base = Map::new();
+        base.insert("call_sid".into(), "CA1".into());
+        assert_eq!(
+            handoff.into_attributes(base),
+            json!({"call_sid": "CA1", "handoff": {
+                "vendor": "conversation_relay", "reason": "billing", "summary": "wants a refund",
+                "session_id": "VX1", "context": context,
+            }})
+        );
+    }
+
+    #[test]
+    fn oversized_context_is_cut_largest_first_and_marked() {
+        let transcript = "word ".repeat(12_000);
+        let context = json!({"reason": "billing", "transcript": transcript, "tier": "gold"});
+        let mut base = Map::new();
+        base.insert("call_sid".into(), "CA1".into());
+        let attributes =
+            Handoff::new(Vendor::ConversationRelay, None, context).into_attributes(base);
+
+        assert!(serde_json::to_vec(&attributes).unwrap().len() <= MAX_ATTRIBUTES_BYTES);
+        assert_eq!(
+            attributes["handoff"],
+            json!({"vendor": "conversation_relay", "reason": "billing",
+                   "context": {"reason": "billing", "tier": "gold"}, "truncated": true})
+        );
+    }
+
+    #[test]
+    fn oversized_text_is_cut_at_a_character_boundary_and_everything_fits() {
+        // 60 KB of text with escapes and multi-byte characters, a huge
+        // summary, and a route's own key as big: all cut, call_sid kept.
+        let text = "é\"<€>\n".repeat(8_000);
+        let context = Value::String(text.clone());
+        let handoff = Handoff {
+            vendor: Vendor::DialogflowCx,
+            reason: Some("r".repeat(20_000)),
+            summary: Some(text),
+            session_id: None,
+            context,
+        };
+        let mut base = Map::new();
+        base.insert("call_sid".into(), "CA1".into());
+        base.insert("asapp".into(), json!({"big": "x".repeat(30_000)}));
+        let attributes = handoff.into_attributes(base);
+
+        let size = serde_json::to_vec(&attributes).unwrap().len();
+        assert!(size <= MAX_ATTRIBUTES_BYTES, "{size}");
+        assert_eq!(attributes["call_sid"], "CA1");
+        assert_eq!(attributes["handoff"]["truncated"], true);
+        assert!(attributes["handoff"]["context"].is_string());
+    }
+}

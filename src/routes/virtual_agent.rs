@@ -1,0 +1,111 @@
+//! `POST /virtual-agent/connect` and `POST /virtual-agent/complete`: a
+//! Google Dialogflow CX agent through Twilio's `<VirtualAgent>`.
+//!
+//! `/connect` connects the call to the agent's one-click integration; when
+//! the session ends Twilio requests `/complete` (the `<Connect action>`)
+//! with `VirtualAgentStatus` (`completed`, `live-agent-handoff`, `hangup`,
+//! `failed`), `VirtualAgentProviderData` (JSON: `ConversationId`,
+//! `EndUserId` and, on a handoff, the agent's `AgentHandoffParameters`) and,
+//! on a failure, `VirtualAgentErrorCode`, `VirtualAgentError` and maybe
+//! `VirtualAgentProviderError`
+//! (<https://www.twilio.com/docs/voice/twiml/connect/virtualagent>).
+
+use actix_web::web;
+use serde_json::{Value, json};
+
+use super::lookup::call_sid_in;
+use crate::config::Settings;
+use crate::handoff::{self, Handoff, SESSION_FAILED, Vendor};
+use crate::twilio::TwilioRequest;
+use crate::twiml::{Noun, Verb, VoiceResponse};
+use crate::voice::{self, VoiceAnswer, VoiceError};
+
+/// Answer `<Connect action><VirtualAgent connectorName/></Connect>`.
+pub async fn connect(settings: web::Data<Settings>, request: TwilioRequest) -> VoiceAnswer {
+    connect_to_agent(&settings, &request).into()
+}
+
+fn connect_to_agent(
+    settings: &Settings,
+    request: &TwilioRequest,
+) -> Result<VoiceResponse, VoiceError> {
+    let connector =
+        settings
+            .dialogflow_connector
+            .as_ref()
+            .ok_or(VoiceError::AgentNotConfigured {
+                code: "dialogflow_cx_not_configured",
+                variable: "DIALOGFLOW_CX_CONNECTOR_NAME",
+            })?;
+    let noun = Noun::VirtualAgent {
+        connector_name: connector.clone(),
+    };
+    Ok(voice::connect(
+        settings,
+        request,
+        "/virtual-agent/complete",
+        noun,
+        voice::forwarded_parameters(request),
+    ))
+}
+
+/// Act on how the session ended: a live-agent handoff or a failure goes to
+/// Flex, a completed session (or a caller who hung up) ends the call.
+pub async fn complete(settings: web::Data<Settings>, request: TwilioRequest) -> VoiceAnswer {
+    voice::counted(
+        Vendor::DialogflowCx.as_str(),
+        act_on_session(&settings, &request),
+    )
+}
+
+/// The answer to the end of a session and the outcome counted: the
+/// handler's work without HTTP.
+///
+/// # Errors
+/// [`VoiceError::WorkflowNotConfigured`] when a person should take over but
+/// `FLEX_WORKFLOW_SID` is unset.
+pub fn act_on_session(
+    settings: &Settings,
+    request: &TwilioRequest,
+) -> Result<(VoiceResponse, &'static str), VoiceError> {
+    let text = |name| request.get(name).filter(|v| !v.trim().is_empty());
+    let status = text("VirtualAgentStatus").unwrap_or_default();
+    if voice::caller_hung_up(request) || status.eq_ignore_ascii_case("hangup") {
+        return Ok((VoiceResponse::new().verb(Verb::Hangup), "caller_hung_up"));
+    }
+    let data = text("VirtualAgentProviderData").map(handoff::agent_data);
+    let conversation = data
+        .as_ref()
+        .and_then(|d| d.get("ConversationId"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let failed = status.eq_ignore_ascii_case("failed") || text("VirtualAgentErrorCode").is_some();
+    let (handoff, outcome) = if status.eq_ignore_ascii_case("live-agent-handoff") {
+        // The agent's handoff parameters are what it hands over; without
+        // them, whatever the provider sent.
+        let context = match data {
+            Some(Value::Object(mut data)) => data
+                .remove("AgentHandoffParameters")
+                .unwrap_or(Value::Object(data)),
+            Some(text) => text,
+            None => Value::Null,
+        };
+        let handoff = Handoff::new(Vendor::DialogflowCx, conversation, context);
+        (handoff, "handed_over")
+    } else if failed {
+        let error = json!({
+            "virtual_agent_status": text("VirtualAgentStatus"),
+            "error_code": text("VirtualAgentErrorCode"),
+            "error_message": text("VirtualAgentError"),
+            // Dialogflow's own words when it refused the connector (32601).
+            "provider_error": text("VirtualAgentProviderError"),
+        });
+        let handoff = Handoff::failed(Vendor::DialogflowCx, conversation, error);
+        (handoff, SESSION_FAILED)
+    } else {
+        return Ok((VoiceResponse::new().verb(Verb::Hangup), "ended"));
+    };
+    let call = call_sid_in(request, &["CallSid"]).ok();
+    let twiml = voice::enqueue_handoff(settings, call.as_ref(), handoff)?;
+    Ok((twiml, outcome))
+}
