@@ -249,31 +249,50 @@ pub fn agent_task_attributes(
     handoff.into_attributes(attributes)
 }
 
-/// Whether the caller has gone: Twilio requests a `<Connect action>` with
-/// the final `CallStatus` when the caller hung up during the session.
-pub fn caller_hung_up(request: &TwilioRequest) -> bool {
-    request.get("CallStatus").is_some_and(|status| {
-        ["completed", "busy", "no-answer", "canceled", "failed"]
-            .iter()
-            .any(|gone| status.eq_ignore_ascii_case(gone))
-    })
+/// How an AI agent's voice session ended, as its `<Connect action>`
+/// request tells.
+pub enum SessionEnd {
+    /// Nobody needs a person: `<Hangup/>`, counted with this outcome.
+    Over(&'static str),
+    /// The agent handed the caller over.
+    HandedOver(Handoff),
+    /// The agent's session failed with the caller still on the line.
+    Failed(Handoff),
 }
 
-/// Enqueue the call into Flex with `handoff` as its task attributes (and
-/// `call_sid` when known).
+/// The answer to the end of an AI agent's session, and its outcome:
+/// `<Hangup/>` when the caller has gone (whatever else the request says)
+/// or nobody needs a person, else the caller enqueued into Flex with the
+/// handoff (and `call_sid` when known).
 ///
 /// # Errors
 /// [`VoiceError::WorkflowNotConfigured`] when `FLEX_WORKFLOW_SID` is unset.
-pub fn enqueue_handoff(
+pub fn session_ended(
     settings: &Settings,
-    call: Option<&CallSid>,
-    handoff: Handoff,
-) -> Result<VoiceResponse, VoiceError> {
+    request: &TwilioRequest,
+    end: SessionEnd,
+) -> Result<(VoiceResponse, &'static str), VoiceError> {
+    // Twilio requests the action with the final `CallStatus` when the
+    // caller hung up during the session.
+    let hung_up = request.get("CallStatus").is_some_and(|status| {
+        ["completed", "busy", "no-answer", "canceled", "failed"]
+            .iter()
+            .any(|gone| status.eq_ignore_ascii_case(gone))
+    });
+    let (handoff, outcome) = match end {
+        _ if hung_up => return Ok((VoiceResponse::new().verb(Verb::Hangup), "caller_hung_up")),
+        SessionEnd::Over(outcome) => return Ok((VoiceResponse::new().verb(Verb::Hangup), outcome)),
+        SessionEnd::HandedOver(handoff) => (handoff, "handed_over"),
+        SessionEnd::Failed(handoff) => (handoff, crate::handoff::SESSION_FAILED),
+    };
     let mut attributes = Map::new();
-    if let Some(call) = call {
+    if let Ok(call) = CallSid::parse(request.get("CallSid").unwrap_or_default()) {
         attributes.insert("call_sid".into(), call.as_ref().into());
     }
-    enqueue(settings, &handoff.into_attributes(attributes))
+    Ok((
+        enqueue(settings, &handoff.into_attributes(attributes))?,
+        outcome,
+    ))
 }
 
 /// Request fields passed on to an AI agent as `<Parameter>`s, besides every

@@ -1,7 +1,5 @@
 //! Phone numbers in E.164 form, the only thing allowed into a SIP URI's user part.
 
-use std::fmt;
-
 /// A number of the form `+` followed by 3 to 15 digits.
 ///
 /// This is deliberately narrower than what Twilio may send in `Called`: a SIP
@@ -30,23 +28,7 @@ impl E164 {
     }
 }
 
-impl AsRef<str> for E164 {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for E164 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for E164 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+as_text!(E164, |v| &v.0, display);
 
 #[cfg(test)]
 mod tests {

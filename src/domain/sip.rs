@@ -74,23 +74,7 @@ pub fn is_dns_name(host: &str) -> bool {
         })
 }
 
-impl AsRef<str> for SipHost {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SipHost {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for SipHost {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+as_text!(SipHost, |v| &v.0, display);
 
 /// One header carried in the header part of a SIP URI.
 #[derive(Debug, Clone, PartialEq, Eq)]

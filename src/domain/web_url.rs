@@ -1,8 +1,6 @@
 //! Absolute URLs flexbridge is configured with, and the query encoding it
 //! uses whenever it adds values to one.
 
-use std::fmt;
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use url::Url;
 
@@ -71,17 +69,7 @@ impl WebSocketUrl {
     }
 }
 
-impl AsRef<str> for WebSocketUrl {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for WebSocketUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+as_text!(WebSocketUrl, |v| &v.0);
 
 /// The public origin Twilio uses to reach flexbridge, e.g. `https://flexbridge.fly.dev`.
 ///
@@ -109,17 +97,7 @@ impl PublicBaseUrl {
     }
 }
 
-impl AsRef<str> for PublicBaseUrl {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for PublicBaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+as_text!(PublicBaseUrl, |v| &v.0);
 
 /// An origin of an API flexbridge calls (Twilio, Flex, a vendor); tests
 /// point these at local servers.
@@ -147,17 +125,7 @@ impl ApiBaseUrl {
     }
 }
 
-impl AsRef<str> for ApiBaseUrl {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiBaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+as_text!(ApiBaseUrl, |v| &v.0);
 
 /// The Trigger webhook URL of a Studio flow
 /// (`https://webhooks.twilio.com/v1/Accounts/AC…/Flows/FW…`).
@@ -203,17 +171,7 @@ impl StudioWebhookUrl {
     }
 }
 
-impl AsRef<str> for StudioWebhookUrl {
-    fn as_ref(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl fmt::Debug for StudioWebhookUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
-    }
-}
+as_text!(StudioWebhookUrl, |v| v.0.as_str());
 
 #[cfg(test)]
 mod tests {

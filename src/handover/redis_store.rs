@@ -39,12 +39,10 @@
 //! late claim written that way lapses with its lease like any abandoned one.
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::future::Future;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -120,7 +118,6 @@ struct Inner {
     state: AtomicU8,
     /// Keeps an outage to one warning a minute.
     warnings: RateLimit,
-    tokens: Tokens,
     claim_script: Script,
     release_script: Script,
 }
@@ -154,7 +151,6 @@ impl RedisStore {
             holders: Mutex::new(HashMap::new()),
             state: AtomicU8::new(StoreState::Connecting as u8),
             warnings: RateLimit::new(WARN_EVERY),
-            tokens: Tokens::new(),
             claim_script: Script::new(CLAIM_SCRIPT),
             release_script: Script::new(RELEASE_SCRIPT),
         });
@@ -205,7 +201,8 @@ impl Inner {
             return Ok(Claim::Acquired);
         }
         let record = record_key(key);
-        let value = format!("claim:{}", self.tokens.next());
+        // Unique across every instance, so a release deletes only its own claim.
+        let value = format!("claim:{}", uuid::Uuid::new_v4().simple());
         let lease_ms = millis(lease);
         let (script, record_ref, value_ref) = (&self.claim_script, &record, &value);
         let found: Result<(String, i64), _> = self
@@ -469,48 +466,9 @@ impl RateLimit {
     }
 }
 
-/// Claim tokens unique across every instance: a random per-process prefix
-/// and a counter.
-struct Tokens {
-    prefix: String,
-    next: AtomicU64,
-}
-
-impl Tokens {
-    fn new() -> Self {
-        // std seeds `RandomState` from the operating system's random source,
-        // which is all the randomness needed to tell processes apart.
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let high = RandomState::new().hash_one((std::process::id(), nanos));
-        let low = RandomState::new().hash_one(nanos);
-        Self {
-            prefix: format!("{high:016x}{low:016x}"),
-            next: AtomicU64::new(0),
-        }
-    }
-
-    fn next(&self) -> String {
-        format!(
-            "{}.{}",
-            self.prefix,
-            self.next.fetch_add(1, Ordering::Relaxed)
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_differ_within_and_between_processes() {
-        let a = Tokens::new();
-        let b = Tokens::new();
-        assert_ne!(a.next(), a.next());
-        assert_ne!(a.prefix, b.prefix, "each store has its own prefix");
-    }
 
     #[test]
     fn the_rate_limit_lets_one_event_through_per_period() {

@@ -15,7 +15,7 @@ use crate::domain::{CallSid, encode_query_text};
 use crate::handoff::{Handoff, Vendor};
 use crate::twilio::TwilioRequest;
 use crate::twiml::{Noun, Parameter, Verb, VoiceResponse};
-use crate::vendors::asapp::{AsappClient, TransferStatus, TransferType};
+use crate::vendors::asapp::AsappClient;
 use crate::voice::{self, VoiceAnswer, VoiceError};
 
 /// Where `/call-complete` reads the call SID: the `callSid` flexbridge puts
@@ -129,11 +129,11 @@ async fn act_on_transfer(
         return Ok((VoiceResponse::new().verb(Verb::Hangup), "caller_hung_up"));
     };
     tracing::info!(
-        asapp.status = transfer.status.as_str(),
-        asapp.transfer_type = transfer.transfer_type.as_ref().map(TransferType::as_str),
+        asapp.status = transfer.status,
+        asapp.transfer_type = transfer.transfer_type,
         "ASAPP call transfer"
     );
-    if transfer.transfer_type == Some(TransferType::Agent) {
+    if transfer.transfer_type.as_deref() == Some("AGENT") {
         // Serialising a struct of strings and JSON values cannot fail.
         let details = serde_json::to_value(transfer.summary()).unwrap_or_default();
         let handoff = Handoff::new(
@@ -145,7 +145,7 @@ async fn act_on_transfer(
         let attributes = voice::agent_task_attributes(&call, variables, "asapp", details, handoff);
         return Ok((voice::enqueue(settings, &attributes)?, "handed_over"));
     }
-    if transfer.status == TransferStatus::Expired {
+    if transfer.status == "EXPIRED" {
         return Err(VoiceError::TransferExpired);
     }
     Ok((VoiceResponse::new().verb(Verb::Hangup), "ended"))

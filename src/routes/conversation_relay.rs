@@ -14,10 +14,10 @@ use serde_json::json;
 
 use super::lookup::call_sid_in;
 use crate::config::Settings;
-use crate::handoff::{self, Handoff, SESSION_FAILED, Vendor};
+use crate::handoff::{self, Handoff, Vendor};
 use crate::twilio::TwilioRequest;
-use crate::twiml::{Noun, Parameter, Verb, VoiceResponse};
-use crate::voice::{self, VoiceAnswer, VoiceError};
+use crate::twiml::{Noun, Parameter, VoiceResponse};
+use crate::voice::{self, SessionEnd, VoiceAnswer, VoiceError};
 
 /// Answer `<Connect action><ConversationRelay url …><Parameter …/></ConversationRelay></Connect>`.
 pub async fn connect(settings: web::Data<Settings>, request: TwilioRequest) -> VoiceAnswer {
@@ -74,19 +74,16 @@ pub fn act_on_session(
     settings: &Settings,
     request: &TwilioRequest,
 ) -> Result<(VoiceResponse, &'static str), VoiceError> {
-    if voice::caller_hung_up(request) {
-        return Ok((VoiceResponse::new().verb(Verb::Hangup), "caller_hung_up"));
-    }
     let text = |name| request.get(name).filter(|v| !v.trim().is_empty());
     let session_id = text("SessionId").map(str::to_owned);
     let failed = text("ErrorCode").is_some()
         || text("SessionStatus").is_some_and(|s| s.eq_ignore_ascii_case("failed"));
-    let (handoff, outcome) = match text("HandoffData") {
-        Some(data) => {
-            let context = handoff::agent_data(data);
-            let handoff = Handoff::new(Vendor::ConversationRelay, session_id, context);
-            (handoff, "handed_over")
-        }
+    let end = match text("HandoffData") {
+        Some(data) => SessionEnd::HandedOver(Handoff::new(
+            Vendor::ConversationRelay,
+            session_id,
+            handoff::agent_data(data),
+        )),
         // A broken app must not drop the caller: a person takes over.
         None if failed => {
             let error = json!({
@@ -94,12 +91,13 @@ pub fn act_on_session(
                 "error_code": text("ErrorCode"),
                 "error_message": text("ErrorMessage"),
             });
-            let handoff = Handoff::failed(Vendor::ConversationRelay, session_id, error);
-            (handoff, SESSION_FAILED)
+            SessionEnd::Failed(Handoff::failed(
+                Vendor::ConversationRelay,
+                session_id,
+                error,
+            ))
         }
-        None => return Ok((VoiceResponse::new().verb(Verb::Hangup), "ended")),
+        None => SessionEnd::Over("ended"),
     };
-    let call = call_sid_in(request, &["CallSid"]).ok();
-    let twiml = voice::enqueue_handoff(settings, call.as_ref(), handoff)?;
-    Ok((twiml, outcome))
+    voice::session_ended(settings, request, end)
 }

@@ -115,7 +115,7 @@ pub const ROUTES: &[Route] = &[
                 ("FLEX_WORKSPACE_SID", s.flex.workspace_sid.is_some()),
             ];
             needs(&[&targets, &*twilio_rest(s), &tool_callers(s)].concat())
-                .map(|()| format!("hands sessions to Flex{}", dry_run(s)))
+                .map(|()| format!("hands sessions to Flex{}", dev(s, DRY_RUN)))
         }),
     },
     Route {
@@ -126,7 +126,7 @@ pub const ROUTES: &[Route] = &[
         ready: Some(|s| {
             let flow = [("STUDIO_FLOW_SID", s.tools.studio_flow_sid.is_some())];
             needs(&[&flow, &*twilio_rest(s), &tool_callers(s)].concat())
-                .map(|()| format!("hands conversations to the Studio flow{}", dry_run(s)))
+                .map(|()| format!("hands conversations to the Studio flow{}", dev(s, DRY_RUN)))
         }),
     },
     Route {
@@ -136,7 +136,7 @@ pub const ROUTES: &[Route] = &[
         handler: || web::to(asapp::engage),
         ready: Some(|s| {
             needs(&asapp_credentials(s))
-                .map(|()| format!("connects calls to GenerativeAgent{}", asapp_demo(s)))
+                .map(|()| format!("connects calls to GenerativeAgent{}", dev(s, ASAPP_DEMO)))
         }),
     },
     Route {
@@ -146,7 +146,7 @@ pub const ROUTES: &[Route] = &[
         handler: || web::to(asapp::call_complete),
         ready: Some(|s| {
             needs(&[&*asapp_credentials(s), &[workflow(s)]].concat())
-                .map(|()| format!("enqueues AGENT transfers into Flex{}", asapp_demo(s)))
+                .map(|()| format!("enqueues AGENT transfers into Flex{}", dev(s, ASAPP_DEMO)))
         }),
     },
     Route {
@@ -166,7 +166,7 @@ pub const ROUTES: &[Route] = &[
         handler: || web::to(polyai::handoff_state),
         ready: Some(|s| {
             needs(&polyai_credentials(s))
-                .map(|()| format!("answers PolyAI's handoff state{}", polyai_demo(s)))
+                .map(|()| format!("answers PolyAI's handoff state{}", dev(s, POLYAI_DEMO)))
         }),
     },
     Route {
@@ -178,7 +178,7 @@ pub const ROUTES: &[Route] = &[
             needs(&[&*polyai_credentials(s), &[workflow(s)]].concat()).map(|()| {
                 format!(
                     "enqueues calls into Flex with the handoff state{}",
-                    polyai_demo(s)
+                    dev(s, POLYAI_DEMO)
                 )
             })
         }),
@@ -254,14 +254,6 @@ fn twilio_rest(s: &Settings) -> Vec<(&'static str, bool)> {
     }
 }
 
-fn dry_run(s: &Settings) -> &'static str {
-    if s.dev {
-        " (--dev: dry run, Twilio is not called)"
-    } else {
-        ""
-    }
-}
-
 /// The tools must know their caller: a tool key, or a signature checked
 /// with the auth token.
 fn tool_callers(s: &Settings) -> [(&'static str, bool); 1] {
@@ -283,14 +275,6 @@ fn asapp_credentials(s: &Settings) -> Vec<(&'static str, bool)> {
     ]
 }
 
-fn asapp_demo(s: &Settings) -> &'static str {
-    if s.dev {
-        " (--dev: demo answers, ASAPP is not called)"
-    } else {
-        ""
-    }
-}
-
 /// PolyAI's key; none in `--dev`, which answers a demo state.
 fn polyai_credentials(s: &Settings) -> Vec<(&'static str, bool)> {
     if s.dev {
@@ -299,12 +283,13 @@ fn polyai_credentials(s: &Settings) -> Vec<(&'static str, bool)> {
     vec![("POLYAI_API_KEY", s.polyai.api_key.is_some())]
 }
 
-fn polyai_demo(s: &Settings) -> &'static str {
-    if s.dev {
-        " (--dev: demo state, PolyAI is not called)"
-    } else {
-        ""
-    }
+const DRY_RUN: &str = " (--dev: dry run, Twilio is not called)";
+const ASAPP_DEMO: &str = " (--dev: demo answers, ASAPP is not called)";
+const POLYAI_DEMO: &str = " (--dev: demo state, PolyAI is not called)";
+
+/// What `--dev` does instead of calling out, for the readiness line.
+fn dev(s: &Settings, instead: &'static str) -> &'static str {
+    if s.dev { instead } else { "" }
 }
 
 /// The route at `path`, if any.

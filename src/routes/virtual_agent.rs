@@ -13,12 +13,11 @@
 use actix_web::web;
 use serde_json::{Value, json};
 
-use super::lookup::call_sid_in;
 use crate::config::Settings;
-use crate::handoff::{self, Handoff, SESSION_FAILED, Vendor};
+use crate::handoff::{self, Handoff, Vendor};
 use crate::twilio::TwilioRequest;
-use crate::twiml::{Noun, Verb, VoiceResponse};
-use crate::voice::{self, VoiceAnswer, VoiceError};
+use crate::twiml::{Noun, VoiceResponse};
+use crate::voice::{self, SessionEnd, VoiceAnswer, VoiceError};
 
 /// Answer `<Connect action><VirtualAgent connectorName/></Connect>`.
 pub async fn connect(settings: web::Data<Settings>, request: TwilioRequest) -> VoiceAnswer {
@@ -70,9 +69,6 @@ pub fn act_on_session(
 ) -> Result<(VoiceResponse, &'static str), VoiceError> {
     let text = |name| request.get(name).filter(|v| !v.trim().is_empty());
     let status = text("VirtualAgentStatus").unwrap_or_default();
-    if voice::caller_hung_up(request) || status.eq_ignore_ascii_case("hangup") {
-        return Ok((VoiceResponse::new().verb(Verb::Hangup), "caller_hung_up"));
-    }
     let data = text("VirtualAgentProviderData").map(handoff::agent_data);
     let conversation = data
         .as_ref()
@@ -80,7 +76,9 @@ pub fn act_on_session(
         .and_then(Value::as_str)
         .map(str::to_owned);
     let failed = status.eq_ignore_ascii_case("failed") || text("VirtualAgentErrorCode").is_some();
-    let (handoff, outcome) = if status.eq_ignore_ascii_case("live-agent-handoff") {
+    let end = if status.eq_ignore_ascii_case("hangup") {
+        SessionEnd::Over("caller_hung_up")
+    } else if status.eq_ignore_ascii_case("live-agent-handoff") {
         // The agent's handoff parameters are what it hands over; without
         // them, whatever the provider sent.
         let context = match data {
@@ -90,8 +88,7 @@ pub fn act_on_session(
             Some(text) => text,
             None => Value::Null,
         };
-        let handoff = Handoff::new(Vendor::DialogflowCx, conversation, context);
-        (handoff, "handed_over")
+        SessionEnd::HandedOver(Handoff::new(Vendor::DialogflowCx, conversation, context))
     } else if failed {
         let error = json!({
             "virtual_agent_status": text("VirtualAgentStatus"),
@@ -100,12 +97,9 @@ pub fn act_on_session(
             // Dialogflow's own words when it refused the connector (32601).
             "provider_error": text("VirtualAgentProviderError"),
         });
-        let handoff = Handoff::failed(Vendor::DialogflowCx, conversation, error);
-        (handoff, SESSION_FAILED)
+        SessionEnd::Failed(Handoff::failed(Vendor::DialogflowCx, conversation, error))
     } else {
-        return Ok((VoiceResponse::new().verb(Verb::Hangup), "ended"));
+        SessionEnd::Over("ended")
     };
-    let call = call_sid_in(request, &["CallSid"]).ok();
-    let twiml = voice::enqueue_handoff(settings, call.as_ref(), handoff)?;
-    Ok((twiml, outcome))
+    voice::session_ended(settings, request, end)
 }

@@ -34,82 +34,36 @@ pub const STREAM_URL_REUSE: Duration = Duration::from_secs(4 * 60);
 /// The streaming URL `--dev` answers with instead of asking ASAPP.
 pub const DEV_STREAM_URL: &str = "wss://genagent.asapp.example.invalid/twilio-media-stream";
 
-/// Where a call transfer stands (`status`). Known values are matched in any
-/// case (ASAPP's own examples mix `COMPLETED` and `completed`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransferStatus {
-    /// Created, waiting for the call.
-    Active,
-    /// The call is with GenerativeAgent.
-    Ongoing,
-    /// GenerativeAgent finished; the output context is set.
-    Completed,
-    /// No longer valid.
-    Expired,
-    /// A value this version does not know, as sent.
-    Other(String),
-}
+/// ASAPP's `status` values (`ACTIVE`, `ONGOING`, `COMPLETED`, `EXPIRED`)
+/// and `transferType` values (`AGENT`, `SYSTEM`).
+const KNOWN_VALUES: [&str; 6] = [
+    "ACTIVE",
+    "ONGOING",
+    "COMPLETED",
+    "EXPIRED",
+    "AGENT",
+    "SYSTEM",
+];
 
-impl TransferStatus {
-    fn parse(text: &str) -> Self {
-        match text.to_ascii_uppercase().as_str() {
-            "ACTIVE" => Self::Active,
-            "ONGOING" => Self::Ongoing,
-            "COMPLETED" => Self::Completed,
-            "EXPIRED" => Self::Expired,
-            _ => Self::Other(text.to_owned()),
-        }
-    }
-
-    /// The upper-case name (unknown values as sent).
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Active => "ACTIVE",
-            Self::Ongoing => "ONGOING",
-            Self::Completed => "COMPLETED",
-            Self::Expired => "EXPIRED",
-            Self::Other(text) => text,
-        }
-    }
-}
-
-/// Who the call goes to next (`outputContext.transferType`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransferType {
-    /// GenerativeAgent asks for a human agent.
-    Agent,
-    /// A task hands the call back to the originating system.
-    System,
-    /// A value this version does not know, as sent.
-    Other(String),
-}
-
-impl TransferType {
-    fn parse(text: &str) -> Self {
-        match text.to_ascii_uppercase().as_str() {
-            "AGENT" => Self::Agent,
-            "SYSTEM" => Self::System,
-            _ => Self::Other(text.to_owned()),
-        }
-    }
-
-    /// The upper-case name (unknown values as sent).
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Agent => "AGENT",
-            Self::System => "SYSTEM",
-            Self::Other(text) => text,
-        }
+/// `text` upper case when it is a value ASAPP documents (its own examples
+/// mix `COMPLETED` and `completed`), else as sent.
+fn known_or_as_sent(text: &str) -> String {
+    match KNOWN_VALUES
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(text))
+    {
+        Some(known) => (*known).to_owned(),
+        None => text.to_owned(),
     }
 }
 
 /// The result of a call transfer, as flexbridge acts on it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallTransfer {
-    /// Where the transfer stands.
-    pub status: TransferStatus,
-    /// `outputContext.transferType`, when GenerativeAgent set one.
-    pub transfer_type: Option<TransferType>,
+    /// Where the transfer stands (`COMPLETED`, `EXPIRED`, …).
+    pub status: String,
+    /// `outputContext.transferType` (`AGENT`, `SYSTEM`, …), when set.
+    pub transfer_type: Option<String>,
     /// `outputContext.currentTaskName`.
     pub current_task_name: Option<String>,
     /// `outputContext.referenceVariables`, as sent.
@@ -139,8 +93,8 @@ impl CallTransfer {
     /// The fields Studio and Flex see.
     pub fn summary(&self) -> TransferSummary<'_> {
         TransferSummary {
-            call_transfer_status: self.status.as_str(),
-            transfer_type: self.transfer_type.as_ref().map(TransferType::as_str),
+            call_transfer_status: &self.status,
+            transfer_type: self.transfer_type.as_deref(),
             current_task_name: self.current_task_name.as_deref(),
             reference_variables: &self.reference_variables,
             transfer_variables: &self.transfer_variables,
@@ -371,8 +325,8 @@ impl Calls {
             })?;
         let output = body.output_context.unwrap_or_default();
         Ok(Some(CallTransfer {
-            status: TransferStatus::parse(&body.status),
-            transfer_type: output.transfer_type.as_deref().map(TransferType::parse),
+            status: known_or_as_sent(&body.status),
+            transfer_type: output.transfer_type.as_deref().map(known_or_as_sent),
             current_task_name: output.current_task_name,
             reference_variables: output.reference_variables,
             transfer_variables: output.transfer_variables,
@@ -442,8 +396,8 @@ fn refused(answer: &Answer) -> VendorError {
 /// The transfer `--dev` acts on: GenerativeAgent asked for a human agent.
 fn dev_transfer() -> CallTransfer {
     CallTransfer {
-        status: TransferStatus::Completed,
-        transfer_type: Some(TransferType::Agent),
+        status: "COMPLETED".to_owned(),
+        transfer_type: Some("AGENT".to_owned()),
         current_task_name: Some("dev_demo".to_owned()),
         reference_variables: serde_json::json!({ "customer_name": "Dev Demo" }),
         transfer_variables: serde_json::json!({ "reason": "caller asked for an agent" }),
@@ -538,20 +492,17 @@ mod tests {
 
     #[test]
     fn statuses_and_transfer_types_are_matched_in_any_case_and_kept_otherwise() {
-        assert_eq!(
-            TransferStatus::parse("completed"),
-            TransferStatus::Completed
-        );
-        assert_eq!(TransferStatus::parse("EXPIRED").as_str(), "EXPIRED");
-        assert_eq!(TransferStatus::parse("Paused").as_str(), "Paused");
-        assert_eq!(TransferType::parse("agent"), TransferType::Agent);
-        assert_eq!(TransferType::parse("QUEUE").as_str(), "QUEUE");
+        assert_eq!(known_or_as_sent("completed"), "COMPLETED");
+        assert_eq!(known_or_as_sent("EXPIRED"), "EXPIRED");
+        assert_eq!(known_or_as_sent("Paused"), "Paused");
+        assert_eq!(known_or_as_sent("agent"), "AGENT");
+        assert_eq!(known_or_as_sent("QUEUE"), "QUEUE");
     }
 
     #[test]
     fn a_summary_has_the_five_studio_fields_with_nulls_for_what_is_missing() {
         let transfer = CallTransfer {
-            status: TransferStatus::Ongoing,
+            status: "ONGOING".to_owned(),
             transfer_type: None,
             current_task_name: None,
             reference_variables: Value::Null,
