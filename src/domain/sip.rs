@@ -247,9 +247,14 @@ fn parse_headers(part: &str) -> Vec<SipHeader> {
                 false => Cow::Borrowed(name),
             };
             let name = name.trim().to_owned();
-            (!name.is_empty()).then(|| SipHeader {
-                name,
-                value: Cow::from(percent_decode(value.as_bytes())).into_owned(),
+            (!name.is_empty()).then(|| {
+                // Sized once: decoding only shortens.
+                let mut decoded = Vec::with_capacity(value.len());
+                decoded.extend(percent_decode(value.as_bytes()));
+                SipHeader {
+                    name,
+                    value: decoded,
+                }
             })
         })
         .collect()
