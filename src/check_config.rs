@@ -41,6 +41,10 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
             opt(s.twilio.account_sid.as_ref(), "unset"),
         ),
         ("TWILIO_AUTH_TOKEN", secret(s.twilio.auth_token.as_ref())),
+        (
+            "TWILIO_SECONDARY_AUTH_TOKEN",
+            secret(s.twilio.secondary_auth_token.as_ref()),
+        ),
         ("TWILIO_API_KEY", opt(s.twilio.api_key.as_ref(), "unset")),
         ("TWILIO_API_SECRET", secret(s.twilio.api_secret.as_ref())),
         (
@@ -145,17 +149,23 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
 
 /// What the signature policy is, and whether that is a problem.
 pub fn signature_status(s: &Settings) -> Result<&'static str, &'static str> {
+    let t = &s.twilio;
     match (
-        s.twilio.validate_signatures,
-        s.twilio.auth_token.is_some(),
+        t.validate_signatures,
+        t.auth_token.is_some(),
+        t.secondary_auth_token.is_some(),
         s.dev,
     ) {
-        (true, true, _) => Ok("checked with TWILIO_AUTH_TOKEN"),
-        (true, false, _) => {
+        (true, true, false, _) => Ok("checked with TWILIO_AUTH_TOKEN"),
+        (true, true, true, _) => Ok(
+            "checked with TWILIO_AUTH_TOKEN or TWILIO_SECONDARY_AUTH_TOKEN (rotating: remove the one Twilio no longer signs with, see flexbridge_signatures_accepted_total{token})",
+        ),
+        (true, false, true, _) => Ok("checked with TWILIO_SECONDARY_AUTH_TOKEN only"),
+        (true, false, false, _) => {
             Err("FAIL CLOSED: every signed route answers 500 until TWILIO_AUTH_TOKEN is set")
         }
-        (false, _, true) => Err("OFF (--dev)"),
-        (false, _, false) => {
+        (false, _, _, true) => Err("OFF (--dev)"),
+        (false, _, _, false) => {
             Err("OFF (TWILIO_VALIDATE_SIGNATURES=false): anyone who finds the URL can call it")
         }
     }

@@ -61,6 +61,9 @@ pub struct TwilioSettings {
     pub account_sid: Option<AccountSid>,
     /// `TWILIO_AUTH_TOKEN`: signs webhooks; REST auth without an API key.
     pub auth_token: Option<SecretString>,
+    /// `TWILIO_SECONDARY_AUTH_TOKEN`: also accepted on webhooks, while the
+    /// auth token is being rotated.
+    pub secondary_auth_token: Option<SecretString>,
     /// `TWILIO_API_KEY`.
     pub api_key: Option<ApiKeySid>,
     /// `TWILIO_API_SECRET`.
@@ -381,6 +384,7 @@ impl Settings {
                     })
                 }),
                 auth_token: r.secret("TWILIO_AUTH_TOKEN"),
+                secondary_auth_token: r.secret("TWILIO_SECONDARY_AUTH_TOKEN"),
                 api_key: r.parse("TWILIO_API_KEY", |t| {
                     ApiKeySid::parse(t).map_err(|_| {
                         "expected SK followed by 32 hex digits (the value is not shown: it may be the API secret)"

@@ -121,6 +121,13 @@ pub fn signature_rejection(reason: &'static str) {
     metrics::counter!("flexbridge_signature_rejections_total", "reason" => reason).increment(1);
 }
 
+/// A request whose Twilio signature checked out:
+/// `flexbridge_signatures_accepted_total{token}` (`primary` or `secondary`),
+/// so an operator rotating the auth token sees when the old one stops.
+pub fn signature_accepted(token: &'static str) {
+    metrics::counter!("flexbridge_signatures_accepted_total", "token" => token).increment(1);
+}
+
 /// A handover attempt ended: `flexbridge_handovers_total{vendor,outcome}`
 /// (`vendor`: `twilio_flex`, `twilio_studio`, `asapp`, `polyai`, `watsonx`;
 /// `outcome`: `handed_over`, `already_handed_over`, `dry_run`, an error code,

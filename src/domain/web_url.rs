@@ -73,8 +73,10 @@ as_text!(WebSocketUrl, |v| &v.0);
 
 /// The public origin Twilio uses to reach flexbridge, e.g. `https://flexbridge.fly.dev`.
 ///
-/// A path prefix is allowed (for a proxy that mounts flexbridge under
-/// `/flexbridge`); it is kept without its trailing `/`.
+/// Kept as written, host case included: Twilio signs the URL exactly as it
+/// is configured in its console (the signature check also tries the
+/// normalised form). A path prefix is allowed (for a proxy that mounts
+/// flexbridge under `/flexbridge`); it is kept without its trailing `/`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicBaseUrl(String);
 
@@ -88,7 +90,15 @@ impl PublicBaseUrl {
         if url.query().is_some() {
             return Err(UrlError::Forbidden("a ?query"));
         }
-        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+        // A `?` with nothing after it parses as no query at all.
+        if text.contains('?') {
+            return Err(UrlError::Forbidden("a ?query"));
+        }
+        // Text a URL cannot carry as written (spaces, non-ASCII) is kept in
+        // the parser's encoded form, which is what Twilio requests then.
+        let written = text.bytes().all(|b| b.is_ascii_graphic());
+        let kept = if written { text } else { url.as_str() };
+        Ok(Self(kept.trim_end_matches('/').to_owned()))
     }
 
     /// The absolute URL of a path served by flexbridge (`path` starts with `/`).
@@ -110,7 +120,11 @@ impl ApiBaseUrl {
     /// # Errors
     /// When the text is not such a URL.
     pub fn parse(text: &str) -> Result<Self, UrlError> {
-        PublicBaseUrl::parse(text).map(|base| Self(base.0))
+        let url = parse_http_url(text)?;
+        if url.query().is_some() {
+            return Err(UrlError::Forbidden("a ?query"));
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
     }
 
     /// A built-in default origin; `origin` must be an http(s) URL with no
@@ -207,12 +221,21 @@ mod tests {
     }
 
     #[test]
+    fn public_base_url_keeps_the_host_as_written() {
+        let base = PublicBaseUrl::parse("https://MyCompany.Example.com/Flex/").unwrap();
+        assert_eq!(base.join("/x"), "https://MyCompany.Example.com/Flex/x");
+        let encoded = PublicBaseUrl::parse("https://bücher.example/a b").unwrap();
+        assert_eq!(encoded.join("/x"), "https://xn--bcher-kva.example/a%20b/x");
+    }
+
+    #[test]
     fn public_base_url_rejects_relative_query_and_other_schemes() {
         for bad in [
             "flexbridge.fly.dev",
             "/x",
             "ftp://a.b",
             "https://a.b/?x=1",
+            "https://a.b/?",
             "https://u:p@a.b",
             "https://a.b/#f",
         ] {

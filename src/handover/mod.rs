@@ -41,21 +41,25 @@ pub struct HandoverRequest {
 
 impl HandoverRequest {
     /// An override SID from the tool input or the query (input first).
+    /// Every value given must be a SID, not only the one used: a malformed
+    /// override is a mistake to report wherever it was made.
     fn override_sid<K: SidKind>(
         &self,
         name: &'static str,
     ) -> Result<Option<Sid<K>>, HandoverError> {
-        let value = [&self.fields, &self.query]
+        let mut first = None;
+        let given = [&self.fields, &self.query]
             .into_iter()
             .flatten()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.trim());
-        value
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                Sid::parse(v).map_err(|source| HandoverError::InvalidOverride { name, source })
-            })
-            .transpose()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty());
+        for value in given {
+            let sid = Sid::parse(value)
+                .map_err(|source| HandoverError::InvalidOverride { name, source })?;
+            first.get_or_insert(sid);
+        }
+        Ok(first)
     }
 }
 
@@ -141,11 +145,12 @@ impl Handovers {
             .override_sid("FlexWorkflowSid")?
             .or_else(|| self.workflow.clone())
             .ok_or(HandoverError::NotConfigured("FLEX_WORKFLOW_SID"))?;
+        // Checked for voice sessions too, which have no use for it.
+        let workspace = request.override_sid("FlexWorkspaceSid")?;
         let attributes = task_attributes(request);
         match &request.session {
             SessionId::Conversation { conversation, .. } => {
-                let workspace = request
-                    .override_sid("FlexWorkspaceSid")?
+                let workspace = workspace
                     .or_else(|| self.workspace.clone())
                     .ok_or(HandoverError::NotConfigured("FLEX_WORKSPACE_SID"))?;
                 let channel = json!({

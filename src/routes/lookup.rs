@@ -95,11 +95,12 @@ pub enum CallSidProblem {
 }
 
 /// The call SID in the first of `names` the request carries (each looked
-/// up in the form body, then the query).
+/// up in the form body, then the query). A blank value counts as absent: a
+/// Studio variable that came out empty must not hide the next name.
 pub fn call_sid_in(request: &TwilioRequest, names: &[&str]) -> Result<CallSid, CallSidProblem> {
     let text = names
         .iter()
-        .find_map(|name| request.get(name))
+        .find_map(|name| request.get(name).filter(|v| !v.trim().is_empty()))
         .ok_or(CallSidProblem::Missing)?;
     CallSid::parse(text).map_err(CallSidProblem::Invalid)
 }

@@ -259,7 +259,10 @@ fn twilio_rest(s: &Settings) -> Vec<(&'static str, bool)> {
 fn tool_callers(s: &Settings) -> [(&'static str, bool); 1] {
     [(
         "TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
-        s.tools.api_key.is_some() || s.twilio.auth_token.is_some() || !s.twilio.validate_signatures,
+        s.tools.api_key.is_some()
+            || s.twilio.auth_token.is_some()
+            || s.twilio.secondary_auth_token.is_some()
+            || !s.twilio.validate_signatures,
     )]
 }
 

@@ -138,6 +138,7 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,
             request_id = id.as_str(),
+            signed_with = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
             call_sid = tracing::field::Empty,
             conversation_sid = tracing::field::Empty,

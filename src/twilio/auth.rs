@@ -2,9 +2,10 @@
 //! URL reconstruction behind proxies, and the tool key of `/tools/*`.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpMessage as _, HttpRequest, web};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
+use tracing_actix_web::RootSpan;
 
 use crate::config::Settings;
 use crate::domain::PublicBaseUrl;
@@ -25,7 +26,7 @@ pub enum AuthError {
     /// A tool key was presented and it is wrong.
     #[error("invalid tool key")]
     InvalidToolKey,
-    /// Checks are on but `TWILIO_AUTH_TOKEN` is unset: refuse everything.
+    /// Checks are on but no auth token is set: refuse everything.
     #[error("signature validation is not configured: set TWILIO_AUTH_TOKEN")]
     NotConfigured,
 }
@@ -42,13 +43,33 @@ impl AuthError {
     }
 }
 
+/// Which auth token a valid signature was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedWith {
+    /// `TWILIO_AUTH_TOKEN`.
+    Primary,
+    /// `TWILIO_SECONDARY_AUTH_TOKEN`.
+    Secondary,
+}
+
+impl SignedWith {
+    /// `primary` or `secondary`: the log field and the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Secondary => "secondary",
+        }
+    }
+}
+
 /// Whether and how Twilio signatures are checked.
 #[derive(Clone)]
 pub enum SignaturePolicy {
     /// `TWILIO_VALIDATE_SIGNATURES=false` or `--dev`.
     Off,
-    /// Checked against this key.
-    Check(SignatureKey),
+    /// Checked against these keys, in order: a signature made with any of
+    /// them is valid (two while the auth token is rotated).
+    Check(Vec<(SignedWith, SignatureKey)>),
     /// Checks on but no auth token: fail closed.
     Unconfigured,
 }
@@ -81,13 +102,20 @@ pub struct WebhookAuth {
 impl WebhookAuth {
     /// The policy the settings ask for.
     pub fn from_settings(settings: &Settings) -> Self {
-        let policy = match (
-            &settings.twilio.auth_token,
-            settings.twilio.validate_signatures,
-        ) {
+        let twilio = &settings.twilio;
+        let keys: Vec<_> = [
+            (SignedWith::Primary, &twilio.auth_token),
+            (SignedWith::Secondary, &twilio.secondary_auth_token),
+        ]
+        .into_iter()
+        .filter_map(|(which, token)| {
+            Some((which, SignatureKey::new(token.as_ref()?.expose_secret())))
+        })
+        .collect();
+        let policy = match (keys.is_empty(), twilio.validate_signatures) {
             (_, false) => SignaturePolicy::Off,
-            (Some(token), true) => SignaturePolicy::Check(SignatureKey::new(token.expose_secret())),
-            (None, true) => SignaturePolicy::Unconfigured,
+            (false, true) => SignaturePolicy::Check(keys),
+            (true, true) => SignaturePolicy::Unconfigured,
         };
         Self {
             policy,
@@ -122,11 +150,13 @@ impl WebhookAuth {
             .inspect_err(|e| crate::metrics::signature_rejection(e.code()))
     }
 
+    /// Check the signature, and say (in the request's log line and the
+    /// metrics) which token it was made with.
     fn check_twilio(&self, req: &HttpRequest, body: SignedBody<'_>) -> Result<(), AuthError> {
-        let key = match &self.policy {
+        let keys = match &self.policy {
             SignaturePolicy::Off => return Ok(()),
             SignaturePolicy::Unconfigured => return Err(AuthError::NotConfigured),
-            SignaturePolicy::Check(key) => key,
+            SignaturePolicy::Check(keys) => keys,
         };
         let signature = req
             .headers()
@@ -138,18 +168,22 @@ impl WebhookAuth {
         // Twilio signs JSON bodies through the URL's bodySHA256; the presence
         // of the parameter decides, as in Twilio's own middleware. A raw body
         // the signature does not cover could be swapped, so it is refused.
-        let valid = match body {
+        let signs = |key: &SignatureKey| match body {
             SignedBody::Form { raw, .. } | SignedBody::Json(raw) if url.contains("bodySHA256") => {
                 key.validate_with_body(signature, &url, raw)
             }
             SignedBody::Form { params, .. } => key.validate_pairs(signature, &url, params.iter()),
             SignedBody::Json(raw) => raw.is_empty() && key.validate(signature, &url, &[]),
         };
-        if valid {
-            Ok(())
-        } else {
-            Err(AuthError::InvalidSignature)
+        let (which, _) = keys
+            .iter()
+            .find(|(_, key)| signs(key))
+            .ok_or(AuthError::InvalidSignature)?;
+        crate::metrics::signature_accepted(which.as_str());
+        if let Some(span) = req.extensions().get::<RootSpan>() {
+            span.record("signed_with", which.as_str());
         }
+        Ok(())
     }
 
     /// Check a `/tools/*` request: a valid `TOOL_API_KEY` (as

@@ -55,6 +55,35 @@ fn check_config_masks_secrets_and_reports_ready_routes() {
     );
 }
 
+/// While the auth token is rotated both tokens are masked, and the report
+/// says both are accepted and how to tell when the old one can go.
+#[test]
+fn check_config_masks_the_secondary_token_and_says_both_are_accepted() {
+    let (code, out) = check_config(&[
+        ("TWILIO_AUTH_TOKEN", "old-token-value-0123"),
+        ("TWILIO_SECONDARY_AUTH_TOKEN", "new-token-value-4567"),
+    ]);
+
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("old-token-value-0123") && !out.contains("new-token-value-4567"));
+    assert_lines(
+        &out,
+        &[
+            "TWILIO_AUTH_TOKEN            set (hidden)",
+            "TWILIO_SECONDARY_AUTH_TOKEN  set (hidden)",
+            "X-Twilio-Signature           checked with TWILIO_AUTH_TOKEN or TWILIO_SECONDARY_AUTH_TOKEN (rotating: remove the one Twilio no longer signs with, see flexbridge_signatures_accepted_total{token})",
+        ],
+    );
+    let (_, unset) = check_config(&[("TWILIO_AUTH_TOKEN", "old-token-value-0123")]);
+    assert_lines(
+        &unset,
+        &[
+            "TWILIO_SECONDARY_AUTH_TOKEN  (unset)",
+            "X-Twilio-Signature           checked with TWILIO_AUTH_TOKEN\n",
+        ],
+    );
+}
+
 #[test]
 fn check_config_names_every_malformed_variable_and_exits_non_zero() {
     let (code, out) = check_config(&[

@@ -717,6 +717,58 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
     );
 }
 
+/// Every override given must be a SID, also one the handover would not use
+/// (a voice session needs no workspace) or one a valid override shadows
+/// (the tool input comes before the query): a mistake is reported, not
+/// silently ignored. A blank override counts as absent.
+#[tokio::test]
+async fn a_malformed_override_is_refused_even_where_it_would_not_be_used() {
+    let twilio = MockServer::start().await;
+    mount_interactions(&twilio, created("KD0123456789abcdef0123456789abcdef")).await;
+    let app = spawn_tools_app(&twilio, &[]).await;
+    let valid = r#"{"FlexWorkflowSid":"WW0123456789abcdef0123456789abcdef"}"#;
+    let cases = [
+        (
+            format!("voice:{CA}"),
+            "",
+            r#"{"FlexWorkspaceSid":"garbage"}"#,
+            400,
+        ),
+        (
+            conversation_session(),
+            "?FlexWorkflowSid=garbage",
+            valid,
+            400,
+        ),
+        (
+            conversation_session(),
+            "?FlexWorkflowSid=&FlexWorkspaceSid=%20",
+            "{}",
+            200,
+        ),
+    ];
+    for (session, query, body, expected) in cases {
+        let (status, answer) = json_of(async {
+            app.client
+                .post(app.url(&format!("/tools/flex-handover{query}")))
+                .bearer_auth(TOOL_KEY)
+                .header("X-Session-Id", &session)
+                .header("X-Identity", "phone:+14155550100")
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        })
+        .await;
+
+        assert_eq!(status, expected, "{session}{query} {body}: {answer}");
+        if expected == 400 {
+            assert_eq!(answer["error"], "invalid_override", "{answer}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn missing_configuration_gets_500_naming_the_variable() {
     let cases = [

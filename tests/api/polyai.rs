@@ -172,7 +172,14 @@ async fn polyai_connect_without_a_connector_apologises_and_falls_back() {
 /// `CallSid`: PolyAI's JSON, byte for byte.
 #[tokio::test]
 async fn handoff_state_answers_polyais_json_unchanged() {
-    let cases = ["get call_sid", "post CallSid", "get CallSid"];
+    // A blank `call_sid` (a Studio variable that came out empty) does not
+    // hide `CallSid`.
+    let cases = [
+        "get call_sid",
+        "post CallSid",
+        "get CallSid",
+        "post blank call_sid",
+    ];
     for case in cases {
         let polyai = MockServer::start().await;
         mount_state(&polyai, state_answer()).await;
@@ -186,6 +193,10 @@ async fn handoff_state_answers_polyais_json_unchanged() {
             "post CallSid" => {
                 app.post_form("/polyai/handoff-state", &[("CallSid", CALL_SID)])
                     .await
+            }
+            "post blank call_sid" => {
+                let form = [("call_sid", " "), ("CallSid", CALL_SID)];
+                app.post_form("/polyai/handoff-state", &form).await
             }
             _ => {
                 app.get_signed(&format!("/polyai/handoff-state?CallSid={CALL_SID}"))

@@ -378,3 +378,122 @@ async fn every_twilio_facing_route_refuses_unsigned_and_forged_requests() {
     assert_eq!(checked, 22, "11 routes, POST and GET");
     assert!(vendor.received_requests().await.unwrap().is_empty());
 }
+
+const OLD_TOKEN: &str = "old-auth-token-0123456789abcdef";
+const NEW_TOKEN: &str = "new-auth-token-fedcba9876543210";
+
+/// While the auth token is rotated, a request signed with either token is
+/// answered, and the metrics say which token each was signed with.
+#[tokio::test]
+async fn either_auth_token_is_accepted_while_the_token_is_rotated() {
+    let app = spawn_app(&[
+        ("SIP_URI_HOST", "sip.example.com"),
+        ("TWILIO_AUTH_TOKEN", OLD_TOKEN),
+        ("TWILIO_SECONDARY_AUTH_TOKEN", NEW_TOKEN),
+    ])
+    .await;
+    let url = app.public_url("/receive-call");
+    let signed = |token: &str| SignatureKey::new(token).sign(&url, &pairs(&[CALLED]));
+
+    for (token, status) in [(OLD_TOKEN, 200), (NEW_TOKEN, 200), ("a-third-token", 403)] {
+        let response = app
+            .client
+            .post(app.url("/receive-call"))
+            .header("X-Twilio-Signature", signed(token))
+            .form(&[CALLED])
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(response.status().as_u16(), status, "{token}");
+    }
+    let metrics = app.metrics_text().await;
+    for token in ["primary", "secondary"] {
+        let series = format!(r#"flexbridge_signatures_accepted_total{{token="{token}"}} "#);
+        assert!(
+            crate::metrics::value(&metrics, &series).is_some_and(|n| n >= 1.0),
+            "{metrics}"
+        );
+    }
+    assert!(!metrics.contains(OLD_TOKEN) && !metrics.contains(NEW_TOKEN));
+}
+
+/// The secondary token alone (the primary not set yet) is enough.
+#[tokio::test]
+async fn the_secondary_token_alone_checks_signatures() {
+    let app = spawn_app(&[
+        ("SIP_URI_HOST", "sip.example.com"),
+        ("TWILIO_AUTH_TOKEN", ""),
+        ("TWILIO_SECONDARY_AUTH_TOKEN", NEW_TOKEN),
+    ])
+    .await;
+    let url = app.public_url("/receive-call");
+
+    let good = SignatureKey::new(NEW_TOKEN).sign(&url, &pairs(&[CALLED]));
+    let bad = SignatureKey::new(OLD_TOKEN).sign(&url, &pairs(&[CALLED]));
+    for (signature, status) in [(good, 200), (bad, 403)] {
+        let response = app
+            .client
+            .post(app.url("/receive-call"))
+            .header("X-Twilio-Signature", signature)
+            .form(&[CALLED])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status);
+    }
+}
+
+/// Each request's log line names the token its signature was made with;
+/// neither token appears anywhere in the logs.
+#[tokio::test]
+async fn the_log_line_says_which_token_signed_and_never_shows_one() {
+    let process = crate::process::start_binary(
+        &[],
+        &[
+            ("SIP_URI_HOST", "sip.example.com"),
+            ("TWILIO_AUTH_TOKEN", OLD_TOKEN),
+            ("TWILIO_SECONDARY_AUTH_TOKEN", NEW_TOKEN),
+            ("RUST_LOG", "debug"),
+        ],
+    )
+    .await;
+    let url = format!("{}/receive-call", process.address);
+    for token in [NEW_TOKEN, OLD_TOKEN, "a-third-token"] {
+        reqwest::Client::new()
+            .post(&url)
+            .header(
+                "X-Twilio-Signature",
+                SignatureKey::new(token).sign(&url, &pairs(&[CALLED])),
+            )
+            .form(&[CALLED])
+            .send()
+            .await
+            .unwrap();
+    }
+    let logs = process.stop_and_read_logs();
+
+    let requests: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "close")
+        .filter(|line| line["span"]["http.route"] == "/receive-call")
+        .collect();
+    let signed_with: Vec<_> = requests
+        .iter()
+        .map(|line| line["span"]["signed_with"].clone())
+        .collect();
+    assert_eq!(
+        signed_with,
+        [
+            serde_json::json!("secondary"),
+            serde_json::json!("primary"),
+            serde_json::Value::Null
+        ],
+        "{logs}"
+    );
+    assert!(
+        !logs.contains(OLD_TOKEN) && !logs.contains(NEW_TOKEN),
+        "{logs}"
+    );
+}
