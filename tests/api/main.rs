@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod limits;
 mod metrics;
+mod observability;
 mod openapi;
 mod polyai;
 mod process;

@@ -35,7 +35,7 @@ fn find_program(name: &str) -> Option<PathBuf> {
 
 /// The program's path; a test that needs a missing program fails, saying
 /// how to install it.
-fn program(name: &str) -> PathBuf {
+pub fn program(name: &str) -> PathBuf {
     find_program(name).unwrap_or_else(|| {
         panic!("{name} is not installed: apt-get install {name} (these tests need it)")
     })
