@@ -106,7 +106,7 @@ impl Handoff {
         }
         handoff.insert("context".into(), self.context);
         // `,"handoff":` joins the two; `,"truncated":true` marks a cut.
-        let joined = size(&attributes) + size(&Value::Object(handoff.clone())) + 12;
+        let joined = size(&attributes) + size(&handoff) + 12;
         let mut excess = joined.saturating_sub(MAX_ATTRIBUTES_BYTES);
         if excess > 0 {
             excess += 17;

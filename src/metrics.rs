@@ -129,11 +129,13 @@ pub fn signature_accepted(token: &'static str) {
 }
 
 /// A handover attempt ended: `flexbridge_handovers_total{vendor,outcome}`
-/// (`vendor`: `twilio_flex`, `twilio_studio`, `asapp`, `polyai`, `watsonx`;
-/// `outcome`: `handed_over`, `already_handed_over`, `dry_run`, an error code,
-/// `returned_to_studio` and `enqueued_to_flex` when watsonx transfers a
-/// call, and `ended` (the agent finished the call) and `caller_hung_up`
-/// when an AI agent hands one back).
+/// (`vendor`: `twilio_flex` and `twilio_studio` for the tools, else the
+/// handoff's vendor: `watsonx`, `asapp`, `polyai`, `conversation_relay`,
+/// `dialogflow_cx`; `outcome`: `handed_over`, `already_handed_over`,
+/// `dry_run`, an error code, `returned_to_studio` and `enqueued_to_flex`
+/// when watsonx transfers a call, `ai_session_failed`, and `ended` (the
+/// agent finished the call) and `caller_hung_up` when an AI agent hands one
+/// back).
 pub fn handover(vendor: &'static str, outcome: &'static str) {
     metrics::counter!("flexbridge_handovers_total", "vendor" => vendor, "outcome" => outcome)
         .increment(1);

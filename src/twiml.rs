@@ -242,33 +242,29 @@ fn write_verb(w: &mut Writer<Vec<u8>>, verb: &Verb) -> std::io::Result<()> {
                 Some(action) => tag("Connect", &[("action", action)]),
                 None => tag("Connect", &[]),
             };
-            let (name, attributes): (&str, Vec<(&str, Cow<'_, str>)>) = match noun {
-                Noun::Stream { url } => ("Stream", vec![("url", xml_safe(url))]),
+            let noun = match noun {
+                Noun::Stream { url } => tag("Stream", &[("url", &xml_safe(url))]),
                 Noun::ConversationRelay {
                     url,
                     welcome_greeting,
                     language,
                 } => {
-                    let optional = [
+                    let mut relay = tag("ConversationRelay", &[("url", &xml_safe(url))]);
+                    for (name, value) in [
                         ("welcomeGreeting", welcome_greeting),
                         ("language", language),
-                    ];
-                    let set = optional
-                        .into_iter()
-                        .filter_map(|(name, value)| Some((name, xml_safe(value.as_deref()?))));
-                    (
-                        "ConversationRelay",
-                        std::iter::once(("url", xml_safe(url))).chain(set).collect(),
-                    )
+                    ] {
+                        if let Some(value) = value {
+                            relay.push_attribute((name, &*xml_safe(value)));
+                        }
+                    }
+                    relay
                 }
-                Noun::VirtualAgent { connector_name } => (
+                Noun::VirtualAgent { connector_name } => tag(
                     "VirtualAgent",
-                    vec![("connectorName", xml_safe(connector_name))],
+                    &[("connectorName", &xml_safe(connector_name))],
                 ),
             };
-            let attributes: Vec<(&str, &str)> =
-                attributes.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-            let noun = tag(name, &attributes);
             element(w, connect, |w| {
                 if parameters.is_empty() {
                     return w.write_event(Event::Empty(noun));

@@ -145,14 +145,14 @@ impl Responder for VoiceAnswer {
 /// (`flexbridge_handovers_total`): the outcome the route names when it
 /// succeeded, the error's code when it failed.
 pub fn counted(
-    vendor: &'static str,
+    vendor: Vendor,
     result: Result<(VoiceResponse, &'static str), VoiceError>,
 ) -> VoiceAnswer {
     let outcome = match &result {
         Ok((_, outcome)) => outcome,
         Err(error) => error.code(),
     };
-    crate::metrics::handover(vendor, outcome);
+    crate::metrics::handover(vendor.as_str(), outcome);
     VoiceAnswer(result.map(|(twiml, _)| twiml))
 }
 
@@ -230,13 +230,12 @@ pub fn enqueue(settings: &Settings, attributes: &Value) -> Result<VoiceResponse,
 /// Task attributes for a call an AI agent hands to Flex: the agent's
 /// variables (`variables`, when a JSON object) as attributes, as the
 /// vendor's integration guides have them, then `call_sid`, everything the
-/// vendor sent (`details`) under its name (`vendor`), and the `handoff`.
-/// flexbridge's own win a clash: a variable of the same name is still in
-/// `details`.
+/// vendor sent (`details`) under the handoff's `vendor` name, and the
+/// `handoff`. flexbridge's own win a clash: a variable of the same name is
+/// still in `details`.
 pub fn agent_task_attributes(
     call: &CallSid,
     variables: &Value,
-    vendor: &str,
     details: Value,
     handoff: Handoff,
 ) -> Value {
@@ -245,7 +244,7 @@ pub fn agent_task_attributes(
         _ => Map::new(),
     };
     attributes.insert("call_sid".into(), call.as_ref().into());
-    attributes.insert(vendor.into(), details);
+    attributes.insert(handoff.vendor.as_str().into(), details);
     handoff.into_attributes(attributes)
 }
 
@@ -484,8 +483,7 @@ mod tests {
         ];
         for (variables, expected) in cases {
             let handoff = Handoff::new(Vendor::Asapp, None, json!({}));
-            let attributes =
-                agent_task_attributes(&call, &variables, "asapp", details.clone(), handoff);
+            let attributes = agent_task_attributes(&call, &variables, details.clone(), handoff);
             assert_eq!(attributes, expected, "{variables}");
         }
     }

@@ -75,7 +75,7 @@ pub async fn call_complete(
         return Either::Right(transfer_as_json(&asapp, call).await);
     }
     Either::Left(voice::counted(
-        "asapp",
+        Vendor::Asapp,
         act_on_transfer(&settings, &asapp, call).await,
     ))
 }
@@ -142,7 +142,7 @@ async fn act_on_transfer(
             transfer.transfer_variables.clone(),
         );
         let variables = &transfer.transfer_variables;
-        let attributes = voice::agent_task_attributes(&call, variables, "asapp", details, handoff);
+        let attributes = voice::agent_task_attributes(&call, variables, details, handoff);
         return Ok((voice::enqueue(settings, &attributes)?, "handed_over"));
     }
     if transfer.status == "EXPIRED" {

@@ -59,7 +59,7 @@ fn connect_to_agent(
 /// session that simply ended (or a caller who hung up) ends the call.
 pub async fn complete(settings: web::Data<Settings>, request: TwilioRequest) -> VoiceAnswer {
     voice::counted(
-        Vendor::ConversationRelay.as_str(),
+        Vendor::ConversationRelay,
         act_on_session(&settings, &request),
     )
 }

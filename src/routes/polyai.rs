@@ -68,7 +68,7 @@ pub async fn call_complete(
     request: TwilioRequest,
 ) -> VoiceAnswer {
     voice::counted(
-        "polyai",
+        handoff::Vendor::PolyAi,
         enqueue_with_state(&settings, &polyai, &request).await,
     )
 }
@@ -89,6 +89,6 @@ async fn enqueue_with_state(
         Some(call.to_string()),
         state.clone(),
     );
-    let attributes = voice::agent_task_attributes(&call, state, "polyai", state.clone(), handoff);
+    let attributes = voice::agent_task_attributes(&call, state, state.clone(), handoff);
     Ok((voice::enqueue(settings, &attributes)?, "handed_over"))
 }

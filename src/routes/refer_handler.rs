@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, web};
 
 use crate::config::Settings;
 use crate::domain::{CallSid, ReferTo};
+use crate::handoff::Vendor;
 use crate::twilio::TwilioRequest;
 use crate::twiml::VoiceResponse;
 use crate::voice::{self, Handback, VoiceAnswer, VoiceError};
@@ -19,7 +20,7 @@ pub async fn refer_handler(
 ) -> VoiceAnswer {
     let call_sid = req.extensions().get::<CallSid>().cloned();
     voice::counted(
-        "watsonx",
+        Vendor::Watsonx,
         hand_back_transfer(&settings, &request, call_sid.as_ref()),
     )
 }

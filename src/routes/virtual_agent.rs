@@ -51,10 +51,7 @@ fn connect_to_agent(
 /// Act on how the session ended: a live-agent handoff or a failure goes to
 /// Flex, a completed session (or a caller who hung up) ends the call.
 pub async fn complete(settings: web::Data<Settings>, request: TwilioRequest) -> VoiceAnswer {
-    voice::counted(
-        Vendor::DialogflowCx.as_str(),
-        act_on_session(&settings, &request),
-    )
+    voice::counted(Vendor::DialogflowCx, act_on_session(&settings, &request))
 }
 
 /// The answer to the end of a session and the outcome counted: the
