@@ -9,6 +9,7 @@ use tracing_actix_web::RootSpan;
 
 use crate::config::Settings;
 use crate::domain::PublicBaseUrl;
+use crate::twilio::signature::{first_signer, first_signer_with_body};
 use crate::twilio::{FormParams, SignatureKey};
 
 /// The header Twilio signs requests with.
@@ -168,17 +169,17 @@ impl WebhookAuth {
         // Twilio signs JSON bodies through the URL's bodySHA256; the presence
         // of the parameter decides, as in Twilio's own middleware. A raw body
         // the signature does not cover could be swapped, so it is refused.
-        let signs = |key: &SignatureKey| match body {
+        let keys = keys.iter().map(|(which, key)| (*which, key));
+        let which = match body {
             SignedBody::Form { raw, .. } | SignedBody::Json(raw) if url.contains("bodySHA256") => {
-                key.validate_with_body(signature, &url, raw)
+                first_signer_with_body(keys, signature, &url, raw)
             }
-            SignedBody::Form { params, .. } => key.validate_pairs(signature, &url, params.iter()),
-            SignedBody::Json(raw) => raw.is_empty() && key.validate(signature, &url, &[]),
-        };
-        let (which, _) = keys
-            .iter()
-            .find(|(_, key)| signs(key))
-            .ok_or(AuthError::InvalidSignature)?;
+            SignedBody::Form { params, .. } => first_signer(keys, signature, &url, params.iter()),
+            // A JSON body without `bodySHA256` is covered only when empty.
+            SignedBody::Json([]) => first_signer(keys, signature, &url, std::iter::empty()),
+            SignedBody::Json(_) => None,
+        }
+        .ok_or(AuthError::InvalidSignature)?;
         crate::metrics::signature_accepted(which.as_str());
         if let Some(span) = req.extensions().get::<RootSpan>() {
             span.record("signed_with", which.as_str());

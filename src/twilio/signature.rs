@@ -68,21 +68,7 @@ impl SignatureKey {
         url: &str,
         params: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> bool {
-        let params = sorted_params(params);
-        let matches = |candidate: &str| self.signs(signature, candidate, &params);
-        if matches(&remove_port(url)) || matches(&add_port(url)) {
-            return true;
-        }
-        // A URL the WHATWG parser rejects cannot have been signed by Twilio.
-        let Ok(normalized) = url::Url::parse(url) else {
-            return false;
-        };
-        let without_port = remove_port(normalized.as_str()).into_owned();
-        let with_port = add_port(normalized.as_str()).into_owned();
-        matches(&without_port)
-            || matches(&with_port)
-            || matches(&legacy_query(&without_port))
-            || matches(&legacy_query(&with_port))
+        first_signer(std::iter::once(((), self)), signature, url, params).is_some()
     }
 
     /// HMAC-SHA1 of `url` followed by each name and value.
@@ -110,19 +96,57 @@ impl SignatureKey {
     /// `bodySHA256` parameter) is signed without parameters, and the first
     /// `bodySHA256` value equals the lower-case hex SHA-256 of `body`.
     pub fn validate_with_body(&self, signature: &str, url: &str, body: &[u8]) -> bool {
-        let Ok(parsed) = url::Url::parse(url) else {
-            return false;
-        };
-        let claimed = parsed
-            .query_pairs()
-            .find(|(name, _)| name == "bodySHA256")
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default();
-        // Evaluate both checks, so timing does not tell which one failed.
-        let url_ok = self.validate(signature, url, &[]);
-        let body_ok = constant_time_eq(&claimed, &body_sha256_hex(body));
-        url_ok & body_ok
+        first_signer_with_body(std::iter::once(((), self)), signature, url, body).is_some()
     }
+}
+
+/// What names the first of `keys` that made `signature` for a form or query
+/// request to `url` with `params`. Every key is tried on a URL form before
+/// the next form is built, so the pairs are sorted and the forms built once
+/// however many keys there are (two while the auth token is rotated).
+pub fn first_signer<'a, 'k, T>(
+    keys: impl Iterator<Item = (T, &'k SignatureKey)> + Clone,
+    signature: &str,
+    url: &str,
+    params: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Option<T> {
+    let params = sorted_params(params);
+    let signer = |candidate: &str| {
+        keys.clone()
+            .find(|(_, key)| key.signs(signature, candidate, &params))
+            .map(|(which, _)| which)
+    };
+    if let Some(which) = signer(&remove_port(url)).or_else(|| signer(&add_port(url))) {
+        return Some(which);
+    }
+    // A URL the WHATWG parser rejects cannot have been signed by Twilio.
+    let normalized = url::Url::parse(url).ok()?;
+    let without_port = remove_port(normalized.as_str()).into_owned();
+    let with_port = add_port(normalized.as_str()).into_owned();
+    signer(&without_port)
+        .or_else(|| signer(&with_port))
+        .or_else(|| signer(&legacy_query(&without_port)))
+        .or_else(|| signer(&legacy_query(&with_port)))
+}
+
+/// [`first_signer`] for a JSON request (see
+/// [`SignatureKey::validate_with_body`]); the body is hashed once.
+pub fn first_signer_with_body<'k, T>(
+    keys: impl Iterator<Item = (T, &'k SignatureKey)> + Clone,
+    signature: &str,
+    url: &str,
+    body: &[u8],
+) -> Option<T> {
+    let parsed = url::Url::parse(url).ok()?;
+    let claimed = parsed
+        .query_pairs()
+        .find(|(name, _)| name == "bodySHA256")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    // Evaluate both checks, so timing does not tell which one failed.
+    let signer = first_signer(keys, signature, url, std::iter::empty());
+    let body_ok = constant_time_eq(&claimed, &body_sha256_hex(body));
+    signer.filter(|_| body_ok)
 }
 
 /// Lower-case hex SHA-256 of a body, as Twilio puts it in `bodySHA256`.
@@ -303,6 +327,42 @@ mod tests {
         list.iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn first_signer_names_the_key_that_signed_on_any_url_form() {
+        let (old, new) = (
+            SignatureKey::new("old-token"),
+            SignatureKey::new("new-token"),
+        );
+        let keys = [("primary", &old), ("secondary", &new)];
+        let params = pairs(&[("CallSid", "CA1"), ("From", "+1")]);
+        let signer = |signature: &str, url: &str| {
+            first_signer(keys.into_iter(), signature, url, owned_pairs(&params))
+        };
+        // Signed with the port, checked without it: the second form.
+        let signed = new.sign("https://example.com:443/voice?a=1", &params);
+        assert_eq!(
+            signer(&signed, "https://example.com/voice?a=1"),
+            Some("secondary")
+        );
+        let signed = old.sign("https://example.com/voice?a=1", &params);
+        assert_eq!(
+            signer(&signed, "https://example.com/voice?a=1"),
+            Some("primary")
+        );
+        let other = SignatureKey::new("another").sign("https://example.com/voice?a=1", &params);
+        assert_eq!(signer(&other, "https://example.com/voice?a=1"), None);
+
+        let body = br#"{"a":1}"#;
+        let url = format!(
+            "https://example.com/tools?bodySHA256={}",
+            body_sha256_hex(body)
+        );
+        let signed = new.sign(&url, &[]);
+        let with_body = |body: &[u8]| first_signer_with_body(keys.into_iter(), &signed, &url, body);
+        assert_eq!(with_body(body), Some("secondary"));
+        assert_eq!(with_body(b"{}"), None);
     }
 
     /// Twilio's published example from its webhook security documentation.
