@@ -324,15 +324,23 @@ impl Fault {
         }
     }
 
-    /// The app's variables: `base`, then this fault's.
+    /// The app's variables: `base`, this fault's, then the deadline: 300 ms
+    /// where the deadline is the fault, else long enough that a loaded
+    /// machine never turns the fault's own answer into a timeout.
     pub fn vars<'a>(&'a self, base: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut vars = base.to_vec();
         vars.extend(self.env.iter().map(|(k, v)| (*k, v.as_str())));
+        let deadline_ms = if self.code.ends_with("_timeout") {
+            "300"
+        } else {
+            "3000"
+        };
+        vars.push(("UPSTREAM_TIMEOUT_MS", deadline_ms));
         vars
     }
 }
 
-/// Each way ASAPP can fail (the deadline is 300 ms).
+/// Each way ASAPP can fail (see [`Fault::vars`] for the deadline).
 fn asapp_faults() -> Vec<Fault> {
     let unauthorized =
         json!({"error": {"requestId": "r-1", "code": "401-01", "message": "Unauthorized"}});
@@ -397,10 +405,7 @@ async fn engage_says_the_fallback_message_then_returns_to_studio_on_each_asapp_f
         if let Some(response) = &fault.response {
             mount_stream_url(&asapp, response.clone()).await;
         }
-        let vars = fault.vars(&[
-            ("STUDIO_WEBHOOK_URL", STUDIO),
-            ("UPSTREAM_TIMEOUT_MS", "300"),
-        ]);
+        let vars = fault.vars(&[("STUDIO_WEBHOOK_URL", STUDIO)]);
         let app = spawn_asapp_app(&asapp, &vars).await;
 
         let twiml = app.voice("/engage", &[("CallSid", CALL_SID)]).await;
@@ -641,10 +646,7 @@ async fn call_complete_falls_back_on_each_asapp_fault() {
         if let Some(response) = &fault.response {
             mount_transfer(&asapp, response.clone()).await;
         }
-        let vars = fault.vars(&[
-            ("STUDIO_WEBHOOK_URL", STUDIO),
-            ("UPSTREAM_TIMEOUT_MS", "300"),
-        ]);
+        let vars = fault.vars(&[("STUDIO_WEBHOOK_URL", STUDIO)]);
         let app = spawn_asapp_app(&asapp, &vars).await;
 
         let twiml = app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
@@ -807,7 +809,7 @@ async fn call_complete_json_errors_carry_the_right_status_and_code() {
         if let Some(response) = &fault.response {
             mount_transfer(&asapp, response.clone()).await;
         }
-        let app = spawn_asapp_app(&asapp, &fault.vars(&[("UPSTREAM_TIMEOUT_MS", "300")])).await;
+        let app = spawn_asapp_app(&asapp, &fault.vars(&[])).await;
 
         let (actual, body) = json_of(post_for_json(
             &app,

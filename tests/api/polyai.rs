@@ -65,7 +65,7 @@ fn assert_one_state_request(requests: &[Request]) {
     assert_eq!(request.headers["accept"], "application/json");
 }
 
-/// Each way PolyAI can fail (the deadline is 300 ms).
+/// Each way PolyAI can fail (see [`Fault::vars`] for the deadline).
 fn polyai_faults() -> Vec<Fault> {
     vec![
         Fault::answer(
@@ -241,7 +241,7 @@ async fn handoff_state_errors_are_json_with_the_right_status() {
         if let Some(response) = &fault.response {
             mount_state(&polyai, response.clone()).await;
         }
-        let app = spawn_polyai_app(&polyai, &fault.vars(&[("UPSTREAM_TIMEOUT_MS", "300")])).await;
+        let app = spawn_polyai_app(&polyai, &fault.vars(&[])).await;
 
         let (actual, body) =
             json_of(app.get_signed(&format!("/polyai/handoff-state?call_sid={CALL_SID}"))).await;
@@ -337,10 +337,7 @@ async fn polyai_call_complete_falls_back_on_each_fault() {
         if let Some(response) = &fault.response {
             mount_state(&polyai, response.clone()).await;
         }
-        let vars = fault.vars(&[
-            ("STUDIO_WEBHOOK_URL", STUDIO),
-            ("UPSTREAM_TIMEOUT_MS", "300"),
-        ]);
+        let vars = fault.vars(&[("STUDIO_WEBHOOK_URL", STUDIO)]);
         let app = spawn_polyai_app(&polyai, &vars).await;
 
         let twiml = app
