@@ -15,133 +15,103 @@ enum Shown {
     Unset(&'static str),
 }
 
-fn opt<T: AsRef<str>>(value: Option<&T>, unset: &'static str) -> Shown {
-    value.map_or(Shown::Unset(unset), |v| Shown::Value(v.as_ref().to_owned()))
+/// A value that is always set.
+fn value(text: impl ToString) -> Shown {
+    Shown::Value(text.to_string())
 }
 
-fn secret(value: Option<&SecretString>) -> Shown {
+/// An optional value; `unset` says what happens without it.
+fn opt<T: AsRef<str>>(value: &Option<T>, unset: &'static str) -> Shown {
+    value
+        .as_ref()
+        .map_or(Shown::Unset(unset), |v| Shown::Value(v.as_ref().to_owned()))
+}
+
+fn secret(value: &Option<SecretString>) -> Shown {
     Shown::Secret(value.is_some())
 }
 
 /// The variables and how each is shown.
 fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
-    let secs = |d: std::time::Duration| Shown::Value(d.as_secs().to_string());
+    let (t, voice, tools, relay) = (&s.twilio, &s.voice, &s.tools, &s.relay);
+    let from_proxy = "rebuilt per request from X-Forwarded-Proto / X-Forwarded-Host / Host";
     vec![
-        ("HOST", Shown::Value(s.host.clone())),
-        ("PORT", Shown::Value(s.port.to_string())),
-        (
-            "PUBLIC_BASE_URL",
-            opt(
-                s.public_base_url.as_ref(),
-                "rebuilt per request from X-Forwarded-Proto / X-Forwarded-Host / Host",
-            ),
-        ),
-        (
-            "TWILIO_ACCOUNT_SID",
-            opt(s.twilio.account_sid.as_ref(), "unset"),
-        ),
-        ("TWILIO_AUTH_TOKEN", secret(s.twilio.auth_token.as_ref())),
+        ("HOST", value(&s.host)),
+        ("PORT", value(s.port)),
+        ("PUBLIC_BASE_URL", opt(&s.public_base_url, from_proxy)),
+        ("TWILIO_ACCOUNT_SID", opt(&t.account_sid, "unset")),
+        ("TWILIO_AUTH_TOKEN", secret(&t.auth_token)),
         (
             "TWILIO_SECONDARY_AUTH_TOKEN",
-            secret(s.twilio.secondary_auth_token.as_ref()),
+            secret(&t.secondary_auth_token),
         ),
-        ("TWILIO_API_KEY", opt(s.twilio.api_key.as_ref(), "unset")),
-        ("TWILIO_API_SECRET", secret(s.twilio.api_secret.as_ref())),
-        (
-            "TWILIO_VALIDATE_SIGNATURES",
-            Shown::Value(s.twilio.validate_signatures.to_string()),
-        ),
-        (
-            "TWILIO_API_BASE_URL",
-            Shown::Value(s.twilio.api_base_url.as_ref().to_owned()),
-        ),
-        (
-            "FLEX_API_BASE_URL",
-            Shown::Value(s.twilio.flex_api_base_url.as_ref().to_owned()),
-        ),
+        ("TWILIO_API_KEY", opt(&t.api_key, "unset")),
+        ("TWILIO_API_SECRET", secret(&t.api_secret)),
+        ("TWILIO_VALIDATE_SIGNATURES", value(t.validate_signatures)),
+        ("TWILIO_API_BASE_URL", value(t.api_base_url.as_ref())),
+        ("FLEX_API_BASE_URL", value(t.flex_api_base_url.as_ref())),
         (
             "CONVERSATIONS_API_BASE_URL",
-            Shown::Value(s.twilio.conversations_api_base_url.as_ref().to_owned()),
+            value(t.conversations_api_base_url.as_ref()),
         ),
-        ("SIP_URI_HOST", opt(s.voice.sip_uri_host.as_ref(), "unset")),
-        ("SIP_SECURE", Shown::Value(s.voice.sip_secure.to_string())),
+        ("SIP_URI_HOST", opt(&voice.sip_uri_host, "unset")),
+        ("SIP_SECURE", value(voice.sip_secure)),
         (
             "STUDIO_WEBHOOK_URL",
-            opt(s.voice.studio_webhook_url.as_ref(), "unset"),
+            opt(&voice.studio_webhook_url, "unset"),
         ),
+        ("FLEX_WORKSPACE_SID", opt(&s.flex.workspace_sid, "unset")),
+        ("FLEX_WORKFLOW_SID", opt(&s.flex.workflow_sid, "unset")),
+        ("TOOL_API_KEY", secret(&tools.api_key)),
         (
-            "FLEX_WORKSPACE_SID",
-            opt(s.flex.workspace_sid.as_ref(), "unset"),
+            "HANDOVER_DEDUP_SECONDS",
+            value(tools.handover_dedup.as_secs()),
         ),
-        (
-            "FLEX_WORKFLOW_SID",
-            opt(s.flex.workflow_sid.as_ref(), "unset"),
-        ),
-        ("TOOL_API_KEY", secret(s.tools.api_key.as_ref())),
-        ("HANDOVER_DEDUP_SECONDS", secs(s.tools.handover_dedup)),
         (
             "HANDOVER_STORE",
-            match &s.tools.handover_store {
+            match &tools.handover_store {
                 HandoverStoreSetting::Memory => {
                     Shown::Unset("memory: in-process, dedup per instance")
                 }
-                HandoverStoreSetting::Redis(url) => Shown::Value(url.masked().to_owned()),
+                HandoverStoreSetting::Redis(url) => value(url.masked()),
             },
         ),
-        (
-            "STUDIO_FLOW_SID",
-            opt(s.tools.studio_flow_sid.as_ref(), "unset"),
-        ),
-        (
-            "UPSTREAM_TIMEOUT_MS",
-            Shown::Value(s.upstream_timeout.as_millis().to_string()),
-        ),
+        ("STUDIO_FLOW_SID", opt(&tools.studio_flow_sid, "unset")),
+        ("UPSTREAM_TIMEOUT_MS", value(s.upstream_timeout.as_millis())),
         (
             "UPSTREAM_MAX_CONNECTIONS",
-            Shown::Value(s.upstream_max_connections.to_string()),
+            value(s.upstream_max_connections),
         ),
-        ("ASAPP_API_HOST", opt(s.asapp.api_host.as_ref(), "unset")),
-        ("ASAPP_API_ID", opt(s.asapp.api_id.as_ref(), "unset")),
-        ("ASAPP_API_SECRET", secret(s.asapp.api_secret.as_ref())),
-        (
-            "POLYAI_API_BASE_URL",
-            Shown::Value(s.polyai.api_base_url.as_ref().to_owned()),
-        ),
-        ("POLYAI_API_KEY", secret(s.polyai.api_key.as_ref())),
-        (
-            "POLYAI_CONNECTOR_ID",
-            opt(s.polyai.connector_id.as_ref(), "unset"),
-        ),
+        ("ASAPP_API_HOST", opt(&s.asapp.api_host, "unset")),
+        ("ASAPP_API_ID", opt(&s.asapp.api_id, "unset")),
+        ("ASAPP_API_SECRET", secret(&s.asapp.api_secret)),
+        ("POLYAI_API_BASE_URL", value(s.polyai.api_base_url.as_ref())),
+        ("POLYAI_API_KEY", secret(&s.polyai.api_key)),
+        ("POLYAI_CONNECTOR_ID", opt(&s.polyai.connector_id, "unset")),
         (
             "POLYAI_CONNECT_MESSAGE",
-            opt(s.polyai.connect_message.as_ref(), "unset: nothing is said"),
+            opt(&s.polyai.connect_message, "unset: nothing is said"),
         ),
-        ("CONVERSATION_RELAY_URL", opt(s.relay.url.as_ref(), "unset")),
+        ("CONVERSATION_RELAY_URL", opt(&relay.url, "unset")),
         (
             "CONVERSATION_RELAY_WELCOME_GREETING",
-            opt(
-                s.relay.welcome_greeting.as_ref(),
-                "unset: the agent speaks first",
-            ),
+            opt(&relay.welcome_greeting, "unset: the agent speaks first"),
         ),
         (
             "CONVERSATION_RELAY_LANGUAGE",
-            opt(s.relay.language.as_ref(), "unset: Twilio's default, en-US"),
+            opt(&relay.language, "unset: Twilio's default, en-US"),
         ),
         (
             "DIALOGFLOW_CX_CONNECTOR_NAME",
-            opt(s.dialogflow_connector.as_ref(), "unset"),
+            opt(&s.dialogflow_connector, "unset"),
         ),
-        (
-            "FALLBACK_MESSAGE",
-            Shown::Value(s.voice.fallback_message.clone()),
-        ),
-        ("METRICS_TOKEN", secret(s.metrics_token.as_ref())),
+        ("FALLBACK_MESSAGE", value(&voice.fallback_message)),
+        ("METRICS_TOKEN", secret(&s.metrics_token)),
         (
             "LOG_FORMAT",
             s.log_format
                 .map_or(Shown::Unset("pretty on a terminal, else json"), |f| {
-                    Shown::Value(format!("{f:?}").to_lowercase())
+                    value(format!("{f:?}").to_lowercase())
                 }),
         ),
     ]

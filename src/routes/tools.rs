@@ -48,119 +48,124 @@ pub enum ToolError {
 impl ToolError {
     /// Stable code, the JSON `error` field.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Request(RequestError::BodyTooLarge) => "body_too_large",
-            Self::Request(RequestError::BodyUnreadable(_)) => "invalid_body",
-            Self::Request(RequestError::Auth(reason)) => reason.code(),
-            Self::BadRequest { code, .. } => code,
-            Self::Handover(e) => match e {
-                HandoverError::InvalidOverride { .. } => "invalid_override",
-                HandoverError::VoiceToStudio => "unsupported_session",
-                HandoverError::NotConfigured(_)
-                | HandoverError::Twilio(ClientError::NotConfigured(_)) => "not_configured",
-                HandoverError::Twilio(ClientError::Upstream(UpstreamError::Timeout { .. })) => {
-                    "upstream_timeout"
-                }
-                HandoverError::Twilio(ClientError::Refused { .. }) => "twilio_error",
-                HandoverError::Twilio(
-                    ClientError::Upstream(UpstreamError::Unreachable { .. })
-                    | ClientError::Decode { .. },
-                ) => "upstream_unavailable",
-                HandoverError::Twilio(ClientError::Encode(_)) => "internal_error",
-                HandoverError::Store(_) => "store_unavailable",
-                HandoverError::InProgress => "handover_in_progress",
-            },
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Panicked => "internal_error",
-        }
+        self.parts().0
     }
 
-    /// The sentence for the assistant.
-    pub fn message(&self) -> String {
+    /// The code, the status and the sentence for the assistant, decided in
+    /// one place so they cannot disagree.
+    fn parts(&self) -> (&'static str, StatusCode, String) {
+        let cannot =
+            |e: &dyn std::fmt::Display| format!("I can't hand this conversation over: {e}.");
+        let retry = "Please try again in a moment.";
+        let under_way =
+            "A handover of this conversation is already under way. Please wait a moment.";
         match self {
-            Self::Request(RequestError::Auth(AuthError::MissingSignature)) => {
+            Self::Request(RequestError::Auth(AuthError::MissingSignature)) => (
+                "missing_signature",
+                StatusCode::UNAUTHORIZED,
                 "This request is not allowed: send the tool key (Authorization: Bearer, \
                  X-Api-Key or ?key=) or a Twilio signature."
-                    .into()
+                    .into(),
+            ),
+            Self::Request(e @ RequestError::Auth(reason)) => (
+                reason.code(),
+                e.status_code(),
+                format!("This request is not allowed: {reason}."),
+            ),
+            Self::Request(e) => (
+                match e {
+                    RequestError::BodyTooLarge => "body_too_large",
+                    _ => "invalid_body",
+                },
+                e.status_code(),
+                format!("This request cannot be read: {e}."),
+            ),
+            Self::BadRequest { code, message } => (code, StatusCode::BAD_REQUEST, cannot(message)),
+            Self::Handover(e @ HandoverError::InvalidOverride { .. }) => {
+                ("invalid_override", StatusCode::BAD_REQUEST, cannot(e))
             }
-            Self::Request(RequestError::Auth(reason)) => {
-                format!("This request is not allowed: {reason}.")
+            Self::Handover(e @ HandoverError::VoiceToStudio) => {
+                ("unsupported_session", StatusCode::BAD_REQUEST, cannot(e))
             }
-            Self::Request(e) => format!("This request cannot be read: {e}."),
-            Self::BadRequest { message, .. } => {
-                format!("I can't hand this conversation over: {message}.")
-            }
-            Self::Handover(
-                e @ (HandoverError::InvalidOverride { .. } | HandoverError::VoiceToStudio),
-            ) => format!("I can't hand this conversation over: {e}."),
             Self::Handover(
                 HandoverError::NotConfigured(variable)
                 | HandoverError::Twilio(ClientError::NotConfigured(variable)),
-            ) => format!("Handing over to an agent is not set up yet: {variable} is not set."),
+            ) => (
+                "not_configured",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Handing over to an agent is not set up yet: {variable} is not set."),
+            ),
             Self::Handover(HandoverError::Twilio(ClientError::Upstream(
                 UpstreamError::Timeout { .. },
-            ))) => "Our team's system did not answer in time. Please try again in a moment.".into(),
-            Self::Handover(HandoverError::Twilio(e @ ClientError::Refused { .. })) => {
-                format!("I couldn't hand this conversation to our team: {e}.")
-            }
+            ))) => (
+                "upstream_timeout",
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("Our team's system did not answer in time. {retry}"),
+            ),
+            Self::Handover(HandoverError::Twilio(e @ ClientError::Refused { .. })) => (
+                "twilio_error",
+                StatusCode::BAD_GATEWAY,
+                format!("I couldn't hand this conversation to our team: {e}."),
+            ),
             Self::Handover(HandoverError::Twilio(e)) => {
-                format!("I couldn't reach our team just now ({e}). Please try again in a moment.")
+                let (code, status) = match e {
+                    ClientError::Encode(_) => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR),
+                    _ => ("upstream_unavailable", StatusCode::BAD_GATEWAY),
+                };
+                (
+                    code,
+                    status,
+                    format!("I couldn't reach our team just now ({e}). {retry}"),
+                )
             }
-            Self::Handover(HandoverError::Store(_) | HandoverError::InProgress) => {
-                "A handover of this conversation is already under way. Please wait a moment.".into()
-            }
-            Self::MethodNotAllowed => "This tool is called with POST.".into(),
-            Self::Panicked => {
-                "Something went wrong on our side while handing over. Please try again in a moment."
-                    .into()
-            }
+            Self::Handover(HandoverError::Store(_)) => (
+                "store_unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                under_way.into(),
+            ),
+            Self::Handover(HandoverError::InProgress) => (
+                "handover_in_progress",
+                StatusCode::CONFLICT,
+                under_way.into(),
+            ),
+            Self::MethodNotAllowed => (
+                "method_not_allowed",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "This tool is called with POST.".into(),
+            ),
+            Self::Panicked => (
+                "internal_error",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Something went wrong on our side while handing over. {retry}"),
+            ),
         }
     }
 }
 
 impl ResponseError for ToolError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Request(RequestError::Auth(AuthError::MissingSignature)) => {
-                StatusCode::UNAUTHORIZED
-            }
-            Self::Request(e) => e.status_code(),
-            Self::BadRequest { .. }
-            | Self::Handover(
-                HandoverError::InvalidOverride { .. } | HandoverError::VoiceToStudio,
-            ) => StatusCode::BAD_REQUEST,
-            Self::Handover(
-                HandoverError::NotConfigured(_)
-                | HandoverError::Twilio(ClientError::NotConfigured(_) | ClientError::Encode(_)),
-            )
-            | Self::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Handover(HandoverError::Twilio(ClientError::Upstream(
-                UpstreamError::Timeout { .. },
-            ))) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Handover(HandoverError::Twilio(_)) => StatusCode::BAD_GATEWAY,
-            Self::Handover(HandoverError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Handover(HandoverError::InProgress) => StatusCode::CONFLICT,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        }
+        self.parts().1
     }
 
     fn error_response(&self) -> HttpResponse {
-        tracing::warn!(error.code = self.code(), error.message = %self, "tool request failed");
-        let mut body =
-            json!({ "status": "error", "error": self.code(), "message": self.message() });
+        let (code, status, message) = self.parts();
+        tracing::warn!(error.code = code, error.message = %self, "tool request failed");
+        let mut body = json!({ "status": "error", "error": code, "message": message });
         if let Self::Handover(HandoverError::Twilio(ClientError::Refused {
-            status, error, ..
+            status: twilio_status,
+            error,
+            ..
         })) = self
         {
             body["twilio"] = json!({
-                "status": status,
+                "status": twilio_status,
                 "code": error.as_ref().and_then(|e| e.code),
                 "message": error.as_ref().and_then(|e| e.message.clone()),
                 "more_info": error.as_ref().and_then(|e| e.more_info.clone()),
             });
         }
-        let mut response = HttpResponse::build(self.status_code());
-        match self.status_code() {
+        let mut response = HttpResponse::build(status);
+        match status {
             StatusCode::UNAUTHORIZED => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
@@ -344,4 +349,166 @@ fn answer(outcome: Outcome, sid_field: &str, handed_over: &str, already: &str) -
         }),
     };
     HttpResponse::Ok().json(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use actix_web::body::to_bytes;
+    use actix_web::error::PayloadError;
+
+    use super::*;
+    use crate::handover::StoreError;
+
+    #[actix_web::test]
+    async fn every_tool_error_has_its_status_code_and_sentence() {
+        let retry = "Please try again in a moment.";
+        let under_way =
+            "A handover of this conversation is already under way. Please wait a moment.";
+        let twilio = |e: ClientError| ToolError::Handover(HandoverError::Twilio(e));
+        let cases = [
+            (
+                ToolError::Request(RequestError::BodyTooLarge),
+                413,
+                "body_too_large",
+                "This request cannot be read: request body is larger than 64 KiB.".to_owned(),
+            ),
+            (
+                ToolError::Request(RequestError::BodyUnreadable(PayloadError::Incomplete(None))),
+                400,
+                "invalid_body",
+                "This request cannot be read: request body could not be read.".to_owned(),
+            ),
+            (
+                ToolError::Request(RequestError::Auth(AuthError::MissingSignature)),
+                401,
+                "missing_signature",
+                "This request is not allowed: send the tool key (Authorization: Bearer, \
+                 X-Api-Key or ?key=) or a Twilio signature."
+                    .to_owned(),
+            ),
+            (
+                ToolError::Request(RequestError::Auth(AuthError::InvalidToolKey)),
+                403,
+                "invalid_tool_key",
+                "This request is not allowed: invalid tool key.".to_owned(),
+            ),
+            (
+                ToolError::Request(RequestError::Auth(AuthError::NotConfigured)),
+                500,
+                "not_configured",
+                "This request is not allowed: signature validation is not configured: \
+                 set TWILIO_AUTH_TOKEN."
+                    .to_owned(),
+            ),
+            (
+                bad("missing_identity", "the X-Identity header is missing"),
+                400,
+                "missing_identity",
+                "I can't hand this conversation over: the X-Identity header is missing.".to_owned(),
+            ),
+            (
+                ToolError::Handover(HandoverError::VoiceToStudio),
+                400,
+                "unsupported_session",
+                "I can't hand this conversation over: a Studio handover needs a \
+                 conversation; voice sessions use /tools/flex-handover."
+                    .to_owned(),
+            ),
+            (
+                ToolError::Handover(HandoverError::NotConfigured("FLEX_WORKFLOW_SID")),
+                500,
+                "not_configured",
+                "Handing over to an agent is not set up yet: FLEX_WORKFLOW_SID is not set."
+                    .to_owned(),
+            ),
+            (
+                twilio(ClientError::NotConfigured("TWILIO_API_SECRET")),
+                500,
+                "not_configured",
+                "Handing over to an agent is not set up yet: TWILIO_API_SECRET is not set."
+                    .to_owned(),
+            ),
+            (
+                twilio(ClientError::Upstream(UpstreamError::Timeout {
+                    upstream: "twilio",
+                    deadline: Duration::from_millis(300),
+                })),
+                504,
+                "upstream_timeout",
+                format!("Our team's system did not answer in time. {retry}"),
+            ),
+            (
+                twilio(ClientError::Refused {
+                    status: 401,
+                    error: None,
+                    attempts: 1,
+                }),
+                502,
+                "twilio_error",
+                "I couldn't hand this conversation to our team: Twilio answered 401.".to_owned(),
+            ),
+            (
+                twilio(ClientError::Decode { status: 200 }),
+                502,
+                "upstream_unavailable",
+                format!(
+                    "I couldn't reach our team just now (Twilio answered 200 with a body \
+                     that is not the expected JSON). {retry}"
+                ),
+            ),
+            (
+                twilio(ClientError::Encode(serde_urlencoded::ser::Error::Custom(
+                    "a map key".into(),
+                ))),
+                500,
+                "internal_error",
+                format!(
+                    "I couldn't reach our team just now (the request form could not be \
+                     encoded: a map key). {retry}"
+                ),
+            ),
+            (
+                ToolError::Handover(HandoverError::Store(StoreError("down".into()))),
+                503,
+                "store_unavailable",
+                under_way.to_owned(),
+            ),
+            (
+                ToolError::Handover(HandoverError::InProgress),
+                409,
+                "handover_in_progress",
+                under_way.to_owned(),
+            ),
+            (
+                ToolError::MethodNotAllowed,
+                405,
+                "method_not_allowed",
+                "This tool is called with POST.".to_owned(),
+            ),
+            (
+                ToolError::Panicked,
+                500,
+                "internal_error",
+                format!("Something went wrong on our side while handing over. {retry}"),
+            ),
+        ];
+        for (error, status, code, message) in cases {
+            assert_eq!(error.status_code().as_u16(), status, "{error:?}");
+            let response = error.error_response();
+            assert_eq!(response.status().as_u16(), status, "{error:?}");
+            let body = to_bytes(response.into_body()).await.unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            // A refusal also carries Twilio's own error (tests/api/flex_handover.rs).
+            let shared = json!({
+                "status": body["status"], "error": body["error"], "message": body["message"]
+            });
+            assert_eq!(
+                shared,
+                json!({ "status": "error", "error": code, "message": message }),
+                "{error:?}"
+            );
+        }
+    }
 }
