@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::config::{DEFAULT_FALLBACK_MESSAGE, Settings};
 use crate::domain::{CallSid, ReferTo, ReferToError, SessionHistoryKey, SessionKeyError, SidError};
 use crate::handoff::{Handoff, Vendor};
-use crate::twilio::TwilioRequest;
+use crate::twilio::{CallSidProblem, TwilioRequest};
 use crate::twiml::{self, Noun, Parameter, Verb, VoiceResponse};
 use crate::vendors::VendorError;
 
@@ -106,6 +106,15 @@ impl VoiceError {
             self,
             Self::AgentUnavailable(_) | Self::AgentNotConfigured { .. }
         )
+    }
+}
+
+impl From<CallSidProblem> for VoiceError {
+    fn from(problem: CallSidProblem) -> Self {
+        match problem {
+            CallSidProblem::Missing => Self::MissingCallSid,
+            CallSidProblem::Invalid(e) => Self::InvalidCallSid(e),
+        }
     }
 }
 
@@ -285,7 +294,7 @@ pub fn session_ended(
         SessionEnd::Failed(handoff) => (handoff, crate::handoff::SESSION_FAILED),
     };
     let mut attributes = Map::new();
-    if let Ok(call) = CallSid::parse(request.get("CallSid").unwrap_or_default()) {
+    if let Ok(call) = request.call_sid(&["CallSid"]) {
         attributes.insert("call_sid".into(), call.as_ref().into());
     }
     Ok((

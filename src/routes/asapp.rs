@@ -9,11 +9,11 @@
 use actix_web::http::header;
 use actix_web::{Either, HttpRequest, HttpResponse, web};
 
-use super::lookup::{CallLookupError, CallSidProblem, call_sid_in};
+use super::lookup::CallLookupError;
 use crate::config::Settings;
 use crate::domain::{CallSid, encode_query_text};
 use crate::handoff::{Handoff, Vendor};
-use crate::twilio::TwilioRequest;
+use crate::twilio::{CallSidProblem, TwilioRequest};
 use crate::twiml::{Noun, Parameter, Verb, VoiceResponse};
 use crate::vendors::asapp::AsappClient;
 use crate::voice::{self, VoiceAnswer, VoiceError};
@@ -37,7 +37,7 @@ async fn connect_to_agent(
     asapp: &AsappClient,
     request: &TwilioRequest,
 ) -> Result<VoiceResponse, VoiceError> {
-    let call = call_sid_in(request, &["CallSid"])?;
+    let call = request.call_sid(&["CallSid"])?;
     let url = asapp
         .stream_url()
         .await
@@ -70,7 +70,7 @@ pub async fn call_complete(
     settings: web::Data<Settings>,
     request: TwilioRequest,
 ) -> Either<VoiceAnswer, Result<HttpResponse, CallLookupError>> {
-    let call = call_sid_in(&request, &CALL_SID_PARAMS);
+    let call = request.call_sid(&CALL_SID_PARAMS);
     if wants_json(&req) {
         return Either::Right(transfer_as_json(&asapp, call).await);
     }

@@ -12,7 +12,6 @@
 use actix_web::web;
 use serde_json::json;
 
-use super::lookup::call_sid_in;
 use crate::config::Settings;
 use crate::handoff::{self, Handoff, Vendor};
 use crate::twilio::TwilioRequest;
@@ -35,7 +34,7 @@ fn connect_to_agent(
     })?;
     // Only a real call SID reaches the agent: anything else is noise it
     // would have to second-guess.
-    let call = call_sid_in(request, &["CallSid"]).ok();
+    let call = request.call_sid(&["CallSid"]).ok();
     let parameters = call
         .map(|sid| Parameter::new("call_sid", sid.as_ref()))
         .into_iter()

@@ -7,10 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::domain::{CallSid, SidError};
-use crate::twilio::TwilioRequest;
+use crate::domain::SidError;
+use crate::twilio::CallSidProblem;
 use crate::vendors::VendorError;
-use crate::voice::VoiceError;
 
 /// Why a JSON answer about a call could not be given.
 #[derive(Debug, thiserror::Error)]
@@ -83,34 +82,6 @@ impl ResponseError for CallLookupError {
         }
         HttpResponse::build(status)
             .json(json!({ "status": "error", "error": self.code(), "message": self.message() }))
-    }
-}
-
-/// Why a route that needs a call SID has none to work with.
-pub enum CallSidProblem {
-    /// None of the accepted parameters is present.
-    Missing,
-    /// The first one present is not a call SID.
-    Invalid(SidError),
-}
-
-/// The call SID in the first of `names` the request carries (each looked
-/// up in the form body, then the query). A blank value counts as absent: a
-/// Studio variable that came out empty must not hide the next name.
-pub fn call_sid_in(request: &TwilioRequest, names: &[&str]) -> Result<CallSid, CallSidProblem> {
-    let text = names
-        .iter()
-        .find_map(|name| request.get(name).filter(|v| !v.trim().is_empty()))
-        .ok_or(CallSidProblem::Missing)?;
-    CallSid::parse(text).map_err(CallSidProblem::Invalid)
-}
-
-impl From<CallSidProblem> for VoiceError {
-    fn from(problem: CallSidProblem) -> Self {
-        match problem {
-            CallSidProblem::Missing => Self::MissingCallSid,
-            CallSidProblem::Invalid(e) => Self::InvalidCallSid(e),
-        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
-use super::lookup::{CallLookupError, call_sid_in};
+use super::lookup::CallLookupError;
 use crate::config::Settings;
 use crate::handoff::{self, Handoff};
 use crate::twilio::TwilioRequest;
@@ -50,7 +50,8 @@ pub async fn handoff_state(
     polyai: web::Data<PolyAiClient>,
     request: TwilioRequest,
 ) -> Result<HttpResponse, CallLookupError> {
-    let call = call_sid_in(&request, &["call_sid", "CallSid"])
+    let call = request
+        .call_sid(&["call_sid", "CallSid"])
         .map_err(|p| p.for_lookup("call_sid or CallSid"))?;
     let state = polyai
         .handoff_state(&call)
@@ -78,7 +79,7 @@ async fn enqueue_with_state(
     polyai: &PolyAiClient,
     request: &TwilioRequest,
 ) -> Result<(VoiceResponse, &'static str), VoiceError> {
-    let call = call_sid_in(request, &["CallSid"])?;
+    let call = request.call_sid(&["CallSid"])?;
     let state = polyai
         .handoff_state(&call)
         .await?

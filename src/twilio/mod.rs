@@ -8,6 +8,7 @@ pub mod signature;
 
 pub use auth::{AuthError, SignedBody, WebhookAuth};
 pub use request::{
-    FormParams, MAX_BODY_BYTES, RequestError, TwilioRequest, read_body, record_call_sid, with_body,
+    CallSidProblem, FormParams, MAX_BODY_BYTES, RequestError, TwilioRequest, read_body,
+    record_call_sid, with_body,
 };
 pub use signature::SignatureKey;

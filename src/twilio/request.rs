@@ -13,7 +13,7 @@ use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, Respon
 use futures_util::StreamExt as _;
 use tracing_actix_web::RootSpan;
 
-use crate::domain::CallSid;
+use crate::domain::{CallSid, SidError};
 use crate::twilio::{AuthError, SignedBody, WebhookAuth};
 
 /// The largest request body accepted, in bytes (64 KiB).
@@ -206,6 +206,29 @@ impl TwilioRequest {
     pub fn query(&self) -> &FormParams {
         &self.query
     }
+
+    /// The call SID in the first of `names` the request carries (each looked
+    /// up in the form body, then the query). A blank value counts as absent:
+    /// a Studio variable that came out empty must not hide the next name.
+    ///
+    /// # Errors
+    /// [`CallSidProblem`] when none is present or the first is not a call SID.
+    pub fn call_sid(&self, names: &[&str]) -> Result<CallSid, CallSidProblem> {
+        let text = names
+            .iter()
+            .find_map(|name| self.get(name).filter(|v| !v.trim().is_empty()))
+            .ok_or(CallSidProblem::Missing)?;
+        CallSid::parse(text).map_err(CallSidProblem::Invalid)
+    }
+}
+
+/// Why a route that needs a call SID has none to work with.
+#[derive(Debug)]
+pub enum CallSidProblem {
+    /// None of the accepted parameters is present.
+    Missing,
+    /// The first one present is not a call SID.
+    Invalid(SidError),
 }
 
 /// Read the whole body, refusing more than [`MAX_BODY_BYTES`] as early as the
