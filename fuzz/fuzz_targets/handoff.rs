@@ -13,8 +13,11 @@
 
 #![no_main]
 
+mod common;
+
 use std::sync::LazyLock;
 
+use common::settings;
 use flexbridge::config::Settings;
 use flexbridge::handoff::MAX_ATTRIBUTES_BYTES;
 use flexbridge::routes::{conversation_relay, virtual_agent};
@@ -23,18 +26,6 @@ use flexbridge::twiml::{Verb, VoiceResponse};
 use flexbridge::voice::VoiceError;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-
-fn settings(vars: &'static [(&'static str, &'static str)]) -> Settings {
-    Settings::from_lookup(
-        &|name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        },
-        false,
-    )
-    .expect("fixed fuzz settings are valid")
-}
 
 static FLEX: LazyLock<Settings> =
     LazyLock::new(|| settings(&[("FLEX_WORKFLOW_SID", "WW33333333333333333333333333333333")]));
@@ -45,8 +36,16 @@ type Route = fn(&Settings, &TwilioRequest) -> Result<(VoiceResponse, &'static st
 fuzz_target!(|data: &[u8]| {
     let request = TwilioRequest::from_form(FormParams::decode(data));
     let routes: [(Route, &str, &str); 2] = [
-        (conversation_relay::act_on_session, "conversation_relay", "HandoffData"),
-        (virtual_agent::act_on_session, "dialogflow_cx", "VirtualAgentProviderData"),
+        (
+            conversation_relay::act_on_session,
+            "conversation_relay",
+            "HandoffData",
+        ),
+        (
+            virtual_agent::act_on_session,
+            "dialogflow_cx",
+            "VirtualAgentProviderData",
+        ),
     ];
     for (route, vendor, field) in routes {
         let (twiml, _) = route(&FLEX, &request).expect("with a workflow every ending is answered");
@@ -66,12 +65,18 @@ fn check(twiml: &VoiceResponse, vendor: &str, sent: Option<&str>) {
     assert_eq!(doc.root_element().tag_name().name(), "Response");
     let attributes = match twiml.verbs() {
         [Verb::Hangup] => return,
-        [Verb::Enqueue {
-            task_attributes, ..
-        }] => task_attributes,
+        [
+            Verb::Enqueue {
+                task_attributes, ..
+            },
+        ] => task_attributes,
         other => panic!("one Hangup or one Enqueue: {other:?}"),
     };
-    assert!(attributes.len() <= MAX_ATTRIBUTES_BYTES, "{} bytes", attributes.len());
+    assert!(
+        attributes.len() <= MAX_ATTRIBUTES_BYTES,
+        "{} bytes",
+        attributes.len()
+    );
     let attributes: Value = serde_json::from_str(attributes).expect("task attributes are JSON");
     let handoff = &attributes["handoff"];
     assert_eq!(handoff["vendor"], vendor);
@@ -80,7 +85,9 @@ fn check(twiml: &VoiceResponse, vendor: &str, sent: Option<&str>) {
     }
     // ConversationRelay keeps text that is not a JSON object as text.
     let kept_whole = handoff.get("truncated").is_none() && vendor == "conversation_relay";
-    if let (true, Some(sent), Some(Value::String(text))) = (kept_whole, sent, handoff.get("context")) {
+    if let (true, Some(sent), Some(Value::String(text))) =
+        (kept_whole, sent, handoff.get("context"))
+    {
         if !sent.trim().is_empty() {
             assert_eq!(text, sent);
         }

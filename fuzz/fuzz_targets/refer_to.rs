@@ -10,8 +10,11 @@
 
 #![no_main]
 
+mod common;
+
 use std::sync::LazyLock;
 
+use common::settings;
 use flexbridge::config::Settings;
 use flexbridge::domain::{CallSid, ReferTo, user_to_user_data};
 use flexbridge::twiml::Verb;
@@ -19,18 +22,6 @@ use flexbridge::voice::{self, Handback};
 use libfuzzer_sys::fuzz_target;
 
 const STUDIO: &str = "https://webhooks.twilio.com/v1/Accounts/AC11111111111111111111111111111111/Flows/FW22222222222222222222222222222222?existing=1";
-
-fn settings(vars: &'static [(&'static str, &'static str)]) -> Settings {
-    Settings::from_lookup(
-        &|name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        },
-        false,
-    )
-    .expect("fixed fuzz settings are valid")
-}
 
 static STUDIO_MODE: LazyLock<Settings> = LazyLock::new(|| {
     settings(&[

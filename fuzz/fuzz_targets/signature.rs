@@ -26,10 +26,13 @@ fuzz_target!(|data: &[u8]| {
         .to_vec();
     // Decoded as a request's form is, and as the url crate decodes it.
     let form = FormParams::decode(params.as_bytes());
-    let reference: Vec<(String, String)> =
-        url::form_urlencoded::parse(params.as_bytes()).into_owned().collect();
-    let pairs: Vec<(String, String)> =
-        form.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+    let reference: Vec<(String, String)> = url::form_urlencoded::parse(params.as_bytes())
+        .into_owned()
+        .collect();
+    let pairs: Vec<(String, String)> = form
+        .iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
     assert_eq!(pairs, reference, "{params:?}");
     let params = &pairs;
     let key = SignatureKey::new(&token);

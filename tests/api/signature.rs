@@ -4,7 +4,7 @@ use flexbridge::routes::{Answers, ROUTES};
 use flexbridge::twilio::SignatureKey;
 
 use crate::helpers::{
-    CALL_SID, STUDIO, TEST_AUTH_TOKEN, assert_twiml_response, spawn_app, spawn_studio_app,
+    CALL_SID, STUDIO, TEST_AUTH_TOKEN, TestApp, assert_twiml_response, spawn_app, spawn_studio_app,
 };
 
 const CALLED: (&str, &str) = ("Called", "+18005551234");
@@ -20,6 +20,17 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 async fn status_and_body(response: reqwest::Response) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// `POST /receive-call` with `Called` and this `X-Twilio-Signature`.
+async fn post_called(app: &TestApp, signature: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/receive-call"))
+        .header("X-Twilio-Signature", signature)
+        .form(&[CALLED])
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -207,14 +218,7 @@ async fn public_base_url_defines_the_signed_url() {
         &pairs(&[CALLED]),
     );
 
-    let plain = app
-        .client
-        .post(app.url("/receive-call"))
-        .header("X-Twilio-Signature", &signature)
-        .form(&[CALLED])
-        .send()
-        .await
-        .unwrap();
+    let plain = post_called(&app, &signature).await;
     let spoofed = app
         .client
         .post(app.url("/receive-call"))
@@ -247,14 +251,7 @@ async fn the_url_is_accepted_with_and_without_the_standard_port() {
         "https://flexbridge.example.com:443/receive-call",
     ] {
         let signature = key.sign(signed, &pairs(&[CALLED]));
-        let response = app
-            .client
-            .post(app.url("/receive-call"))
-            .header("X-Twilio-Signature", signature)
-            .form(&[CALLED])
-            .send()
-            .await
-            .unwrap();
+        let response = post_called(&app, &signature).await;
         assert_eq!(response.status().as_u16(), 200, "{signed}");
     }
 }
@@ -396,14 +393,7 @@ async fn either_auth_token_is_accepted_while_the_token_is_rotated() {
     let signed = |token: &str| SignatureKey::new(token).sign(&url, &pairs(&[CALLED]));
 
     for (token, status) in [(OLD_TOKEN, 200), (NEW_TOKEN, 200), ("a-third-token", 403)] {
-        let response = app
-            .client
-            .post(app.url("/receive-call"))
-            .header("X-Twilio-Signature", signed(token))
-            .form(&[CALLED])
-            .send()
-            .await
-            .unwrap();
+        let response = post_called(&app, &signed(token)).await;
 
         assert_eq!(response.status().as_u16(), status, "{token}");
     }
@@ -432,14 +422,7 @@ async fn the_secondary_token_alone_checks_signatures() {
     let good = SignatureKey::new(NEW_TOKEN).sign(&url, &pairs(&[CALLED]));
     let bad = SignatureKey::new(OLD_TOKEN).sign(&url, &pairs(&[CALLED]));
     for (signature, status) in [(good, 200), (bad, 403)] {
-        let response = app
-            .client
-            .post(app.url("/receive-call"))
-            .header("X-Twilio-Signature", signature)
-            .form(&[CALLED])
-            .send()
-            .await
-            .unwrap();
+        let response = post_called(&app, &signature).await;
         assert_eq!(response.status().as_u16(), status);
     }
 }
