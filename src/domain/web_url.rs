@@ -50,6 +50,16 @@ fn parse_http_url(text: &str) -> Result<Url, UrlError> {
     Ok(url)
 }
 
+/// Parse an absolute http(s) URL that paths are appended to, so it has no
+/// query either (a bare `?` parses as an empty query and is refused too).
+fn parse_base_url(text: &str) -> Result<Url, UrlError> {
+    let url = parse_http_url(text)?;
+    if url.query().is_some() {
+        return Err(UrlError::Forbidden("a ?query"));
+    }
+    Ok(url)
+}
+
 /// A `wss://` URL with a host: where Twilio streams a call's audio or
 /// relays a conversation (Twilio connects to no other kind).
 #[derive(Clone, PartialEq, Eq)]
@@ -92,11 +102,7 @@ impl PublicBaseUrl {
     /// # Errors
     /// When the text is not such a URL.
     pub fn parse(text: &str) -> Result<Self, UrlError> {
-        let url = parse_http_url(text)?;
-        // Not `url.query()`: a `?` with nothing after it parses as no query.
-        if text.contains('?') {
-            return Err(UrlError::Forbidden("a ?query"));
-        }
+        let url = parse_base_url(text)?;
         // Text a URL cannot carry as written (spaces, non-ASCII) is kept in
         // the parser's encoded form, which is what Twilio requests then.
         let written = text.bytes().all(|b| b.is_ascii_graphic());
@@ -123,10 +129,7 @@ impl ApiBaseUrl {
     /// # Errors
     /// When the text is not such a URL.
     pub fn parse(text: &str) -> Result<Self, UrlError> {
-        let url = parse_http_url(text)?;
-        if url.query().is_some() {
-            return Err(UrlError::Forbidden("a ?query"));
-        }
+        let url = parse_base_url(text)?;
         Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
     }
 
@@ -232,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn public_base_url_rejects_relative_query_and_other_schemes() {
+    fn base_urls_reject_relative_query_and_other_schemes() {
         for bad in [
             "flexbridge.fly.dev",
             "/x",
@@ -243,6 +246,7 @@ mod tests {
             "https://a.b/#f",
         ] {
             assert!(PublicBaseUrl::parse(bad).is_err(), "{bad:?}");
+            assert!(ApiBaseUrl::parse(bad).is_err(), "{bad:?}");
         }
     }
 
