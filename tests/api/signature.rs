@@ -456,15 +456,10 @@ async fn the_log_line_says_which_token_signed_and_never_shows_one() {
     }
     let logs = process.stop_and_read_logs();
 
-    let requests: Vec<serde_json::Value> = logs
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|line| line["fields"]["message"] == "close")
-        .filter(|line| line["span"]["http.route"] == "/receive-call")
-        .collect();
-    let signed_with: Vec<_> = requests
-        .iter()
-        .map(|line| line["span"]["signed_with"].clone())
+    let signed_with: Vec<_> = crate::process::request_spans(&logs)
+        .into_iter()
+        .filter(|span| span["http.route"] == "/receive-call")
+        .map(|span| span["signed_with"].clone())
         .collect();
     assert_eq!(
         signed_with,

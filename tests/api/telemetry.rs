@@ -1,7 +1,7 @@
 //! Request ids and the shape of the logs.
 
 use crate::helpers::{CALL_SID, spawn_studio_app};
-use crate::process::start_binary;
+use crate::process::{request_spans, start_binary};
 
 #[tokio::test]
 async fn a_sane_incoming_request_id_is_echoed_and_others_are_replaced() {
@@ -48,15 +48,12 @@ async fn each_request_is_one_json_span_with_id_route_status_latency_and_call_sid
         .unwrap();
 
     let logs = process.stop_and_read_logs();
-    let spans: Vec<serde_json::Value> = logs
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|line| {
-            line["span"]["request_id"] == "req-log-test-1" && line["fields"]["message"] == "close"
-        })
+    let spans: Vec<_> = request_spans(&logs)
+        .into_iter()
+        .filter(|span| span["request_id"] == "req-log-test-1")
         .collect();
     assert_eq!(spans.len(), 1, "exactly one closed request span: {logs}");
-    let span = &spans[0]["span"];
+    let span = &spans[0];
     assert_eq!(span["http.route"], "/receive-call");
     assert_eq!(span["http.method"], "POST");
     assert_eq!(span["http.status_code"], 200);
