@@ -193,52 +193,21 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// # Errors
 /// When the store cannot be reached (the text says why, passwords masked).
 pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<String, String> {
-    let mut out = String::from("connections\n");
+    let report = |text: String| format!("connections\n  {:<28} {text}\n", "HANDOVER_STORE");
     if problems.iter().any(|p| p.variable == "HANDOVER_STORE") {
-        let _ = writeln!(
-            out,
-            "  {:<28} not reached: the value is malformed",
-            "HANDOVER_STORE"
-        );
-        return Err(out);
+        return Err(report("not reached: the value is malformed".to_owned()));
     }
-    match &settings.tools.handover_store {
-        HandoverStoreSetting::Memory => {
-            let _ = writeln!(
-                out,
-                "  {:<28} in-process store: nothing to reach",
-                "HANDOVER_STORE"
-            );
-            Ok(out)
-        }
-        HandoverStoreSetting::Redis(url) => {
-            match crate::handover::ping(url, CONNECT_TIMEOUT).await {
-                Ok(elapsed) => {
-                    let _ = writeln!(
-                        out,
-                        "  {:<28} reachable: {} answered PING in {:.1} ms",
-                        "HANDOVER_STORE",
-                        url.masked(),
-                        elapsed.as_secs_f64() * 1000.0
-                    );
-                    Ok(out)
-                }
-                Err(e) => {
-                    let _ = writeln!(
-                        out,
-                        "  {:<28} UNREACHABLE: {}: {}",
-                        "HANDOVER_STORE",
-                        url.masked(),
-                        e.0
-                    );
-                    let _ = writeln!(
-                        out,
-                        "error: the handover store cannot be reached (flexbridge would run, remembering handovers per instance)"
-                    );
-                    Err(out)
-                }
-            }
-        }
+    let HandoverStoreSetting::Redis(url) = &settings.tools.handover_store else {
+        return Ok(report("in-process store: nothing to reach".to_owned()));
+    };
+    match crate::handover::ping(url, CONNECT_TIMEOUT).await {
+        Ok(elapsed) => Ok(report(format!(
+            "reachable: {} answered PING in {:.1} ms",
+            url.masked(),
+            elapsed.as_secs_f64() * 1000.0
+        ))),
+        Err(e) => Err(report(format!("UNREACHABLE: {}: {}", url.masked(), e.0))
+            + "error: the handover store cannot be reached (flexbridge would run, remembering handovers per instance)\n"),
     }
 }
 

@@ -106,7 +106,7 @@ async fn transfer_as_json(
         .call_transfer(&call)
         .await?
         .ok_or(CallLookupError::TransferNotFound)?;
-    Ok(HttpResponse::Ok().json(transfer.summary()))
+    Ok(HttpResponse::Ok().json(transfer))
 }
 
 /// The TwiML for a transfer result and the outcome counted for it.
@@ -135,7 +135,7 @@ async fn act_on_transfer(
     );
     if transfer.transfer_type.as_deref() == Some("AGENT") {
         // Serialising a struct of strings and JSON values cannot fail.
-        let details = serde_json::to_value(transfer.summary()).unwrap_or_default();
+        let details = serde_json::to_value(&transfer).unwrap_or_default();
         let handoff = Handoff::new(
             Vendor::Asapp,
             Some(call.to_string()),

@@ -57,49 +57,23 @@ fn known_or_as_sent(text: &str) -> String {
     }
 }
 
-/// The result of a call transfer, as flexbridge acts on it.
-#[derive(Debug, Clone, PartialEq)]
+/// The result of a call transfer, as flexbridge acts on it. It serializes
+/// to the five fields of ASAPP's own Studio sample, which a Studio flow
+/// reads and which become the `asapp` task attribute of an enqueued call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CallTransfer {
-    /// Where the transfer stands (`COMPLETED`, `EXPIRED`, …).
+    /// Where the transfer stands (`COMPLETED`, `EXPIRED`, …), upper case.
+    #[serde(rename = "callTransferStatus")]
     pub status: String,
     /// `outputContext.transferType` (`AGENT`, `SYSTEM`, …), when set.
     pub transfer_type: Option<String>,
-    /// `outputContext.currentTaskName`.
+    /// `outputContext.currentTaskName`: the task GenerativeAgent was in.
     pub current_task_name: Option<String>,
-    /// `outputContext.referenceVariables`, as sent.
+    /// `outputContext.referenceVariables`, as sent: the customer and conversation.
     pub reference_variables: Value,
-    /// `outputContext.transferVariables`, as sent.
+    /// `outputContext.transferVariables`, as sent: for the next system or agent.
     pub transfer_variables: Value,
-}
-
-/// The five fields a Studio flow reads, in the shape ASAPP's own Studio
-/// sample returns; also the `asapp` task attribute of an enqueued call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TransferSummary<'a> {
-    /// `status`, upper case.
-    pub call_transfer_status: &'a str,
-    /// `AGENT`, `SYSTEM` or `null`.
-    pub transfer_type: Option<&'a str>,
-    /// The task GenerativeAgent was in when the call ended.
-    pub current_task_name: Option<&'a str>,
-    /// Key-value pairs describing the customer and conversation.
-    pub reference_variables: &'a Value,
-    /// Key-value pairs for the next system or agent.
-    pub transfer_variables: &'a Value,
-}
-
-impl CallTransfer {
-    /// The fields Studio and Flex see.
-    pub fn summary(&self) -> TransferSummary<'_> {
-        TransferSummary {
-            call_transfer_status: &self.status,
-            transfer_type: self.transfer_type.as_deref(),
-            current_task_name: self.current_task_name.as_deref(),
-            reference_variables: &self.reference_variables,
-            transfer_variables: &self.transfer_variables,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -505,7 +479,7 @@ mod tests {
     }
 
     #[test]
-    fn a_summary_has_the_five_studio_fields_with_nulls_for_what_is_missing() {
+    fn a_call_transfer_serializes_to_the_five_studio_fields_with_nulls_for_what_is_missing() {
         let transfer = CallTransfer {
             status: "ONGOING".to_owned(),
             transfer_type: None,
@@ -514,7 +488,7 @@ mod tests {
             transfer_variables: serde_json::json!({"a": "1"}),
         };
         assert_eq!(
-            serde_json::to_string(&transfer.summary()).unwrap(),
+            serde_json::to_string(&transfer).unwrap(),
             r#"{"callTransferStatus":"ONGOING","transferType":null,"currentTaskName":null,"referenceVariables":null,"transferVariables":{"a":"1"}}"#
         );
     }
