@@ -287,10 +287,7 @@ impl FromRequest for TwilioRequest {
             let request = Self { form, query };
             // Twilio's own parameter, else the ones flexbridge's callback
             // URLs and Studio flows use.
-            let sid = ["CallSid", "callSid", "call_sid"]
-                .iter()
-                .find_map(|name| request.get(name));
-            if let Some(sid) = sid.and_then(|sid| CallSid::parse(sid).ok()) {
+            if let Ok(sid) = request.call_sid(&["CallSid", "callSid", "call_sid"]) {
                 record_call_sid(req, &sid);
             }
             Ok(request)

@@ -112,25 +112,33 @@ async fn receive_call_without_called_returns_the_caller_to_studio() {
     );
 }
 
+/// The task names the call, also when a blank `CallSid` (a Studio variable
+/// that came out empty) comes before the `callSid` every route reads next.
 #[tokio::test]
 async fn receive_call_without_sip_host_enqueues_into_flex_when_studio_is_unset() {
     let app = spawn_app(&[("FLEX_WORKFLOW_SID", WORKFLOW)]).await;
+    let requests: [&[(&str, &str)]; 2] = [
+        &[("CallSid", CALL_SID), ("Called", "+18005551234")],
+        &[
+            ("CallSid", " "),
+            ("callSid", CALL_SID),
+            ("Called", "+18005551234"),
+        ],
+    ];
 
-    let twiml = app
-        .voice(
-            "/receive-call",
-            &[("CallSid", CALL_SID), ("Called", "+18005551234")],
-        )
-        .await;
+    for params in requests {
+        let twiml = app.voice("/receive-call", params).await;
 
-    assert_eq!(
-        twiml,
-        format!(
-            "{DECL}<Response><Enqueue workflowSid=\"{WORKFLOW}\"><Task>\
-             {{&quot;call_sid&quot;:&quot;{CALL_SID}&quot;,&quot;flexbridge_error&quot;:&quot;sip_host_not_configured&quot;}}\
-             </Task></Enqueue></Response>"
-        )
-    );
+        assert_eq!(
+            twiml,
+            format!(
+                "{DECL}<Response><Enqueue workflowSid=\"{WORKFLOW}\"><Task>\
+                 {{&quot;call_sid&quot;:&quot;{CALL_SID}&quot;,&quot;flexbridge_error&quot;:&quot;sip_host_not_configured&quot;}}\
+                 </Task></Enqueue></Response>"
+            ),
+            "{params:?}"
+        );
+    }
 }
 
 /// The last resort speaks the configured message, escaped, and hangs up.
