@@ -125,7 +125,10 @@ struct Api {
 /// The ASAPP GenerativeAgent client; clones share the streaming URL.
 #[derive(Clone)]
 pub struct AsappClient {
-    calls: Calls,
+    upstream: Upstream,
+    /// The API, or the first variable missing for it.
+    api: Result<Api, &'static str>,
+    dry_run: bool,
     stream_url: Arc<Reused<WebSocketUrl, VendorError>>,
 }
 
@@ -194,15 +197,6 @@ impl<T: Clone, E> Reused<T, E> {
     }
 }
 
-/// ASAPP's HTTP API.
-#[derive(Clone)]
-struct Calls {
-    upstream: Upstream,
-    /// The API, or the first variable missing for it.
-    api: Result<Api, &'static str>,
-    dry_run: bool,
-}
-
 impl AsappClient {
     /// A client for the configured API; `--dev` makes it answer demo values
     /// without calling ASAPP.
@@ -221,11 +215,9 @@ impl AsappClient {
                 .map_err(|_| "ASAPP_API_ID"),
         };
         Self {
-            calls: Calls {
-                upstream,
-                api,
-                dry_run: settings.dev,
-            },
+            upstream,
+            api,
+            dry_run: settings.dev,
             stream_url: Arc::new(Reused::new(STREAM_URL_REUSE)),
         }
     }
@@ -239,7 +231,7 @@ impl AsappClient {
     /// for it) when ASAPP is not configured, unreachable, refuses, or answers
     /// something other than a `wss://` URL.
     pub async fn stream_url(&self) -> Result<WebSocketUrl, Arc<VendorError>> {
-        self.stream_url.get(self.calls.stream_url()).await
+        self.stream_url.get(self.fetch_stream_url()).await
     }
 
     /// `GET /generativeagent/v1/call-transfers/{call}`: the transfer whose id
@@ -251,31 +243,6 @@ impl AsappClient {
     /// [`VendorError`] when ASAPP is not configured, unreachable, refuses, or
     /// answers something other than a call transfer.
     pub async fn call_transfer(&self, call: &CallSid) -> Result<Option<CallTransfer>, VendorError> {
-        self.calls.call_transfer(call).await
-    }
-}
-
-impl Calls {
-    /// `GET /mg-genagent/v1/twilio-media-stream-url`, uncached.
-    async fn stream_url(&self) -> Result<WebSocketUrl, VendorError> {
-        if self.dry_run {
-            return Ok(WebSocketUrl::from_static(DEV_STREAM_URL));
-        }
-        let answer = self.get("/mg-genagent/v1/twilio-media-stream-url").await?;
-        let status = answer.status.as_u16();
-        if !answer.status.is_success() {
-            return Err(refused(&answer));
-        }
-        serde_json::from_slice::<StreamUrlBody>(&answer.body)
-            .ok()
-            .and_then(|body| WebSocketUrl::parse(&body.streaming_url).ok())
-            .ok_or(VendorError::Decode {
-                vendor: Vendor::Asapp,
-                status,
-            })
-    }
-
-    async fn call_transfer(&self, call: &CallSid) -> Result<Option<CallTransfer>, VendorError> {
         if self.dry_run {
             return Ok(Some(dev_transfer()));
         }
@@ -302,6 +269,25 @@ impl Calls {
             reference_variables: output.reference_variables,
             transfer_variables: output.transfer_variables,
         }))
+    }
+
+    /// `GET /mg-genagent/v1/twilio-media-stream-url`, uncached.
+    async fn fetch_stream_url(&self) -> Result<WebSocketUrl, VendorError> {
+        if self.dry_run {
+            return Ok(WebSocketUrl::from_static(DEV_STREAM_URL));
+        }
+        let answer = self.get("/mg-genagent/v1/twilio-media-stream-url").await?;
+        let status = answer.status.as_u16();
+        if !answer.status.is_success() {
+            return Err(refused(&answer));
+        }
+        serde_json::from_slice::<StreamUrlBody>(&answer.body)
+            .ok()
+            .and_then(|body| WebSocketUrl::parse(&body.streaming_url).ok())
+            .ok_or(VendorError::Decode {
+                vendor: Vendor::Asapp,
+                status,
+            })
     }
 
     async fn get(&self, path: &str) -> Result<Answer, VendorError> {
