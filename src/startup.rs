@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpMessage as _, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
@@ -90,12 +90,7 @@ impl Application {
         self.port
     }
 
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serve until stopped through [`Application::handle`].
+    /// Serve until the server stops or is dropped (tests).
     ///
     /// # Errors
     /// When the server fails.

@@ -89,11 +89,6 @@ impl Upstream {
         })
     }
 
-    /// The whole-call deadline.
-    pub fn deadline(&self) -> Duration {
-        self.deadline
-    }
-
     /// The pooled client, to start requests with.
     pub fn http(&self) -> &reqwest::Client {
         &self.http

@@ -37,8 +37,8 @@ mod web_url;
 pub use phone::{E164, E164Error};
 pub use session::{ChannelType, Identity, IdentityError, SessionId, SessionIdError};
 pub use sid::{
-    AccountSid, ApiKeySid, CallSid, ConversationServiceSid, ConversationSid, FlowSid,
-    InteractionSid, Sid, SidError, SidKind, WorkflowSid, WorkspaceSid,
+    AccountSid, ApiKeySid, CallSid, ConversationServiceSid, ConversationSid, FlowSid, Sid,
+    SidError, SidKind, WorkflowSid, WorkspaceSid,
 };
 pub use sip::{
     ReferTo, ReferToError, SESSION_HISTORY_HEADER, SessionHistoryKey, SessionKeyError, SipHeader,

@@ -17,6 +17,7 @@ pub trait SidKind {
 }
 
 /// A validated Twilio SID of kind `K`; holding one proves the text is well formed.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Sid<K> {
     value: String,
     kind: PhantomData<K>,
@@ -76,40 +77,10 @@ impl<K> fmt::Debug for Sid<K> {
     }
 }
 
-// Manual impls: a derive would wrongly require `K: Clone` / `K: PartialEq`.
-impl<K> Clone for Sid<K> {
-    fn clone(&self) -> Self {
-        Self {
-            value: self.value.clone(),
-            kind: PhantomData,
-        }
-    }
-}
-
-impl<K> PartialEq for Sid<K> {
-    fn eq(&self, other: &Self) -> bool {
-        self.value == other.value
-    }
-}
-
-impl<K> Eq for Sid<K> {}
-
-impl<K> std::hash::Hash for Sid<K> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.value.hash(state);
-    }
-}
-
-impl<K> serde::Serialize for Sid<K> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.value)
-    }
-}
-
 macro_rules! sid_kinds {
     ($($(#[$doc:meta])* $kind:ident, $alias:ident, $prefix:literal, $what:literal;)*) => {$(
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum $kind {}
         impl SidKind for $kind {
             const PREFIX: &'static str = $prefix;
@@ -137,8 +108,6 @@ sid_kinds! {
     ConversationKind, ConversationSid, "CH", "conversation";
     /// A Studio flow (`FW…`).
     FlowKind, FlowSid, "FW", "Studio flow";
-    /// A Flex interaction (`KD…`).
-    InteractionKind, InteractionSid, "KD", "interaction";
 }
 
 #[cfg(test)]

@@ -100,7 +100,8 @@ impl SipHeader {
     }
 }
 
-/// A parsed Refer-To header value, as Twilio passes it in `ReferTransferTarget`.
+/// A parsed Refer-To header value, as Twilio passes it in `ReferTransferTarget`:
+/// the headers of its URI, which is all flexbridge reads.
 ///
 /// # Format
 ///
@@ -121,8 +122,6 @@ impl SipHeader {
 /// - empty header segments (`&&`, a trailing `&`) and nameless headers are skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferTo {
-    display_name: Option<String>,
-    target: String,
     headers: Vec<SipHeader>,
 }
 
@@ -154,29 +153,14 @@ impl ReferTo {
         if text.is_empty() {
             return Err(ReferToError::Empty);
         }
-        let (display_name, addr_spec) = split_name_addr(text)?;
+        let addr_spec = addr_spec(text)?;
         if !has_scheme(addr_spec) {
             return Err(ReferToError::MissingScheme);
         }
-        let (target, headers) = match addr_spec.split_once('?') {
-            Some((target, headers)) => (target, parse_headers(headers)),
-            None => (addr_spec, Vec::new()),
-        };
-        Ok(Self {
-            display_name,
-            target: target.to_owned(),
-            headers,
-        })
-    }
-
-    /// The display name, if the value had one (quotes removed).
-    pub fn display_name(&self) -> Option<&str> {
-        self.display_name.as_deref()
-    }
-
-    /// The URI without its header part, e.g. `sip:+18005551234@twilio.com`.
-    pub fn target(&self) -> &str {
-        &self.target
+        let headers = addr_spec
+            .split_once('?')
+            .map_or_else(Vec::new, |(_, headers)| parse_headers(headers));
+        Ok(Self { headers })
     }
 
     /// Every header of the URI, in order of appearance.
@@ -190,37 +174,36 @@ impl ReferTo {
     }
 }
 
-/// Split `[display-name] <addr-spec> [;params]` or a bare addr-spec.
-fn split_name_addr(text: &str) -> Result<(Option<String>, &str), ReferToError> {
-    let (display_name, rest) = if let Some(quoted) = text.strip_prefix('"') {
-        let (name, rest) = read_quoted(quoted).ok_or(ReferToError::UnterminatedDisplayName)?;
-        (Some(name), rest.trim_start())
+/// The addr-spec of `[display-name] <addr-spec> [;params]`, or of a bare one.
+fn addr_spec(text: &str) -> Result<&str, ReferToError> {
+    let rest = if let Some(quoted) = text.strip_prefix('"') {
+        after_quoted(quoted)
+            .ok_or(ReferToError::UnterminatedDisplayName)?
+            .trim_start()
     } else {
         match text.find('<') {
-            Some(open) => {
-                let name = text[..open].trim();
-                ((!name.is_empty()).then(|| name.to_owned()), &text[open..])
-            }
-            None => return Ok((None, text)),
+            Some(open) => &text[open..],
+            None => return Ok(text),
         }
     };
     let inner = rest
         .strip_prefix('<')
         .ok_or(ReferToError::UnbalancedBrackets)?;
     let close = inner.rfind('>').ok_or(ReferToError::UnbalancedBrackets)?;
-    Ok((display_name, inner[..close].trim()))
+    Ok(inner[..close].trim())
 }
 
-/// Read a quoted-string body (after its opening quote) with `\` escapes;
-/// return the unescaped text and what follows the closing quote.
-fn read_quoted(text: &str) -> Option<(String, &str)> {
-    let mut name = String::new();
+/// What follows the closing quote of a quoted-string body (after its
+/// opening quote), whose `\` escapes may hide a quote.
+fn after_quoted(text: &str) -> Option<&str> {
     let mut chars = text.char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
-            '"' => return Some((name, &text[i + 1..])),
-            '\\' => name.push(chars.next()?.1),
-            c => name.push(c),
+            '"' => return Some(&text[i + 1..]),
+            '\\' => {
+                chars.next()?;
+            }
+            _ => {}
         }
     }
     None
@@ -427,11 +410,12 @@ mod tests {
     }
 
     #[test]
-    fn parses_display_name_brackets_and_params() {
-        let r = ReferTo::parse(r#""Agent \"one\"" <sip:+1800@twilio.com?X-A=1>;method=INVITE"#)
-            .unwrap();
-        assert_eq!(r.display_name(), Some("Agent \"one\""));
-        assert_eq!(r.target(), "sip:+1800@twilio.com");
+    fn skips_a_quoted_display_name_with_escaped_quotes_and_brackets() {
+        let r = ReferTo::parse(
+            r#""Agent \"<sip:x@y?X-A=2>\"" <sip:+1800@twilio.com?X-A=1>;method=INVITE"#,
+        )
+        .unwrap();
+        assert_eq!(r.headers().len(), 1);
         assert_eq!(r.header("x-a").unwrap().value, b"1");
     }
 

@@ -52,14 +52,6 @@ impl HandoverStoreSetting {
             RedisUrl::parse(text).map(Self::Redis)
         }
     }
-
-    /// `memory` or `redis`, the `kind` label of metrics and health.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Memory => "memory",
-            Self::Redis(_) => "redis",
-        }
-    }
 }
 
 /// A Redis URL: `redis://[user:password@]host[:port][/db]`, or `rediss://`
@@ -71,7 +63,6 @@ pub struct RedisUrl {
     masked: String,
     /// The password as written and percent-decoded, to scrub from error texts.
     secrets: Vec<SecretString>,
-    tls: bool,
 }
 
 impl RedisUrl {
@@ -81,11 +72,9 @@ impl RedisUrl {
     /// [`StoreUrlError`] saying what is wrong, never repeating the value.
     pub fn parse(text: &str) -> Result<Self, StoreUrlError> {
         let url = Url::parse(text).map_err(|_| StoreUrlError::NotAUrl)?;
-        let tls = match url.scheme() {
-            "redis" => false,
-            "rediss" => true,
-            _ => return Err(StoreUrlError::Scheme),
-        };
+        if !matches!(url.scheme(), "redis" | "rediss") {
+            return Err(StoreUrlError::Scheme);
+        }
         match url.host_str() {
             None | Some("" | "0.0.0.0" | "[::]") => return Err(StoreUrlError::Host),
             Some(_) => {}
@@ -116,7 +105,6 @@ impl RedisUrl {
             url: SecretString::from(text),
             masked: masked.to_string(),
             secrets,
-            tls,
         })
     }
 
@@ -128,11 +116,6 @@ impl RedisUrl {
     /// The URL with its password replaced by `****`.
     pub fn masked(&self) -> &str {
         &self.masked
-    }
-
-    /// Whether the connection uses TLS (`rediss://`).
-    pub fn is_tls(&self) -> bool {
-        self.tls
     }
 
     /// `text` with every secret of this URL replaced by `****`, for error
@@ -196,7 +179,6 @@ mod tests {
     fn the_password_is_masked_everywhere_but_expose() {
         let url = redis("rediss://default:p%40ss-w0rd@fly-flexbridge.upstash.io:6379");
 
-        assert!(url.is_tls());
         assert_eq!(
             url.masked(),
             "rediss://default:****@fly-flexbridge.upstash.io:6379"
@@ -231,7 +213,6 @@ mod tests {
     #[test]
     fn urls_without_credentials_are_shown_as_they_are() {
         let url = redis("redis://127.0.0.1:6379");
-        assert!(!url.is_tls());
         assert_eq!(url.masked(), "redis://127.0.0.1:6379");
         let url = redis("redis://[::1]:6379/0");
         assert_eq!(url.masked(), "redis://[::1]:6379/0");

@@ -130,19 +130,6 @@ impl MemoryStore {
         }
     }
 
-    /// How many keys are remembered or in flight (expired ones are dropped first).
-    pub fn len(&self) -> usize {
-        let now = (self.clock)();
-        let mut entries = self.lock();
-        entries.retain(|_, e| !matches!(e, Entry::Done { expires, .. } if *expires <= now));
-        entries.len()
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // A panic while holding the lock cannot leave the map half-updated
         // (every update is a single insert or remove), so poisoning is ignored.

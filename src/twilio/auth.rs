@@ -136,11 +136,6 @@ impl WebhookAuth {
             .ok_or(AuthError::NotConfigured)
     }
 
-    /// The policy in force.
-    pub fn policy(&self) -> &SignaturePolicy {
-        &self.policy
-    }
-
     /// Check a Twilio webhook (voice routes).
     ///
     /// # Errors

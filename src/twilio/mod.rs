@@ -8,7 +8,6 @@ pub mod signature;
 
 pub use auth::{AuthError, SignedBody, WebhookAuth};
 pub use request::{
-    CallSidProblem, FormParams, MAX_BODY_BYTES, RequestError, TwilioRequest, read_body,
-    record_call_sid, with_body,
+    CallSidProblem, FormParams, RequestError, TwilioRequest, record_call_sid, with_body,
 };
 pub use signature::SignatureKey;

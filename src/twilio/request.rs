@@ -17,7 +17,7 @@ use crate::domain::{CallSid, SidError};
 use crate::twilio::{AuthError, SignedBody, WebhookAuth};
 
 /// The largest request body accepted, in bytes (64 KiB).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Why a request was refused before any route logic ran.
 #[derive(Debug, thiserror::Error)]
@@ -237,7 +237,7 @@ pub enum CallSidProblem {
 ///
 /// # Errors
 /// [`RequestError::BodyTooLarge`] or [`RequestError::BodyUnreadable`].
-pub async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Bytes, RequestError> {
+async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Bytes, RequestError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
