@@ -1,7 +1,7 @@
 //! The AI Assistant tool headers: `X-Session-Id` and `X-Identity`. Neither
-//! parser may panic; what parses must be usable (a dedup key that is the
-//! SID, a channel type, an address) and an identity must survive being
-//! written out and parsed again.
+//! parser may panic; a session's SIDs are in the header and its canonical
+//! form (the task's `handoff.session_id`) parses back to it; an identity
+//! gives a channel type and an address without control characters.
 //!
 //! Input: a header value (the route only sees values that are visible
 //! ASCII and spaces, but the parsers take any text).
@@ -15,17 +15,17 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
 
     if let Ok(session) = SessionId::parse(&text) {
-        let key = session.dedup_key();
-        assert_eq!(key.len(), 34, "a dedup key is a SID: {key}");
-        assert!(text.contains(&key));
+        let sid = match &session {
+            SessionId::Conversation { conversation, .. } => conversation.as_ref(),
+            SessionId::Voice { call } => call.as_ref(),
+        };
+        assert!(text.contains(sid), "{sid} is not in {text:?}");
+        assert_eq!(SessionId::parse(&session.to_string()).as_ref(), Ok(&session));
     }
 
     if let Ok(identity) = Identity::parse(&text) {
-        assert!(!identity.trait_name().is_empty() && !identity.value().is_empty());
-        assert!(!identity.trait_name().contains(':'));
         let _ = identity.channel_type().as_str();
-        assert!(!identity.address().is_empty());
-        let again = Identity::parse(&identity.to_string()).expect("a parsed identity re-parses");
-        assert_eq!(again, identity);
+        let address = identity.address();
+        assert!(!address.is_empty() && !address.chars().any(char::is_control));
     }
 });

@@ -56,14 +56,6 @@ impl SessionId {
             conversation: ConversationSid::parse(conversation).map_err(|_| SessionIdError)?,
         })
     }
-
-    /// The key under which a handover of this session is remembered.
-    pub fn dedup_key(&self) -> String {
-        match self {
-            Self::Conversation { conversation, .. } => conversation.to_string(),
-            Self::Voice { call } => call.to_string(),
-        }
-    }
 }
 
 /// The session in its canonical form: `conversations__IS…/CH…` or `voice:CA…`.
@@ -143,16 +135,6 @@ impl Identity {
         })
     }
 
-    /// The trait, e.g. `phone`.
-    pub fn trait_name(&self) -> &str {
-        &self.trait_name
-    }
-
-    /// The value, e.g. `+14155550100`.
-    pub fn value(&self) -> &str {
-        &self.value
-    }
-
     /// The channel type, as Twilio's published handover sample decides it.
     pub fn channel_type(&self) -> ChannelType {
         if self.trait_name.eq_ignore_ascii_case("whatsapp") {
@@ -177,12 +159,6 @@ impl Identity {
     }
 }
 
-impl fmt::Display for Identity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.trait_name, self.value)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,9 +173,14 @@ mod tests {
             format!("webhook:conversations__{IS}/{CH}"),
             format!("conversations__{IS}/{CH}"),
         ] {
-            let session = SessionId::parse(&text).unwrap();
-            assert_eq!(session.dedup_key(), CH, "{text}");
-            assert!(matches!(session, SessionId::Conversation { .. }));
+            assert_eq!(
+                SessionId::parse(&text).unwrap(),
+                SessionId::Conversation {
+                    service: ConversationServiceSid::parse(IS).unwrap(),
+                    conversation: ConversationSid::parse(CH).unwrap(),
+                },
+                "{text}"
+            );
         }
     }
 
