@@ -7,8 +7,6 @@
 //! handoff state as task attributes. A Studio flow reads the same state as
 //! JSON from `/polyai/handoff-state`.
 
-use std::sync::Arc;
-
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
@@ -18,7 +16,6 @@ use crate::handoff::{self, Handoff};
 use crate::twilio::TwilioRequest;
 use crate::twiml::{Verb, VoiceResponse};
 use crate::vendors::polyai::PolyAiClient;
-use crate::vendors::{Vendor, VendorError};
 use crate::voice::{self, VoiceAnswer, VoiceError};
 
 /// Answer `<Connect connectorId action/>`, after `POLYAI_CONNECT_MESSAGE` when set.
@@ -27,12 +24,15 @@ pub async fn connect(settings: web::Data<Settings>, _request: TwilioRequest) -> 
 }
 
 fn connect_to_polyai(settings: &Settings) -> Result<VoiceResponse, VoiceError> {
-    let connector = settings.polyai.connector_id.as_ref().ok_or_else(|| {
-        VoiceError::AgentUnavailable(Arc::new(VendorError::NotConfigured {
-            vendor: Vendor::PolyAi,
-            variable: "POLYAI_CONNECTOR_ID",
-        }))
-    })?;
+    let connector =
+        settings
+            .polyai
+            .connector_id
+            .as_ref()
+            .ok_or(VoiceError::AgentNotConfigured {
+                code: "polyai_not_configured",
+                variable: "POLYAI_CONNECTOR_ID",
+            })?;
     let mut response = VoiceResponse::new();
     if let Some(message) = &settings.polyai.connect_message {
         response = response.verb(Verb::Say {
