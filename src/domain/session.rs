@@ -219,6 +219,11 @@ mod tests {
                 ChannelType::Whatsapp,
                 "whatsapp:+14155550100",
             ),
+            (
+                "whatsapp:whatsapp:+14155550100",
+                ChannelType::Whatsapp,
+                "whatsapp:+14155550100",
+            ),
             ("phone:+14155550100", ChannelType::Sms, "+14155550100"),
             ("user_id:FX0123", ChannelType::Web, "FX0123"),
             ("email:a@b.c", ChannelType::Chat, "a@b.c"),

@@ -458,12 +458,25 @@ mod tests {
             Err(ReferToError::MissingScheme)
         );
         assert_eq!(ReferTo::parse("hello"), Err(ReferToError::MissingScheme));
+        assert_eq!(
+            ReferTo::parse("<1sip:a@b>"),
+            Err(ReferToError::MissingScheme)
+        );
     }
 
     #[test]
     fn session_key_prefers_the_watson_header_over_user_to_user() {
         let r = "<sip:a@b?User-to-User=6869%3Bencoding%3Dhex&X-Watson-Assistant-Session-History-Key=k1>";
         assert_eq!(key(r).unwrap(), "k1");
+    }
+
+    #[test]
+    fn session_key_debugs_as_its_text_with_invalid_utf8_replaced() {
+        let key = ReferTo::parse("<sip:a@b?User-to-User=ff6b%3Bencoding%3Dhex>")
+            .unwrap()
+            .session_history_key()
+            .unwrap();
+        assert_eq!(format!("{key:?}"), format!("{:?}", "\u{FFFD}k"));
     }
 
     #[test]

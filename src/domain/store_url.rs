@@ -184,12 +184,19 @@ mod tests {
             "rediss://default:****@fly-flexbridge.upstash.io:6379"
         );
         assert_eq!(url.to_string(), url.masked());
-        assert!(!format!("{url:?}").contains("w0rd"));
+        assert_eq!(format!("{url:?}"), format!("RedisUrl({:?})", url.masked()));
         assert!(!format!("{:?}", HandoverStoreSetting::Redis(url.clone())).contains("w0rd"));
         assert_eq!(
             url.expose(),
             "rediss://default:p%40ss-w0rd@fly-flexbridge.upstash.io:6379"
         );
+    }
+
+    #[test]
+    fn urls_are_equal_only_with_the_same_password() {
+        let url = "redis://:a@cache.internal:6379";
+        assert_eq!(redis(url), redis(url));
+        assert_ne!(redis(url), redis("redis://:b@cache.internal:6379"));
     }
 
     #[test]

@@ -243,6 +243,8 @@ mod tests {
             "https://a.b/?x=1",
             "https://a.b/?",
             "https://u:p@a.b",
+            "https://u@a.b",
+            "https://:p@a.b",
             "https://a.b/#f",
         ] {
             assert!(PublicBaseUrl::parse(bad).is_err(), "{bad:?}");

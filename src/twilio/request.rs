@@ -343,6 +343,22 @@ mod tests {
     }
 
     #[test]
+    fn a_request_from_a_form_reads_it_and_debugs_its_pairs() {
+        let request = TwilioRequest::from_form(FormParams::decode(b"CallSid=CA1&To=%2B1"));
+        assert_eq!(request.get("To"), Some("+1"));
+        assert_eq!(request.params().count(), 2);
+        assert_eq!(
+            format!("{:?}", request.query()),
+            "[]",
+            "a request made from a form has no query"
+        );
+        assert_eq!(
+            format!("{:?}", FormParams::decode(b"a=1&b")),
+            r#"[("a", "1"), ("b", "")]"#
+        );
+    }
+
+    #[test]
     fn decodes_like_the_url_crate_on_edge_cases() {
         for input in [
             &b""[..],

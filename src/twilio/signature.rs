@@ -295,9 +295,6 @@ fn legacy_query(url: &str) -> Cow<'_, str> {
     let Some(start) = url.find('?') else {
         return Cow::Borrowed(url);
     };
-    if start == url.len() - 1 {
-        return Cow::Borrowed(url);
-    }
     let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
     for (name, value) in url::form_urlencoded::parse(&url.as_bytes()[start + 1..]) {
         match grouped.iter_mut().find(|(n, _)| *n == name) {
@@ -400,6 +397,23 @@ mod tests {
         assert_eq!(add_port("https://[::1]/x"), "https://[::1]:443/x");
         assert_eq!(remove_port("https://[::1]:8443/x"), "https://[::1]/x");
         assert_eq!(add_port("not a url"), "not a url");
+    }
+
+    #[test]
+    fn ports_follow_the_last_at_and_an_ipv6_bracket_and_stay_when_present() {
+        assert_eq!(add_port("https://a.b:8443/x"), "https://a.b:8443/x");
+        assert_eq!(add_port("1https://a.b/x"), "1https://a.b/x");
+        assert_eq!(add_port("https://u:@a.b/x"), "https://u:@a.b:443/x");
+        assert_eq!(remove_port("https://[::]:8443/x"), "https://[::]/x");
+    }
+
+    #[test]
+    fn array_indexes_are_javascripts() {
+        assert_eq!(js_array_index("0"), Some(0));
+        assert_eq!(js_array_index("4294967294"), Some(4_294_967_294));
+        for name in ["4294967295", "10000000000", "01", "+5", "-1", "1a", ""] {
+            assert_eq!(js_array_index(name), None, "{name:?}");
+        }
     }
 
     #[test]
