@@ -397,10 +397,8 @@ mod tests {
         assert_eq!(add_port("https://[::1]/x"), "https://[::1]:443/x");
         assert_eq!(remove_port("https://[::1]:8443/x"), "https://[::1]/x");
         assert_eq!(add_port("not a url"), "not a url");
-    }
-
-    #[test]
-    fn ports_follow_the_last_at_and_an_ipv6_bracket_and_stay_when_present() {
+        // A port already there stays, a scheme starts with a letter, and the
+        // port follows the last `@` and an IPv6 `]`, even right after a colon.
         assert_eq!(add_port("https://a.b:8443/x"), "https://a.b:8443/x");
         assert_eq!(add_port("1https://a.b/x"), "1https://a.b/x");
         assert_eq!(add_port("https://u:@a.b/x"), "https://u:@a.b:443/x");
