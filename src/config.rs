@@ -472,6 +472,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn host_is_an_ip_address_or_a_host_name() {
+        for host in ["0.0.0.0", "::", "fdaa:0:1::3", "localhost", "fly-local-6pn"] {
+            assert_eq!(parse_listen_host(host), Ok(host.to_owned()), "{host}");
+        }
+        for host in ["", "not a host!", "http://localhost", "[::]"] {
+            assert!(parse_listen_host(host).is_err(), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_language_is_hyphenated_parts_of_one_to_eight_letters_or_digits() {
+        let longest = "abcdefgh-abcdefgh-abcdefgh-abcdefgh";
+        for tag in ["en-US", "pt-BR", "multi", "es-419", longest] {
+            assert_eq!(parse_language(tag), Ok(tag.to_owned()), "{tag}");
+        }
+        let too_long = format!("{longest}-a");
+        for tag in [
+            "",
+            "en_US",
+            "en--US",
+            "-en",
+            "toolongpart",
+            "en-US ",
+            &too_long,
+        ] {
+            assert!(parse_language(tag).is_err(), "{tag}");
+        }
+    }
+
+    #[test]
     fn vendor_credentials_must_be_header_values_and_problems_never_quote_them() {
         let env = |name: &str| match name {
             "ASAPP_API_SECRET" => Some("line\nbreak-secret".to_owned()),
@@ -488,5 +518,10 @@ mod tests {
             && p.message == "must be printable ASCII (it is sent as an HTTP header)"));
         assert!(settings.asapp.api_secret.is_none());
         assert!(settings.polyai.api_key.is_some());
+        assert_eq!(
+            ConfigError(problems).to_string(),
+            "ASAPP_API_ID: must be printable ASCII (it is sent as an HTTP header); \
+             ASAPP_API_SECRET: must be printable ASCII (it is sent as an HTTP header)"
+        );
     }
 }

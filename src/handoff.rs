@@ -255,4 +255,37 @@ mod tests {
         assert_eq!(attributes["handoff"]["truncated"], true);
         assert!(attributes["handoff"]["context"].is_string());
     }
+
+    #[test]
+    fn text_is_cut_back_to_the_character_boundary_before_the_cut() {
+        // 2 bytes to save from "aé€": the cut lands inside "€", so all of it goes.
+        let mut text = json!("aé€");
+        assert_eq!(cut(&mut text, 2), 0);
+        assert_eq!(text, json!("aé"));
+        // A cut inside "é" keeps "a" and saves 2 bytes, 1 more than asked.
+        let mut text = json!("aé");
+        assert_eq!(cut(&mut text, 1), 0);
+        assert_eq!(text, json!("a"));
+    }
+
+    #[test]
+    fn members_are_counted_with_their_name_quotes_colon_and_comma() {
+        // `"a":"xxxx",` is 11 bytes and `"b":"yy",` 9.
+        let members = json!({"a": "xxxx", "b": "yy"})
+            .as_object()
+            .cloned()
+            .unwrap();
+
+        let mut cut_once = members.clone();
+        assert_eq!(cut_members(&mut cut_once, 11, &[]), 0);
+        assert_eq!(Value::from(cut_once), json!({"b": "yy"}));
+
+        let mut cut_all = members.clone();
+        assert_eq!(cut_members(&mut cut_all, 25, &[]), 5);
+        assert_eq!(Value::from(cut_all), json!({}));
+
+        let mut kept = members;
+        assert_eq!(cut_members(&mut kept, 11, &["a"]), 2);
+        assert_eq!(Value::from(kept), json!({"a": "xxxx"}));
+    }
 }

@@ -234,7 +234,35 @@ fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
     use super::*;
+
+    #[tokio::test]
+    async fn answers_are_read_whole_up_to_one_mebibyte() {
+        let server = MockServer::start().await;
+        for (at, bytes) in [("/64k", 64 * 1024), ("/over", 1024 * 1024 + 4096)] {
+            Mock::given(path(at))
+                .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; bytes]))
+                .mount(&server)
+                .await;
+        }
+        let upstream = Upstream::new(Duration::from_secs(5), 4).unwrap();
+
+        for (at, kept) in [("/64k", 64 * 1024), ("/over", 1024 * 1024)] {
+            let url = format!("{}{at}", server.uri());
+            let answer = upstream
+                .send("test", || upstream.http().get(&url))
+                .await
+                .unwrap();
+            assert_eq!(
+                (answer.status, answer.body.len()),
+                (StatusCode::OK, kept),
+                "{at}"
+            );
+        }
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates_and_refuses_what_does_not_fit() {

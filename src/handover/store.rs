@@ -294,14 +294,18 @@ mod tests {
             "the expired ten are gone, the new claim stays"
         );
 
-        block(store.complete("fresh", "KD", Duration::from_millis(1))).unwrap();
+        block(store.complete("fresh", "KD", Duration::from_millis(500))).unwrap();
         *now.lock().unwrap() += Duration::from_millis(500);
         block(store.claim("other", LEASE)).unwrap();
         assert_eq!(stored(&store), 2, "no second sweep within the interval");
+        assert!(
+            matches!(block(store.claim("fresh", LEASE)).unwrap(), Claim::Acquired),
+            "an entry expires at the end of its time, swept or not"
+        );
     }
 
     #[test]
-    fn an_abandoned_claim_lapses_after_its_lease() {
+    fn an_abandoned_claim_lapses_at_the_end_of_its_lease() {
         let (clock, now) = fake_clock();
         let store = MemoryStore::with_clock(clock);
         assert!(matches!(
@@ -313,7 +317,7 @@ mod tests {
             Claim::InProgress(_)
         ));
 
-        *now.lock().unwrap() += LEASE + Duration::from_millis(1);
+        *now.lock().unwrap() += LEASE;
 
         assert!(matches!(
             block(store.claim("CH1", LEASE)).unwrap(),

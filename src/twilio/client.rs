@@ -291,3 +291,35 @@ fn decode_sid(answer: &Answer) -> Result<Sent, ClientError> {
         .map(|r| Sent::Done(r.sid))
         .map_err(|_| ClientError::Decode { status })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_twilio_error_is_described_by_its_code_and_message_or_its_message_alone() {
+        let error = |code, message: Option<&str>| {
+            Some(TwilioApiError {
+                code,
+                message: message.map(str::to_owned),
+                more_info: None,
+                status: None,
+            })
+        };
+        let cases = [
+            (
+                error(Some(21211), Some("Invalid 'Channel'")),
+                " (error 21211: Invalid 'Channel')",
+            ),
+            (
+                error(None, Some("Invalid 'Channel'")),
+                " (Invalid 'Channel')",
+            ),
+            (error(Some(21211), None), ""),
+            (None, ""),
+        ];
+        for (error, described) in cases {
+            assert_eq!(describe(&error), described, "{error:?}");
+        }
+    }
+}

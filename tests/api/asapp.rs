@@ -211,6 +211,37 @@ async fn engage_from_studio_has_no_action_and_returns_the_call_to_the_flow() {
     }
 }
 
+/// Only `FlowEvent=return`, in any case, marks a call sent by Studio: another
+/// `FlowEvent`, or `return` under another name, keeps the `action`.
+#[tokio::test]
+async fn only_flow_event_return_marks_a_call_from_studio() {
+    let asapp = MockServer::start().await;
+    mount_stream_url(&asapp, stream_url_answer("wss://m.asapp.test/s")).await;
+    let app = spawn_asapp_app(&asapp, &[("PUBLIC_BASE_URL", "")]).await;
+
+    let direct = format!(" action=\"/call-complete?callSid={CALL_SID}\"");
+    for (query, action) in [
+        ("FlowEvent=RETURN", ""),
+        ("FlowEvent=start", direct.as_str()),
+        ("next=return", direct.as_str()),
+    ] {
+        let twiml = app
+            .voice(&format!("/engage?{query}"), &[("CallSid", CALL_SID)])
+            .await;
+
+        assert_eq!(
+            twiml,
+            format!(
+                "{DECL}<Response><Connect{action}><Stream url=\"wss://m.asapp.test/s\">\
+                 <Parameter name=\"asapp_callTransferId\" value=\"{CALL_SID}\"/>\
+                 <Parameter name=\"asapp_externalConversationId\" value=\"{CALL_SID}\"/>\
+                 </Stream></Connect></Response>"
+            ),
+            "{query}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn fifty_concurrent_engages_fetch_the_stream_url_once() {
     let asapp = MockServer::start().await;

@@ -213,6 +213,44 @@ fn check_config_reports_what_each_tool_still_needs() {
     assert!(!ready.contains("api-secret-value") && !ready.contains("tool-key-value"));
 }
 
+/// A tool knows its caller by the tool key or by a signature (made with
+/// either auth token), or takes any caller when signatures are off; in
+/// `--dev` it makes a dry run, which needs no REST credentials.
+#[test]
+fn a_tool_is_ready_with_either_auth_token_with_signatures_off_and_in_dev() {
+    let targets = [
+        ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+        ("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef"),
+        ("TWILIO_API_SECRET", "api-secret-value"),
+        ("FLEX_WORKSPACE_SID", "WS0123456789abcdef0123456789abcdef"),
+        ("FLEX_WORKFLOW_SID", "WW0123456789abcdef0123456789abcdef"),
+    ];
+    let ready = "/tools/flex-handover         ready: hands sessions to Flex\n";
+    for caller in [
+        ("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef"),
+        (
+            "TWILIO_SECONDARY_AUTH_TOKEN",
+            "0123456789abcdef0123456789abcdef",
+        ),
+        ("TWILIO_VALIDATE_SIGNATURES", "false"),
+    ] {
+        let (_, out) = check_config(&[&targets[..], &[caller]].concat());
+        assert_lines(&out, &[ready]);
+    }
+
+    let dev = Command::new(env!("CARGO_BIN_EXE_flexbridge"))
+        .args(["check-config", "--dev"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_lines(
+        &String::from_utf8_lossy(&dev.stdout),
+        &[
+            "/tools/flex-handover         ready: hands sessions to Flex (--dev: dry run, Twilio is not called)\n",
+        ],
+    );
+}
+
 #[test]
 fn serve_refuses_to_start_with_a_malformed_value() {
     let output = Command::new(env!("CARGO_BIN_EXE_flexbridge"))

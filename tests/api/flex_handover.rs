@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+use crate::asapp::closed_origin;
 use crate::helpers::{TestApp, assert_handoff_schema, spawn_app_over};
+use crate::metrics::value;
 
 pub const AC: &str = "AC0123456789abcdef0123456789abcdef";
 pub const SK: &str = "SK0123456789abcdef0123456789abcdef";
@@ -460,29 +462,41 @@ async fn a_429_is_retried_after_its_retry_after_and_then_succeeds() {
     }
 }
 
-/// A refused connection is retried (it cannot have been applied), at most twice.
+/// A refused connection is retried (it cannot have been applied) at most
+/// twice, after 100 ms then 200 ms, and never with a wait that would end past
+/// the deadline: with 290 ms, the second wait no longer fits.
 #[tokio::test]
-async fn a_refused_connection_is_retried_twice_then_reported() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let origin = format!("http://127.0.0.1:{closed_port}");
-    let twilio = MockServer::start().await;
-    let app = spawn_tools_app(&twilio, &[("FLEX_API_BASE_URL", origin.as_str())]).await;
+async fn a_refused_connection_is_retried_twice_within_the_deadline_then_reported() {
+    let origin = closed_origin();
+    for (deadline_ms, attempts) in [("8000", 3), ("290", 2)] {
+        let twilio = MockServer::start().await;
+        let app = spawn_tools_app(
+            &twilio,
+            &[
+                ("FLEX_API_BASE_URL", origin.as_str()),
+                ("UPSTREAM_TIMEOUT_MS", deadline_ms),
+            ],
+        )
+        .await;
 
-    let (status, body) = hand_over(&app).await;
+        let (status, body) = hand_over(&app).await;
 
-    assert_eq!(status, 502, "{body}");
-    assert_eq!(body["error"], "upstream_unavailable");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("twilio could not be reached (3 attempt(s))"),
-        "{body}"
-    );
+        assert_eq!(status, 502, "{deadline_ms}: {body}");
+        assert_eq!(body["error"], "upstream_unavailable", "{deadline_ms}");
+        let reported = format!("twilio could not be reached ({attempts} attempt(s))");
+        assert!(
+            body["message"].as_str().unwrap().contains(&reported),
+            "{deadline_ms}: {body}"
+        );
+        // The recorder is process-wide: other tests may have counted too.
+        let series =
+            r#"flexbridge_handovers_total{vendor="twilio_flex",outcome="upstream_unavailable"} "#;
+        let metrics = app.metrics_text().await;
+        assert!(
+            value(&metrics, series).is_some_and(|n| n >= 1.0),
+            "{series} in\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -394,6 +394,38 @@ async fn polyai_call_complete_without_a_call_sid_falls_back_without_calling_poly
     assert!(polyai.received_requests().await.unwrap().is_empty());
 }
 
+/// A call PolyAI has no state for is routine, logged at INFO; PolyAI refusing
+/// flexbridge needs an operator, a WARN with the message.
+#[tokio::test]
+async fn a_missing_handoff_state_is_logged_as_info_and_a_refusal_as_a_warning() {
+    let cases = [
+        (404, 404, "polyai_handoff_state_not_found", "INFO"),
+        (401, 502, "polyai_refused", "WARN"),
+    ];
+    for (answer, status, code, level) in cases {
+        let polyai = MockServer::start().await;
+        mount_state(&polyai, ResponseTemplate::new(answer)).await;
+        let uri = polyai.uri();
+        let logs = crate::process::logs_of_posts(
+            &[
+                ("POLYAI_API_BASE_URL", uri.as_str()),
+                ("POLYAI_API_KEY", API_KEY),
+            ],
+            &[("CallSid", CALL_SID)],
+            &[("/polyai/handoff-state", status)],
+        )
+        .await;
+
+        let levels: Vec<_> = logs
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["fields"]["error.code"] == code)
+            .map(|event| event["level"].clone())
+            .collect();
+        assert_eq!(levels, [json!(level)], "{logs}");
+    }
+}
+
 /// The API key never reaches the logs, even at debug level and on failure.
 #[tokio::test]
 async fn the_polyai_key_never_reaches_the_logs() {

@@ -563,6 +563,19 @@ fn check_config_masks_the_store_password_and_refuses_malformed_urls() {
         ),
         "{out}"
     );
+
+    // `--connect` does not try to reach a store whose value is malformed.
+    let (code, out) = check_config(
+        &["--connect"],
+        &[("HANDOVER_STORE", "https://cache.example.com")],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "connections\n  HANDOVER_STORE               not reached: the value is malformed\n"
+        ),
+        "{out}"
+    );
 }
 
 /// `check-config --connect` has nothing to reach with the in-process store.

@@ -63,3 +63,32 @@ async fn each_request_is_one_json_span_with_id_route_status_latency_and_call_sid
         "{span}"
     );
 }
+
+/// At start-up each route that cannot do its job is named at WARN, with what
+/// it does instead and what to set.
+#[tokio::test]
+async fn start_up_warns_of_each_route_that_is_not_ready_and_what_it_does_instead() {
+    let process = start_binary(&[], &[]).await;
+    let logs = process.stop_and_read_logs();
+
+    let warning = |route: &str| {
+        logs.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|event| event["level"] == "WARN" && event["fields"]["route"] == route)
+            .map(|event| event["fields"]["message"].clone())
+    };
+    assert_eq!(
+        warning("/receive-call"),
+        Some("not configured, answers with the fallback: set SIP_URI_HOST".into()),
+        "{logs}"
+    );
+    assert_eq!(
+        warning("/tools/studio-handover"),
+        Some(
+            "not configured, answers 500 not_configured: set STUDIO_FLOW_SID, TWILIO_ACCOUNT_SID, \
+             TOOL_API_KEY (or TWILIO_AUTH_TOKEN)"
+                .into()
+        ),
+        "{logs}"
+    );
+}
