@@ -45,29 +45,37 @@ async fn a_body_over_64_kib_is_refused_with_413() {
     }
 }
 
-/// Without Content-Length (chunked), the limit is enforced while reading.
+/// Without Content-Length (chunked), the limit is enforced while reading:
+/// four 16 KiB chunks (64 KiB, the limit) are read, five are refused.
 #[tokio::test]
-async fn a_chunked_body_over_64_kib_is_refused_with_413() {
+async fn a_chunked_body_is_read_up_to_64_kib_and_refused_with_413_past_it() {
     let app = spawn_studio_app().await;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .unwrap();
-    let head = "POST /receive-call HTTP/1.1\r\nHost: localhost\r\n\
-                Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n";
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let chunk = "a".repeat(16 * 1024);
-    // Five 16 KiB chunks: 80 KiB in all. The server may answer and close
-    // before reading them all, so write errors are expected and ignored.
-    for _ in 0..5 {
-        let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
-        if stream.write_all(frame.as_bytes()).await.is_err() {
-            break;
+    for (chunks, refused) in [(4, false), (5, true)] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .unwrap();
+        let head = "POST /receive-call HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                    Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let chunk = "a".repeat(16 * 1024);
+        // The server may answer and close before reading them all, so
+        // write errors are expected and ignored.
+        for _ in 0..chunks {
+            let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+            if stream.write_all(frame.as_bytes()).await.is_err() {
+                break;
+            }
         }
-    }
-    let _ = stream.write_all(b"0\r\n\r\n").await;
+        let _ = stream.write_all(b"0\r\n\r\n").await;
 
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer).await;
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 "), "{chunks}: {answer}");
+        assert_eq!(
+            answer.starts_with("HTTP/1.1 413"),
+            refused,
+            "{chunks}: {answer}"
+        );
+    }
 }
