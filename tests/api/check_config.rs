@@ -238,13 +238,9 @@ fn a_tool_is_ready_with_either_auth_token_with_signatures_off_and_in_dev() {
         assert_lines(&out, &[ready]);
     }
 
-    let dev = Command::new(env!("CARGO_BIN_EXE_flexbridge"))
-        .args(["check-config", "--dev"])
-        .env_clear()
-        .output()
-        .unwrap();
+    let (_, dev) = crate::shared_store::check_config(&["--dev"], &[]);
     assert_lines(
-        &String::from_utf8_lossy(&dev.stdout),
+        &dev,
         &[
             "/tools/flex-handover         ready: hands sessions to Flex (--dev: dry run, Twilio is not called)\n",
         ],

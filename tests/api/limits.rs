@@ -50,18 +50,18 @@ async fn a_body_over_64_kib_is_refused_with_413() {
 #[tokio::test]
 async fn a_chunked_body_is_read_up_to_64_kib_and_refused_with_413_past_it() {
     let app = spawn_studio_app().await;
+    let head = "POST /receive-call HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let chunk = "a".repeat(16 * 1024);
+    let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
     for (chunks, refused) in [(4, false), (5, true)] {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
             .await
             .unwrap();
-        let head = "POST /receive-call HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-                    Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n";
         stream.write_all(head.as_bytes()).await.unwrap();
-        let chunk = "a".repeat(16 * 1024);
         // The server may answer and close before reading them all, so
         // write errors are expected and ignored.
         for _ in 0..chunks {
-            let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
             if stream.write_all(frame.as_bytes()).await.is_err() {
                 break;
             }

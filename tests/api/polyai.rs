@@ -416,9 +416,7 @@ async fn a_missing_handoff_state_is_logged_as_info_and_a_refusal_as_a_warning() 
         )
         .await;
 
-        let levels: Vec<_> = logs
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        let levels: Vec<_> = crate::process::log_events(&logs)
             .filter(|event| event["fields"]["error.code"] == code)
             .map(|event| event["level"].clone())
             .collect();

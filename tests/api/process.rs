@@ -150,11 +150,16 @@ pub async fn logs_of_posts(
     process.stop_and_read_logs()
 }
 
+/// The events of JSON `logs`, one per line, in order.
+pub fn log_events(logs: &str) -> impl Iterator<Item = serde_json::Value> + '_ {
+    logs.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+}
+
 /// The request spans in JSON `logs`: the `span` of each request's closing
 /// line, in the order the requests ended.
 pub fn request_spans(logs: &str) -> Vec<serde_json::Value> {
-    logs.lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    log_events(logs)
         .filter(|line| line["fields"]["message"] == "close")
         .map(|line| line["span"].clone())
         .collect()

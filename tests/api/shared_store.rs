@@ -507,7 +507,9 @@ fn check_outage_logs(process: Process) {
     assert!(logs.contains("redis://:****@127.0.0.1:"), "{logs}");
 }
 
-fn check_config(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+/// `flexbridge check-config` with `args` and only `env`: its exit code, and
+/// its stdout then its stderr.
+pub fn check_config(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
     command.arg("check-config").args(args).env_clear();
     for (k, v) in env {

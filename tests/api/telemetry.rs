@@ -1,7 +1,7 @@
 //! Request ids and the shape of the logs.
 
 use crate::helpers::{CALL_SID, spawn_studio_app};
-use crate::process::{request_spans, start_binary};
+use crate::process::{log_events, request_spans, start_binary};
 
 #[tokio::test]
 async fn a_sane_incoming_request_id_is_echoed_and_others_are_replaced() {
@@ -72,8 +72,7 @@ async fn start_up_warns_of_each_route_that_is_not_ready_and_what_it_does_instead
     let logs = process.stop_and_read_logs();
 
     let warning = |route: &str| {
-        logs.lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        log_events(&logs)
             .find(|event| event["level"] == "WARN" && event["fields"]["route"] == route)
             .map(|event| event["fields"]["message"].clone())
     };
