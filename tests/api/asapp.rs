@@ -301,14 +301,10 @@ async fn a_failed_stream_url_fetch_is_not_cached() {
     assert_eq!(asapp.received_requests().await.unwrap().len(), 2);
 }
 
-/// A closed local port: connections are refused.
+/// A local port nothing listens on, nor will (no test is handed it):
+/// connections are refused.
 pub fn closed_origin() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}")
+    format!("http://127.0.0.1:{}", crate::process::free_port())
 }
 
 /// One way a vendor can fail: what its stand-in answers (nothing when the

@@ -1,7 +1,9 @@
 //! Running the real `flexbridge` binary, as a user or Fly.io would.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A running `flexbridge` process, killed on drop; its stdout (the logs)
@@ -81,13 +83,21 @@ impl Drop for Process {
     }
 }
 
-/// A port nothing listens on now.
+/// A port nothing listens on now, and never handed out before in this test
+/// run: the kernel may offer a port again once its listener is dropped, and
+/// two tests starting servers at once would then share it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free local port")
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Start the binary with `args` and `env` (nothing inherited) and wait until

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::process::free_port;
+
 /// The password every test server requires, so tests can check it never
 /// shows up in output or logs.
 pub const REDIS_PASSWORD: &str = "redis-pass-5d8c1e0b";
@@ -39,13 +41,6 @@ pub fn program(name: &str) -> PathBuf {
     find_program(name).unwrap_or_else(|| {
         panic!("{name} is not installed: apt-get install {name} (these tests need it)")
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free local port")
-        .port()
 }
 
 impl RedisServer {
