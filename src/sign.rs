@@ -175,6 +175,32 @@ mod tests {
         );
     }
 
+    /// A `bodySHA256` already in the URL is kept when it is the body's, and
+    /// refused when it is not; parameters and a body together are refused.
+    #[test]
+    fn a_body_hash_already_in_the_url_is_checked_and_params_exclude_a_body() {
+        let key = SignatureKey::new("t");
+        let body = b"{}".to_vec();
+        let hash = body_sha256_hex(&body);
+        let request = |url: String, params: Vec<(String, String)>| SignRequest {
+            url,
+            params,
+            body: Some(("in.json".into(), body.clone())),
+        };
+        let same = format!("https://a.b/tools/x?bodySHA256={hash}");
+        let other = format!("https://a.b/tools/x?bodySHA256={}", "0".repeat(64));
+
+        let signed = sign(&key, &request(same.clone(), vec![]));
+        assert_eq!(signed.map(|s| s.url), Ok(same.clone()));
+        let signed = sign(&key, &request(other, vec![]));
+        assert_eq!(
+            signed.map(|s| s.url),
+            Err(SignError::BodyHashMismatch(hash))
+        );
+        let signed = sign(&key, &request(same, vec![("A".into(), "1".into())]));
+        assert_eq!(signed.map(|s| s.url), Err(SignError::ParamsAndBody));
+    }
+
     #[test]
     fn quotes_survive_the_shell() {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");

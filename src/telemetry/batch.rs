@@ -177,6 +177,7 @@ impl<W: Write + Send + 'static> Drop for FlushGuard<W> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::mpsc;
     use std::time::Instant;
 
     use super::*;
@@ -192,6 +193,30 @@ mod tests {
             self.bytes.lock().unwrap().extend_from_slice(bytes);
             *self.writes.lock().unwrap() += 1;
             Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// An output whose first write waits until the test releases it, as a
+    /// stalled pipe or terminal would.
+    struct Stalled {
+        entered: mpsc::SyncSender<()>,
+        release: mpsc::Receiver<()>,
+        stalled: bool,
+        sink: Sink,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            if !self.stalled {
+                self.stalled = true;
+                let _ = self.entered.send(());
+                let _ = self.release.recv();
+            }
+            self.sink.write(bytes)
         }
 
         fn flush(&mut self) -> io::Result<()> {
@@ -229,6 +254,58 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(sink.bytes.lock().unwrap().as_slice(), b"soon\n");
+    }
+
+    /// While the output is stalled, a thread adding a line never waits for
+    /// it until 4 MiB are buffered; the line that reaches 4 MiB writes the
+    /// buffer out itself, so memory stays bounded. Nothing is lost.
+    #[test]
+    fn a_stalled_output_holds_up_no_line_until_4_mib_are_buffered() {
+        let (entered, stalled) = mpsc::sync_channel(1);
+        let (release, released) = mpsc::channel();
+        let sink = Sink::default();
+        let output = Stalled {
+            entered,
+            release: released,
+            stalled: false,
+            sink: sink.clone(),
+        };
+        let (writer, guard) = BatchWriter::start(output).unwrap();
+        writer.make_writer().write_all(b"first\n").unwrap();
+        stalled
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the writer thread takes the first line");
+
+        // 1 KiB lines: the 4,096th brings the buffer to exactly 4 MiB.
+        const MIB_4: usize = 4 << 20;
+        let line = format!("{}\n", "x".repeat(1023));
+        let add = |count: usize| {
+            let (writer, line) = (writer.clone(), line.clone());
+            let (done, finished) = mpsc::channel();
+            std::thread::spawn(move || {
+                for _ in 0..count {
+                    writer.make_writer().write_all(line.as_bytes()).unwrap();
+                }
+                let _ = done.send(());
+            });
+            finished
+        };
+        let below = add(MIB_4 / line.len() - 1).recv_timeout(Duration::from_secs(10));
+        let at = add(1);
+        let waited = at.recv_timeout(Duration::from_millis(200));
+        release.send(()).unwrap();
+        at.recv_timeout(Duration::from_secs(10))
+            .expect("the line is added once the output moves");
+        drop(guard);
+
+        assert!(below.is_ok(), "a line below 4 MiB waited for the output");
+        assert!(
+            waited.is_err(),
+            "the line reaching 4 MiB did not write it out"
+        );
+        let written = sink.bytes.lock().unwrap().clone();
+        assert_eq!(written.len(), "first\n".len() + MIB_4);
+        assert!(written.starts_with(b"first\n"));
     }
 
     #[test]

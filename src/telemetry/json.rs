@@ -277,7 +277,7 @@ mod tests {
             span.record("status", 404);
             span.record("call_sid", "CA1");
             let _entered = span.enter();
-            tracing::info!(answered = true, "done \"quoted\"");
+            tracing::info!(answered = true, attempts = 2_usize, "done \"quoted\"");
         });
         assert_eq!(lines.len(), 2, "{lines:?}");
         let expected_span = serde_json::json!({
@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(event["level"], "INFO");
         assert_eq!(
             event["fields"],
-            serde_json::json!({"message": "done \"quoted\"", "answered": true})
+            serde_json::json!({"message": "done \"quoted\"", "answered": true, "attempts": 2})
         );
         assert_eq!(event["span"], expected_span);
         assert_eq!(event["spans"], serde_json::json!([]));
@@ -309,6 +309,8 @@ mod tests {
             tracing::warn!(f = 1.5, nan = f64::NAN, "outside");
             let outer = tracing::info_span!("outer", a = 1);
             let _outer = outer.enter();
+            let middle = tracing::info_span!("middle");
+            let _middle = middle.enter();
             let inner = tracing::info_span!("upstream", upstream = "twilio");
             drop(inner);
         });
@@ -320,7 +322,7 @@ mod tests {
         assert_eq!(close["span"]["upstream"], "twilio");
         assert_eq!(
             close["spans"],
-            serde_json::json!([{"a": 1, "name": "outer"}])
+            serde_json::json!([{"a": 1, "name": "outer"}, {"name": "middle"}])
         );
     }
 }

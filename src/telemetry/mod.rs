@@ -238,6 +238,11 @@ mod tests {
 
     /// The request span of a GET to `/` answered by `handler`, as logged.
     async fn span_of(handler: Handler) -> serde_json::Value {
+        close_of(handler).await["span"].clone()
+    }
+
+    /// The line logged when that span closed.
+    async fn close_of(handler: Handler) -> serde_json::Value {
         let out = Captured::default();
         let writer = out.clone();
         let subscriber =
@@ -251,12 +256,10 @@ mod tests {
         .await;
         test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        let close = text
-            .lines()
+        text.lines()
             .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
             .find(|line| line["fields"]["message"] == "close")
-            .unwrap_or_else(|| panic!("no close line: {text}"));
-        close["span"].clone()
+            .unwrap_or_else(|| panic!("no close line: {text}"))
     }
 
     #[actix_web::test]
@@ -266,6 +269,21 @@ mod tests {
         assert_eq!(span["otel.status_code"], "OK", "{span}");
         assert!(span["latency_ms"].as_f64().is_some(), "{span}");
         assert!(span.get("exception.message").is_none(), "{span}");
+    }
+
+    /// `latency_ms` is the request's time in milliseconds: it agrees with
+    /// how long the span itself was open (within scheduling noise).
+    #[actix_web::test]
+    async fn the_latency_is_in_milliseconds() {
+        let close = close_of(|| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(HttpResponse::Ok().finish())
+        })
+        .await;
+        let latency = close["span"]["latency_ms"].as_f64().unwrap_or(-1.0);
+        let elapsed = close["fields"]["elapsed_ms"].as_f64().unwrap_or(-1.0);
+        assert!(elapsed >= 20.0, "{close}");
+        assert!((latency - elapsed).abs() < 10.0, "{close}");
     }
 
     #[actix_web::test]
@@ -292,5 +310,36 @@ mod tests {
             assert_eq!(span["exception.details"], details.as_str(), "{span}");
             assert!(span["latency_ms"].as_f64().is_some(), "{span}");
         }
+    }
+
+    /// An error no handler turned into a response leaves no request to
+    /// label: it is still counted, as route `unmatched` and method `other`.
+    #[actix_web::test]
+    async fn an_error_that_is_no_response_is_counted_with_its_status() {
+        let handle = crate::metrics::install().expect("the recorder");
+        let app = test::init_service(
+            App::new()
+                // Inside the logger (the last `wrap` is the outermost).
+                .wrap_fn(|_, _| async {
+                    Err::<ServiceResponse, _>(
+                        actix_web::error::InternalError::new(
+                            "no answer",
+                            actix_web::http::StatusCode::INSUFFICIENT_STORAGE,
+                        )
+                        .into(),
+                    )
+                })
+                .wrap(TracingLogger::<FlexbridgeRootSpan>::new())
+                .route("/", web::get().to(HttpResponse::Ok)),
+        )
+        .await;
+        let answer =
+            test::try_call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+
+        assert!(answer.is_err());
+        let series =
+            "flexbridge_http_requests_total{route=\"unmatched\",method=\"other\",status=\"507\"} 1";
+        let metrics = handle.render();
+        assert!(metrics.lines().any(|line| line == series), "{metrics}");
     }
 }

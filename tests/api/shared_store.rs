@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use flexbridge::domain::RedisUrl;
-use flexbridge::handover::{Claim, HandoverStore, RedisStore};
+use flexbridge::handover::{Claim, HandoverStore, RedisStore, StoreState};
 use futures_util::FutureExt as _;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -16,7 +16,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::flex_handover::{IS, TOOL_KEY, json_of, spawn_tools_app};
 use crate::helpers::{TEST_AUTH_TOKEN, TestApp, spawn_app};
-use crate::process::{Process, start_binary};
+use crate::process::{Process, free_port, log_events, start_binary};
 use crate::redis_server::{REDIS_PASSWORD, RedisServer};
 
 /// A conversation SID of its own for each test step.
@@ -298,15 +298,19 @@ async fn shared_handovers_expire_after_the_dedup_window() {
     assert_eq!(interactions_created(&twilio).await, 2);
 }
 
+/// A store of its own on `redis`, as another instance would have.
+fn store_on(redis: &RedisServer) -> RedisStore {
+    let url = RedisUrl::parse(&redis.url()).expect("a valid URL");
+    RedisStore::connect(&url).expect("a store")
+}
+
 /// Claims carry a token: releasing a claim whose lease lapsed (and was taken
 /// by another instance) leaves the other instance's claim alone.
 #[tokio::test]
 #[ignore = "needs redis-server (and openssl for TLS): cargo test -- --ignored"]
 async fn a_release_deletes_only_the_claim_it_made() {
     let redis = RedisServer::start().await;
-    let url = RedisUrl::parse(&redis.url()).expect("a valid URL");
-    let a = RedisStore::connect(&url).expect("store a");
-    let b = RedisStore::connect(&url).expect("store b");
+    let (a, b) = (store_on(&redis), store_on(&redis));
     let key = "flex:CH-lease";
 
     assert!(matches!(
@@ -346,6 +350,82 @@ async fn a_release_deletes_only_the_claim_it_made() {
         a.claim(key, Duration::from_secs(10)).await,
         Ok(Claim::Existing(sid)) if sid == "KD-b"
     ));
+}
+
+/// A handover another instance recorded is remembered where it was found,
+/// for as long as Redis keeps it: repeats there no longer ask Redis (and
+/// survive an outage).
+#[tokio::test]
+#[ignore = "needs redis-server (and openssl for TLS): cargo test -- --ignored"]
+async fn a_handover_found_in_redis_is_remembered_where_it_was_found() {
+    let redis = RedisServer::start().await;
+    let store = store_on(&redis);
+    let key = "flex:CH-found";
+    let record = format!("flexbridge:handover:{key}");
+    redis.set(&record, "sid:KD-first", 60_000).await;
+
+    let found = store.claim(key, Duration::from_secs(10)).await;
+    redis.set(&record, "sid:KD-changed", 60_000).await;
+    let again = store.claim(key, Duration::from_secs(10)).await;
+
+    assert!(matches!(found, Ok(Claim::Existing(sid)) if sid == "KD-first"));
+    assert!(
+        matches!(&again, Ok(Claim::Existing(sid)) if sid == "KD-first"),
+        "answered from Redis again: {again:?}"
+    );
+}
+
+/// A connection Redis dropped (it restarted) costs nothing: the call is
+/// tried once more on the new connection, the claim is shared and the store
+/// stays up.
+#[tokio::test]
+#[ignore = "needs redis-server (and openssl for TLS): cargo test -- --ignored"]
+async fn a_dropped_connection_is_tried_once_more_and_the_store_stays_up() {
+    let mut redis = RedisServer::start().await;
+    let store = store_on(&redis);
+    let before = store.claim("flex:CH-before", Duration::from_secs(10)).await;
+    assert!(matches!(before, Ok(Claim::Acquired)), "{before:?}");
+    redis.restart().await;
+
+    let after = store.claim("flex:CH-after", Duration::from_secs(10)).await;
+
+    assert!(matches!(after, Ok(Claim::Acquired)), "{after:?}");
+    assert_eq!(store.status().state, StoreState::Up);
+    let held = redis.get("flexbridge:handover:flex:CH-after").await;
+    assert!(held.is_some_and(|v| v.starts_with("claim:")));
+}
+
+/// How many PINGs Redis has answered.
+async fn pings(redis: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut redis.connection().await)
+        .await
+        .expect("INFO answers");
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_ping:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
+/// While Redis is up the probe is quiet (one PING every 30 s); it asks
+/// twice a second only while the store is not up.
+#[tokio::test]
+#[ignore = "needs redis-server (and openssl for TLS): cargo test -- --ignored"]
+async fn the_probe_is_quiet_while_redis_is_up() {
+    let redis = RedisServer::start().await;
+    let store = store_on(&redis);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.status().state != StoreState::Up {
+        assert!(Instant::now() < deadline, "the store never came up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let before = pings(&redis).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    assert_eq!(pings(&redis).await, before);
 }
 
 /// A frozen Redis (it accepts connections but never answers, like a network
@@ -503,7 +583,20 @@ fn check_outage_logs(process: Process) {
         .filter(|l| l.contains("handover store unreachable"))
         .count();
     assert_eq!(warnings, 1, "one warning per minute at most:\n{logs}");
-    assert!(logs.contains("reachable again"), "{logs}");
+    let connected: Vec<_> = log_events(&logs)
+        .filter_map(|event| event["fields"]["message"].as_str().map(str::to_owned))
+        .filter(|message| {
+            message == "handover store connected" || message.starts_with("handover store reachable")
+        })
+        .collect();
+    assert_eq!(
+        connected,
+        [
+            "handover store connected",
+            "handover store reachable again: handovers are shared across instances"
+        ],
+        "{logs}"
+    );
     assert!(logs.contains("redis://:****@127.0.0.1:"), "{logs}");
 }
 
@@ -580,12 +673,15 @@ fn check_config_masks_the_store_password_and_refuses_malformed_urls() {
     );
 }
 
-/// `check-config --connect` has nothing to reach with the in-process store.
+/// `check-config --connect` has nothing to reach with the in-process store;
+/// reaching everything does not excuse a malformed value elsewhere.
 #[test]
 fn check_config_connect_has_nothing_to_reach_in_process() {
-    let (code, out) = check_config(&["--connect"], &[]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("in-process store: nothing to reach"), "{out}");
+    for (env, expected) in [(&[][..], 0), (&[("PORT", "eighty")][..], 1)] {
+        let (code, out) = check_config(&["--connect"], env);
+        assert_eq!(code, expected, "{out}");
+        assert!(out.contains("in-process store: nothing to reach"), "{out}");
+    }
 }
 
 /// `check-config --connect` PINGs the store: 0 when it answers, 1 with the
@@ -664,11 +760,7 @@ async fn healthz_detail_shows_the_in_process_store_by_default() {
 async fn an_unreachable_store_at_start_up_does_not_stop_handovers() {
     let twilio = MockServer::start().await;
     mount_new_interactions(&twilio, Duration::ZERO).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let url = format!("redis://127.0.0.1:{closed}");
     let app = spawn_tools_app(&twilio, &[("HANDOVER_STORE", url.as_str())]).await;
 

@@ -7,7 +7,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::flex_handover::{CH, IS, KD, TOOL_KEY};
-use crate::process::start_binary;
+use crate::process::{log_events, start_binary};
 
 async fn drains_in_flight_requests_on(signal: &str) {
     // A handover that takes 800 ms upstream is in flight when the signal lands.
@@ -67,9 +67,12 @@ async fn drains_in_flight_requests_on(signal: &str) {
     };
     let status = response.status().as_u16();
     let body: serde_json::Value = response.json().await.unwrap();
-    let exit = tokio::task::spawn_blocking(move || process.wait_for_exit(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let (exit, logs) = tokio::task::spawn_blocking(move || {
+        let exit = process.wait_for_exit(Duration::from_secs(10));
+        (exit, process.stop_and_read_logs())
+    })
+    .await
+    .unwrap();
 
     assert_eq!(status, 200, "{signal}: {body}");
     assert_eq!(body["interaction_sid"], KD);
@@ -78,6 +81,32 @@ async fn drains_in_flight_requests_on(signal: &str) {
         Some(0),
         "{signal}: the process exits 0 after draining"
     );
+    let stopping = log_events(&logs)
+        .find(|event| event["fields"]["message"] == "stopping: finishing requests in flight")
+        .map(|event| {
+            (
+                event["fields"]["signal"].clone(),
+                event["fields"]["in_flight"].clone(),
+            )
+        });
+    assert_eq!(
+        stopping,
+        Some((format!("SIG{signal}").into(), 1.into())),
+        "{logs}"
+    );
+}
+
+/// With nothing in flight the process stops at once, rather than waiting
+/// out the drain's limit (25 s), and exits 0.
+#[tokio::test]
+async fn an_idle_process_stops_at_once_and_exits_0() {
+    let mut process = start_binary(&[], &[]).await;
+    process.signal("TERM");
+    let exit = tokio::task::spawn_blocking(move || process.wait_for_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+
+    assert_eq!(exit, Some(0));
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! `flexbridge sign`, used as the README says: run it, paste its curl
 //! command, and the running service accepts the request.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use crate::process::start_binary;
 
@@ -132,23 +132,37 @@ async fn the_pasted_curl_command_is_accepted_by_a_running_instance() {
     assert!(!logs.contains(&signature), "signatures are never logged");
 }
 
-/// `flexbridge sign … | head -1` (the reader goes away before the curl line
-/// is written): no panic, a failure exit code.
+/// Output that cannot be written fails the command (exit 1) without a
+/// panic. A reader that went away (`flexbridge sign … | head -1`) is no
+/// error worth a word; any other failure, such as a full disk, is said on
+/// stderr.
 #[test]
-fn sign_into_a_closed_pipe_exits_without_a_panic() {
+fn output_that_cannot_be_written_fails_and_only_a_departed_reader_goes_unremarked() {
     // The reading end is closed before the process starts, so its first
     // write fails whatever the timing.
-    let (reader, writer) = std::io::pipe().expect("a pipe");
+    let (reader, departed) = std::io::pipe().expect("a pipe");
     drop(reader);
-    let out = Command::new(env!("CARGO_BIN_EXE_flexbridge"))
-        .args(["sign", "--url", "https://example.com/receive-call", "A=1"])
-        .env_clear()
-        .env("TWILIO_AUTH_TOKEN", TOKEN)
-        .stdout(writer)
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let cases: [(Stdio, &str); 2] = [
+        (departed.into(), ""),
+        (
+            full.into(),
+            "flexbridge: cannot write the output: No space left on device (os error 28)\n",
+        ),
+    ];
+    for (stdout, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_flexbridge"))
+            .args(["sign", "--url", "https://example.com/receive-call", "A=1"])
+            .env_clear()
+            .env("TWILIO_AUTH_TOKEN", TOKEN)
+            .stdout(stdout)
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
 
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!((out.status.code(), stderr.as_ref()), (Some(1), expected));
+    }
 }

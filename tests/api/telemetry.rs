@@ -91,3 +91,39 @@ async fn start_up_warns_of_each_route_that_is_not_ready_and_what_it_does_instead
         "{logs}"
     );
 }
+
+/// The signature checks' state is logged at start-up at the level it
+/// deserves: an error when every signed route fails closed, a warning when
+/// the checks are off, information when they are on.
+#[tokio::test]
+async fn start_up_logs_the_signature_checks_at_their_level() {
+    let cases = [
+        (
+            None,
+            "ERROR",
+            "request signatures: FAIL CLOSED: every signed route answers 500 until TWILIO_AUTH_TOKEN is set",
+        ),
+        (
+            Some(("TWILIO_VALIDATE_SIGNATURES", "false")),
+            "WARN",
+            "request signature checks are OFF (TWILIO_VALIDATE_SIGNATURES=false): anyone who finds the URL can call it",
+        ),
+        (
+            Some(("TWILIO_AUTH_TOKEN", "a-test-token-0123")),
+            "INFO",
+            "request signatures checked with TWILIO_AUTH_TOKEN",
+        ),
+    ];
+    for (env, level, message) in cases {
+        let logs = start_binary(&[], env.as_slice()).await.stop_and_read_logs();
+        let logged: Vec<_> = log_events(&logs)
+            .filter(|event| {
+                event["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("request signature"))
+            })
+            .map(|event| (event["level"].clone(), event["fields"]["message"].clone()))
+            .collect();
+        assert_eq!(logged, [(level.into(), message.into())], "{env:?}\n{logs}");
+    }
+}
