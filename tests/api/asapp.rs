@@ -10,6 +10,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::flex_handover::json_of;
 use crate::helpers::{CALL_SID, STUDIO, TestApp, WORKFLOW, assert_handoff_schema, spawn_app_over};
+use crate::process::closed_origin;
 
 pub const ASAPP_ID: &str = "asapp-id-7f3a";
 pub const ASAPP_SECRET: &str = "asapp-secret-c91e0b";
@@ -299,12 +300,6 @@ async fn a_failed_stream_url_fetch_is_not_cached() {
     assert!(first.contains("FlexbridgeError=asapp_refused"), "{first}");
     assert!(second.contains("<Stream url="), "{second}");
     assert_eq!(asapp.received_requests().await.unwrap().len(), 2);
-}
-
-/// A local port nothing listens on, nor will (no test is handed it):
-/// connections are refused.
-pub fn closed_origin() -> String {
-    format!("http://127.0.0.1:{}", crate::process::free_port())
 }
 
 /// One way a vendor can fail: what its stand-in answers (nothing when the

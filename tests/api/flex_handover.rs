@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::asapp::closed_origin;
 use crate::helpers::{TestApp, assert_handoff_schema, spawn_app_over};
 use crate::metrics::value;
+use crate::process::closed_origin;
 
 pub const AC: &str = "AC0123456789abcdef0123456789abcdef";
 pub const SK: &str = "SK0123456789abcdef0123456789abcdef";

@@ -8,11 +8,12 @@ use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::asapp::{DECL, Fault, closed_origin, xml_text};
+use crate::asapp::{DECL, Fault, xml_text};
 use crate::flex_handover::json_of;
 use crate::helpers::{
     CALL_SID, STUDIO, TestApp, WORKFLOW, assert_handoff_schema, enqueued_attributes, spawn_app_over,
 };
+use crate::process::closed_origin;
 
 const API_KEY: &str = "polyai-key-5d2b91";
 const CONNECTOR: &str = "connector-7c1a";

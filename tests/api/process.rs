@@ -100,6 +100,12 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// An origin on a local port nothing listens on, nor will (no test is
+/// handed it): connections are refused.
+pub fn closed_origin() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
+
 /// Start the binary with `args` and `env` (nothing inherited) and wait until
 /// `/healthz` answers, for at most 10 seconds.
 pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
