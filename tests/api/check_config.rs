@@ -2,16 +2,19 @@
 
 use std::process::Command;
 
-fn check_config(env: &[(&str, &str)]) -> (i32, String) {
+/// `flexbridge check-config` with `args` and only `env`: its exit code, and
+/// its stdout then its stderr.
+pub fn check_config(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
-    command.arg("check-config").env_clear();
+    command.arg("check-config").args(args).env_clear();
     for (k, v) in env {
         command.env(k, v);
     }
     let output = command.output().expect("the binary runs");
     (
         output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
     )
 }
 
@@ -24,15 +27,18 @@ fn assert_lines(out: &str, lines: &[&str]) {
 
 #[test]
 fn check_config_masks_secrets_and_reports_ready_routes() {
-    let (code, out) = check_config(&[
-        ("SIP_URI_HOST", "sip.example.com"),
-        (
-            "STUDIO_WEBHOOK_URL",
-            "https://webhooks.twilio.com/v1/Flows/FW1",
-        ),
-        ("TWILIO_AUTH_TOKEN", "super-secret-token-value"),
-        ("TOOL_API_KEY", "tool-key-value"),
-    ]);
+    let (code, out) = check_config(
+        &[],
+        &[
+            ("SIP_URI_HOST", "sip.example.com"),
+            (
+                "STUDIO_WEBHOOK_URL",
+                "https://webhooks.twilio.com/v1/Flows/FW1",
+            ),
+            ("TWILIO_AUTH_TOKEN", "super-secret-token-value"),
+            ("TOOL_API_KEY", "tool-key-value"),
+        ],
+    );
 
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("super-secret-token-value"), "{out}");
@@ -59,10 +65,13 @@ fn check_config_masks_secrets_and_reports_ready_routes() {
 /// says both are accepted and how to tell when the old one can go.
 #[test]
 fn check_config_masks_the_secondary_token_and_says_both_are_accepted() {
-    let (code, out) = check_config(&[
-        ("TWILIO_AUTH_TOKEN", "old-token-value-0123"),
-        ("TWILIO_SECONDARY_AUTH_TOKEN", "new-token-value-4567"),
-    ]);
+    let (code, out) = check_config(
+        &[],
+        &[
+            ("TWILIO_AUTH_TOKEN", "old-token-value-0123"),
+            ("TWILIO_SECONDARY_AUTH_TOKEN", "new-token-value-4567"),
+        ],
+    );
 
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("old-token-value-0123") && !out.contains("new-token-value-4567"));
@@ -74,7 +83,7 @@ fn check_config_masks_the_secondary_token_and_says_both_are_accepted() {
             "X-Twilio-Signature           checked with TWILIO_AUTH_TOKEN or TWILIO_SECONDARY_AUTH_TOKEN (rotating: remove the one Twilio no longer signs with, see flexbridge_signatures_accepted_total{token})",
         ],
     );
-    let (_, unset) = check_config(&[("TWILIO_AUTH_TOKEN", "old-token-value-0123")]);
+    let (_, unset) = check_config(&[], &[("TWILIO_AUTH_TOKEN", "old-token-value-0123")]);
     assert_lines(
         &unset,
         &[
@@ -86,16 +95,19 @@ fn check_config_masks_the_secondary_token_and_says_both_are_accepted() {
 
 #[test]
 fn check_config_names_every_malformed_variable_and_exits_non_zero() {
-    let (code, out) = check_config(&[
-        ("SIP_URI_HOST", "sips:+1800@host"),
-        ("FLEX_WORKFLOW_SID", "WS123"),
-        ("PORT", "eighty"),
-        ("STUDIO_WEBHOOK_URL", "webhooks.twilio.com/v1"),
-        ("HOST", "not a host!"),
-        ("CONVERSATIONS_API_BASE_URL", "ftp://conversations.example"),
-        ("UPSTREAM_MAX_CONNECTIONS", "0"),
-        ("TWILIO_API_KEY", "api-secret-pasted-here"),
-    ]);
+    let (code, out) = check_config(
+        &[],
+        &[
+            ("SIP_URI_HOST", "sips:+1800@host"),
+            ("FLEX_WORKFLOW_SID", "WS123"),
+            ("PORT", "eighty"),
+            ("STUDIO_WEBHOOK_URL", "webhooks.twilio.com/v1"),
+            ("HOST", "not a host!"),
+            ("CONVERSATIONS_API_BASE_URL", "ftp://conversations.example"),
+            ("UPSTREAM_MAX_CONNECTIONS", "0"),
+            ("TWILIO_API_KEY", "api-secret-pasted-here"),
+        ],
+    );
 
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -137,7 +149,7 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
 
 #[test]
 fn check_config_reports_routes_that_only_fall_back() {
-    let (code, out) = check_config(&[]);
+    let (code, out) = check_config(&[], &[]);
 
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -149,15 +161,18 @@ fn check_config_reports_routes_that_only_fall_back() {
 
 #[test]
 fn check_config_reports_what_each_vendor_route_still_needs() {
-    let (_, none) = check_config(&[]);
-    let (_, ready) = check_config(&[
-        ("ASAPP_API_HOST", "https://api.sandbox.asapp.com"),
-        ("ASAPP_API_ID", "asapp-id"),
-        ("ASAPP_API_SECRET", "asapp-secret-value"),
-        ("POLYAI_API_KEY", "polyai-key-value"),
-        ("POLYAI_CONNECTOR_ID", "connector-1"),
-        ("FLEX_WORKFLOW_SID", "WW0123456789abcdef0123456789abcdef"),
-    ]);
+    let (_, none) = check_config(&[], &[]);
+    let (_, ready) = check_config(
+        &[],
+        &[
+            ("ASAPP_API_HOST", "https://api.sandbox.asapp.com"),
+            ("ASAPP_API_ID", "asapp-id"),
+            ("ASAPP_API_SECRET", "asapp-secret-value"),
+            ("POLYAI_API_KEY", "polyai-key-value"),
+            ("POLYAI_CONNECTOR_ID", "connector-1"),
+            ("FLEX_WORKFLOW_SID", "WW0123456789abcdef0123456789abcdef"),
+        ],
+    );
 
     assert_lines(
         &none,
@@ -186,15 +201,21 @@ fn check_config_reports_what_each_vendor_route_still_needs() {
 
 #[test]
 fn check_config_reports_what_each_tool_still_needs() {
-    let (_, none) = check_config(&[("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")]);
-    let (_, ready) = check_config(&[
-        ("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef"),
-        ("TWILIO_API_SECRET", "api-secret-value"),
-        ("TOOL_API_KEY", "tool-key-value"),
-        ("FLEX_WORKSPACE_SID", "WS0123456789abcdef0123456789abcdef"),
-        ("FLEX_WORKFLOW_SID", "WW0123456789abcdef0123456789abcdef"),
-        ("STUDIO_FLOW_SID", "FW0123456789abcdef0123456789abcdef"),
-    ]);
+    let (_, none) = check_config(
+        &[],
+        &[("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")],
+    );
+    let (_, ready) = check_config(
+        &[],
+        &[
+            ("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef"),
+            ("TWILIO_API_SECRET", "api-secret-value"),
+            ("TOOL_API_KEY", "tool-key-value"),
+            ("FLEX_WORKSPACE_SID", "WS0123456789abcdef0123456789abcdef"),
+            ("FLEX_WORKFLOW_SID", "WW0123456789abcdef0123456789abcdef"),
+            ("STUDIO_FLOW_SID", "FW0123456789abcdef0123456789abcdef"),
+        ],
+    );
 
     assert_lines(
         &none,
@@ -234,11 +255,11 @@ fn a_tool_is_ready_with_either_auth_token_with_signatures_off_and_in_dev() {
         ),
         ("TWILIO_VALIDATE_SIGNATURES", "false"),
     ] {
-        let (_, out) = check_config(&[&targets[..], &[caller]].concat());
+        let (_, out) = check_config(&[], &[&targets[..], &[caller]].concat());
         assert_lines(&out, &[ready]);
     }
 
-    let (_, dev) = crate::shared_store::check_config(&["--dev"], &[]);
+    let (_, dev) = check_config(&["--dev"], &[]);
     assert_lines(
         &dev,
         &[

@@ -3,7 +3,6 @@
 //! stand-in for Twilio, races, failures, expiry, a Redis outage and its
 //! recovery, and `check-config`.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use crate::check_config::check_config;
 use crate::flex_handover::{IS, TOOL_KEY, json_of, spawn_tools_app};
 use crate::helpers::{TEST_AUTH_TOKEN, TestApp, spawn_app};
 use crate::process::{Process, free_port, log_events, start_binary};
@@ -598,22 +598,6 @@ fn check_outage_logs(process: Process) {
         "{logs}"
     );
     assert!(logs.contains("redis://:****@127.0.0.1:"), "{logs}");
-}
-
-/// `flexbridge check-config` with `args` and only `env`: its exit code, and
-/// its stdout then its stderr.
-pub fn check_config(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
-    command.arg("check-config").args(args).env_clear();
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let output = command.output().expect("the binary runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr),
-    )
 }
 
 /// check-config shows the store with its password masked, names a malformed
