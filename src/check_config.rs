@@ -118,6 +118,9 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
 }
 
 /// What the signature policy is, and whether that is a problem.
+///
+/// # Errors
+/// The policy, when requests go unchecked or signed routes fail closed.
 pub fn signature_status(s: &Settings) -> Result<&'static str, &'static str> {
     let t = &s.twilio;
     match (

@@ -247,11 +247,11 @@ impl Reader<'_> {
         self.parse(variable, parse).unwrap_or(default)
     }
 
-    fn text(&mut self, variable: &'static str) -> Option<String> {
+    fn text(&self, variable: &'static str) -> Option<String> {
         self.raw(variable)
     }
 
-    fn secret(&mut self, variable: &'static str) -> Option<SecretString> {
+    fn secret(&self, variable: &'static str) -> Option<SecretString> {
         self.raw(variable).map(SecretString::from)
     }
 

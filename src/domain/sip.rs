@@ -225,9 +225,10 @@ fn parse_headers(part: &str) -> Vec<SipHeader> {
             let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
             // Header names are plain tokens in practice: decoded only when
             // they carry an escape.
-            let name = match name.contains('%') {
-                true => percent_decode(name.as_bytes()).decode_utf8_lossy(),
-                false => Cow::Borrowed(name),
+            let name = if name.contains('%') {
+                percent_decode(name.as_bytes()).decode_utf8_lossy()
+            } else {
+                Cow::Borrowed(name)
             };
             let name = name.trim().to_owned();
             (!name.is_empty()).then(|| {

@@ -166,7 +166,7 @@ where
         let extensions = span.as_ref().map(SpanRef::extensions);
         let ancestors: Vec<_> = span
             .iter()
-            .flat_map(|s| s.parent())
+            .filter_map(|s| s.parent())
             .flat_map(|parent| parent.scope().from_root())
             .collect();
         let ancestor_extensions: Vec<_> = ancestors.iter().map(SpanRef::extensions).collect();

@@ -278,14 +278,12 @@ const NODE_QUERYSTRING: &AsciiSet = &NON_ALPHANUMERIC
 /// Whether a name is a JavaScript array index ("0" … "4294967294", no
 /// leading zeros): a JS object lists such keys first, in numeric order.
 fn js_array_index(name: &str) -> Option<u32> {
-    let canonical = name == "0" || (!name.starts_with('0') && !name.is_empty());
-    if !canonical || !name.bytes().all(|b| b.is_ascii_digit()) || name.len() > 10 {
+    // Digits only: Rust's parser would also take a leading `+`.
+    let canonical = name == "0" || !name.starts_with('0');
+    if !canonical || !name.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    name.parse::<u64>()
-        .ok()
-        .filter(|&n| n < u64::from(u32::MAX))
-        .map(|n| n as u32)
+    name.parse::<u32>().ok().filter(|&n| n < u32::MAX)
 }
 
 /// Re-encode the query as `querystring.stringify(querystring.parse(q))`:
