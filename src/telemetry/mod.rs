@@ -107,7 +107,6 @@ pub struct FlexbridgeRootSpan;
 
 impl RootSpanBuilder for FlexbridgeRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let at = Instant::now();
         let route = request
             .extensions()
             .get::<RouteLabel>()
@@ -143,8 +142,10 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
             call_sid = tracing::field::Empty,
             conversation_sid = tracing::field::Empty,
         );
+        // The clock starts after the span opens, so that the latency lies
+        // within the span's own time and the two can be compared exactly.
         request.extensions_mut().insert(Started {
-            at,
+            at: Instant::now(),
             route,
             request_id: id,
         });
@@ -271,8 +272,9 @@ mod tests {
         assert!(span.get("exception.message").is_none(), "{span}");
     }
 
-    /// `latency_ms` is the request's time in milliseconds: it agrees with
-    /// how long the span itself was open (within scheduling noise).
+    /// `latency_ms` is the request's time in milliseconds: at least the
+    /// handler's 20 ms sleep, and within the time the span itself was open.
+    /// Both bounds hold however slow the machine is.
     #[actix_web::test]
     async fn the_latency_is_in_milliseconds() {
         let close = close_of(|| {
@@ -282,8 +284,8 @@ mod tests {
         .await;
         let latency = close["span"]["latency_ms"].as_f64().unwrap_or(-1.0);
         let elapsed = close["fields"]["elapsed_ms"].as_f64().unwrap_or(-1.0);
-        assert!(elapsed >= 20.0, "{close}");
-        assert!((latency - elapsed).abs() < 10.0, "{close}");
+        assert!(latency >= 20.0, "{close}");
+        assert!(latency <= elapsed, "{close}");
     }
 
     #[actix_web::test]
