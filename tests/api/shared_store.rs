@@ -281,7 +281,9 @@ async fn shared_handovers_expire_after_the_dedup_window() {
     let ch = conversation(3);
 
     let (_, first) = a.hand_over(&ch).await;
+    let asked = Instant::now();
     let (_, repeat) = b.hand_over(&ch).await;
+    let repeat_took = asked.elapsed();
     assert_eq!(first["status"], "handed_over");
     assert_eq!(repeat["status"], "already_handed_over");
     let ttl = redis.pttl(&record(&ch)).await;
@@ -290,8 +292,10 @@ async fn shared_handovers_expire_after_the_dedup_window() {
     redis
         .wait_until_gone(&record(&ch), Duration::from_secs(3))
         .await;
-    // The copy instance b keeps expires with the record, a round trip later.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Instance b keeps a copy for the time to live Redis told it, counted
+    // from when the answer reached it: it expires at most as long after the
+    // record as b's request took (and a millisecond of Redis's rounding).
+    tokio::time::sleep(repeat_took + Duration::from_millis(2)).await;
 
     let (_, after) = b.hand_over(&ch).await;
     assert_eq!(after["status"], "handed_over", "{after}");
