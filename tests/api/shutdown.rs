@@ -1,6 +1,6 @@
 //! SIGTERM and SIGINT drain in-flight requests, then the process exits 0.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -44,16 +44,19 @@ async fn drains_in_flight_requests_on(signal: &str) {
             .body("{}")
             .send(),
     );
-    // Wait until the request has reached the stand-in, then signal.
-    for _ in 0..100 {
-        if !twilio
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .is_empty()
-        {
-            break;
-        }
+    // Signal only once the request has reached the stand-in, however long
+    // a busy machine takes to get it there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while twilio
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the handover never reached Twilio"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     process.signal(signal);
