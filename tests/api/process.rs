@@ -1,6 +1,5 @@
 //! Running the real `flexbridge` binary, as a user or Fly.io would.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, PoisonError};
@@ -83,27 +82,62 @@ impl Drop for Process {
     }
 }
 
-/// A port nothing listens on now, and never handed out before in this test
-/// run: the kernel may offer a port again once its listener is dropped, and
-/// two tests starting servers at once would then share it.
+/// A port for a server a test starts itself (flexbridge, redis-server,
+/// prometheus): free when asked, and not handed out before in this run.
+///
+/// It is taken below the kernel's ephemeral range. A server binding port 0
+/// (a `MockServer`, an app in this process) or an outgoing connection is
+/// only ever given a port inside that range, so none of them can take this
+/// one between this check and the server's own bind.
 pub fn free_port() -> u16 {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free local port")
-            .port();
-        if handed_out.insert(port) {
+    static LAST: Mutex<Option<u16>> = Mutex::new(None);
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let first = ephemeral_from.saturating_sub(10_000).max(1024);
+    let span = ephemeral_from.saturating_sub(first);
+    assert!(
+        span > 0,
+        "no ports below the ephemeral range ({ephemeral_from})"
+    );
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    // Test binaries running at once start at different places.
+    let mut offset = last.map_or_else(
+        || u16::try_from(std::process::id() % u32::from(span)).unwrap_or(0),
+        |port| port - first + 1,
+    );
+    for _ in 0..span {
+        let port = first + offset % span;
+        offset = offset % span + 1;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            *last = Some(port);
             return port;
         }
     }
+    panic!("no free port from {first} to {ephemeral_from}");
 }
 
-/// An origin on a local port nothing listens on, nor will (no test is
-/// handed it): connections are refused.
+/// A local port that is bound but never listened on, so connections to it
+/// are refused. The socket is held until the tests end: a port merely closed
+/// again could be given to a server started meanwhile on port 0 (a
+/// `MockServer`), which would then answer in its place.
+pub fn closed_port() -> u16 {
+    static HELD: Mutex<Vec<tokio::net::TcpSocket>> = Mutex::new(Vec::new());
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("a local port");
+    let port = socket.local_addr().expect("its address").port();
+    HELD.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(socket);
+    port
+}
+
+/// An HTTP origin on a [`closed_port`].
 pub fn closed_origin() -> String {
-    format!("http://127.0.0.1:{}", free_port())
+    format!("http://127.0.0.1:{}", closed_port())
 }
 
 /// Start the binary with `args` and `env` (nothing inherited) and wait until

@@ -16,7 +16,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use crate::check_config::check_config;
 use crate::flex_handover::{IS, TOOL_KEY, json_of, spawn_tools_app};
 use crate::helpers::{TEST_AUTH_TOKEN, TestApp, spawn_app};
-use crate::process::{Process, free_port, log_events, start_binary};
+use crate::process::{Process, closed_port, log_events, start_binary};
 use crate::redis_server::{REDIS_PASSWORD, RedisServer};
 
 /// A conversation SID of its own for each test step.
@@ -792,7 +792,7 @@ async fn healthz_detail_shows_the_in_process_store_by_default() {
 async fn an_unreachable_store_at_start_up_does_not_stop_handovers() {
     let twilio = MockServer::start().await;
     mount_new_interactions(&twilio, Duration::ZERO).await;
-    let closed = free_port();
+    let closed = closed_port();
     let url = format!("redis://127.0.0.1:{closed}");
     let app = spawn_tools_app(&twilio, &[("HANDOVER_STORE", url.as_str())]).await;
 
