@@ -1,5 +1,7 @@
 //! Running the real `flexbridge` binary, as a user or Fly.io would.
 
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, PoisonError};
@@ -90,28 +92,25 @@ impl Drop for Process {
 /// only ever given a port inside that range, so none of them can take this
 /// one between this check and the server's own bind.
 pub fn free_port() -> u16 {
-    static LAST: Mutex<Option<u16>> = Mutex::new(None);
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
     let first = ephemeral_from.saturating_sub(10_000).max(1024);
-    let span = ephemeral_from.saturating_sub(first);
+    let span = u64::from(ephemeral_from.saturating_sub(first));
     assert!(
         span > 0,
         "no ports below the ephemeral range ({ephemeral_from})"
     );
-    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
-    // Test binaries running at once start at different places.
-    let mut offset = last.map_or_else(
-        || u16::try_from(std::process::id() % u32::from(span)).unwrap_or(0),
-        |port| port - first + 1,
-    );
-    for _ in 0..span {
-        let port = first + offset % span;
-        offset = offset % span + 1;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            *last = Some(port);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    // From a random place, so that test binaries running at once seldom
+    // try the same port.
+    let start = RandomState::new().hash_one(handed_out.len());
+    for step in 0..span {
+        let port = first + u16::try_from((start % span + step) % span).unwrap_or(0);
+        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
             return port;
         }
     }
