@@ -20,6 +20,26 @@ async fn healthz_answers_ok_without_any_configuration() {
     assert_eq!(response.text().await.unwrap(), "ok");
 }
 
+/// `/healthz` and `/metrics` answer GET only, as the SPEC lists them: an
+/// uptime monitor that sends HEAD gets a 405 whose `Allow` says what to
+/// send instead (docs/operations.md, Troubleshooting).
+#[tokio::test]
+async fn head_on_the_operations_routes_is_a_405_that_allows_get() {
+    let app = spawn_app(&[]).await;
+
+    for path in ["/healthz", "/metrics"] {
+        let response = app
+            .client
+            .head(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(response.status().as_u16(), 405, "{path}");
+        assert_eq!(response.headers()["allow"], "GET", "{path}");
+    }
+}
+
 /// A path no route serves is a plain-text 404. A route's path with a
 /// trailing slash (a habit when pasting URLs into Twilio's console) names
 /// the path that exists; the request's own path is never echoed.
