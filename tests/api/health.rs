@@ -5,12 +5,7 @@ use crate::helpers::spawn_app;
 async fn healthz_answers_ok_without_any_configuration() {
     let app = spawn_app(&[("TWILIO_VALIDATE_SIGNATURES", "true")]).await;
 
-    let response = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
 
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(
@@ -28,12 +23,7 @@ async fn head_on_the_operations_routes_is_a_405_that_allows_get() {
     let app = spawn_app(&[]).await;
 
     for path in ["/healthz", "/metrics"] {
-        let response = app
-            .client
-            .head(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let response = app.client.head(app.url(path)).send().await.unwrap();
 
         assert_eq!(response.status().as_u16(), 405, "{path}");
         assert_eq!(response.headers()["allow"], "GET", "{path}");
@@ -69,7 +59,7 @@ async fn an_unknown_path_is_a_404_that_names_the_route_a_trailing_slash_hides() 
         };
         let response = app
             .client
-            .request(method.clone(), format!("{}{path}", app.address))
+            .request(method.clone(), app.url(path))
             .send()
             .await
             .unwrap();
