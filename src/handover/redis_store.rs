@@ -279,24 +279,24 @@ impl Inner {
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
-        if let Some(Holder::Redis(value)) = self.take(key) {
-            if self.state() != StoreState::Down {
-                let record = record_key(key);
-                let (script, record, value) = (&self.release_script, &record, &value);
-                let released: Result<i64, _> = self
-                    .call(move |mut connection| async move {
-                        script
-                            .key(record)
-                            .arg(value)
-                            .invoke_async(&mut connection)
-                            .await
-                    })
-                    .await;
-                match released {
-                    Ok(_) => self.mark_up(),
-                    // The claim lapses with its lease.
-                    Err(error) => self.mark_down(&error),
-                }
+        if let Some(Holder::Redis(value)) = self.take(key)
+            && self.state() != StoreState::Down
+        {
+            let record = record_key(key);
+            let (script, record, value) = (&self.release_script, &record, &value);
+            let released: Result<i64, _> = self
+                .call(move |mut connection| async move {
+                    script
+                        .key(record)
+                        .arg(value)
+                        .invoke_async(&mut connection)
+                        .await
+                })
+                .await;
+            match released {
+                Ok(_) => self.mark_up(),
+                // The claim lapses with its lease.
+                Err(error) => self.mark_down(&error),
             }
         }
         self.local.release(key).await

@@ -167,18 +167,18 @@ impl<T: Clone, E> Reused<T, E> {
     async fn get(&self, fetch: impl Future<Output = Result<T, E>>) -> Result<T, Arc<E>> {
         let seen = self.fetched.load(Ordering::Acquire);
         let mut slot = self.slot.lock().await;
-        if let Some((value, fetched)) = &slot.fresh {
-            if fetched.elapsed() < self.reuse_for {
-                return Ok(value.clone());
-            }
+        if let Some((value, fetched)) = &slot.fresh
+            && fetched.elapsed() < self.reuse_for
+        {
+            return Ok(value.clone());
         }
         // The callers that waited for a fetch that failed share its error,
         // rather than each waiting in turn for a fetch of its own; a caller
         // that comes later fetches again.
-        if let Some((error, number)) = &slot.failed {
-            if *number > seen {
-                return Err(Arc::clone(error));
-            }
+        if let Some((error, number)) = &slot.failed
+            && *number > seen
+        {
+            return Err(Arc::clone(error));
         }
         let started = Instant::now();
         let result = fetch.await;

@@ -269,7 +269,7 @@ async fn voice(client: &Client<'_>, n: usize) -> String {
     let app = client.app;
     let key = SignatureKey::new(AUTH_TOKEN);
     let call_sid = format!("CA{n:032x}");
-    let (path, params): (&str, Vec<(String, String)>) = if n % 2 == 0 {
+    let (path, params): (&str, Vec<(String, String)>) = if n.is_multiple_of(2) {
         (
             "/receive-call",
             vec![

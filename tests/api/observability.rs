@@ -219,15 +219,15 @@ async fn query_until_present(prometheus: &Prometheus, query: &str) -> Vec<Value>
             .query(&[("query", query)])
             .send()
             .await;
-        if let Ok(answer) = answer {
-            if let Ok(body) = answer.json::<Value>().await {
-                let result = body["data"]["result"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                if !result.is_empty() {
-                    return result;
-                }
+        if let Ok(answer) = answer
+            && let Ok(body) = answer.json::<Value>().await
+        {
+            let result = body["data"]["result"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if !result.is_empty() {
+                return result;
             }
         }
         assert!(
