@@ -22,7 +22,7 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Why a request was refused before any route logic ran.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
-    /// The body is larger than [`MAX_BODY_BYTES`].
+    /// The body is larger than 64 KiB (`MAX_BODY_BYTES`).
     #[error("request body is larger than 64 KiB")]
     BodyTooLarge,
     /// The client stopped sending mid-body, or sent a broken chunked body.
