@@ -131,10 +131,15 @@ impl Serialize for Timestamp {
         // `2026-12-04T20:11:29.123456789Z` is 30 bytes.
         let mut text = [0u8; 40];
         let mut cursor = std::io::Cursor::new(&mut text[..]);
-        let written = self
+        // The cursor says how much was written: in time 0.3.49 to 0.3.55
+        // the count `format_into` returns for RFC 3339 is too small.
+        let written = match self
             .0
             .format_into(&mut cursor, &time::format_description::well_known::Rfc3339)
-            .unwrap_or(0);
+        {
+            Ok(_) => usize::try_from(cursor.position()).unwrap_or(0),
+            Err(_) => 0,
+        };
         serializer.serialize_str(std::str::from_utf8(&text[..written]).unwrap_or_default())
     }
 }

@@ -79,3 +79,50 @@ async fn a_chunked_body_is_read_up_to_64_kib_and_refused_with_413_past_it() {
         );
     }
 }
+
+/// Content-Length and Transfer-Encoding together frame a body two ways: a
+/// proxy in front that reads one and flexbridge the other would disagree
+/// on where the next request starts (request smuggling). Such a request is
+/// refused and its connection closed, so nothing sent after it is served;
+/// the same signed request framed by chunks alone is answered, and so is
+/// the request after it.
+#[tokio::test]
+async fn a_request_framed_by_both_content_length_and_chunks_is_refused_and_ends_the_connection() {
+    let app = spawn_studio_app().await;
+    let signature = app
+        .signature_for("/receive-call", &[("Called", "+18005551234")])
+        .unwrap();
+    let form = "Called=%2B18005551234";
+    let chunked = format!("{:x}\r\n{form}\r\n0\r\n\r\n", form.len());
+    let next = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    for (framing, answered) in [
+        ("Transfer-Encoding: chunked", true),
+        ("Content-Length: 4\r\nTransfer-Encoding: chunked", false),
+        ("Transfer-Encoding: chunked\r\nContent-Length: 4", false),
+    ] {
+        let request = format!(
+            "POST /receive-call HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Twilio-Signature: {signature}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n{framing}\r\n\r\n{chunked}{next}",
+            app.port
+        );
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        // A TwiML body ends without a newline: find status lines anywhere.
+        let statuses: Vec<&str> = answer
+            .match_indices("HTTP/1.1 ")
+            .map(|(at, _)| &answer[at..at + 12])
+            .collect();
+        if answered {
+            assert_eq!(statuses, ["HTTP/1.1 200", "HTTP/1.1 200"], "{answer}");
+            assert!(answer.contains("<Dial"), "{answer}");
+        } else {
+            assert_eq!(statuses, ["HTTP/1.1 400"], "{framing}: {answer}");
+        }
+    }
+}
