@@ -8,6 +8,10 @@ use crate::config::{ConfigProblem, Settings};
 use crate::domain::HandoverStoreSetting;
 use crate::routes::{Answers, ROUTES};
 
+/// Width of the report's first column: the longest variable name,
+/// `CONVERSATION_RELAY_WELCOME_GREETING`, so every value lines up.
+const NAME_WIDTH: usize = 35;
+
 /// A variable's line in the report.
 enum Shown {
     Value(String),
@@ -162,22 +166,25 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
                 Shown::Unset(why) => format!("({why})"),
             },
         };
-        let _ = writeln!(out, "  {variable:<28} {text}");
+        let _ = writeln!(out, "  {variable:<NAME_WIDTH$} {text}");
     }
     let signatures = match signature_status(settings) {
         Ok(status) | Err(status) => status,
     };
     let _ = writeln!(out, "signatures");
-    let _ = writeln!(out, "  {:<28} {signatures}", "X-Twilio-Signature");
+    let _ = writeln!(out, "  {:<NAME_WIDTH$} {signatures}", "X-Twilio-Signature");
     let _ = writeln!(out, "routes");
     for route in ROUTES {
         let Some(ready) = route.ready else { continue };
         let text = match ready(settings) {
             Ok(what) => format!("ready: {what}"),
-            Err(todo) if route.answers == Answers::Tool => format!("not ready: {todo}"),
+            // Only TwiML has a fallback: a route that answers JSON fails.
+            Err(todo) if matches!(route.answers, Answers::Tool | Answers::Json) => {
+                format!("not ready: {todo}")
+            }
             Err(todo) => format!("fallback only: {todo}"),
         };
-        let _ = writeln!(out, "  {:<28} {text}", route.path);
+        let _ = writeln!(out, "  {:<NAME_WIDTH$} {text}", route.path);
     }
     if problems.is_empty() {
         let _ = writeln!(out, "ok: every set value is well formed");
@@ -196,7 +203,8 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// # Errors
 /// When the store cannot be reached (the text says why, passwords masked).
 pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<String, String> {
-    let report = |text: String| format!("connections\n  {:<28} {text}\n", "HANDOVER_STORE");
+    let report =
+        |text: String| format!("connections\n  {:<NAME_WIDTH$} {text}\n", "HANDOVER_STORE");
     if problems.iter().any(|p| p.variable == "HANDOVER_STORE") {
         return Err(report("not reached: the value is malformed".to_owned()));
     }
@@ -236,6 +244,26 @@ mod tests {
         assert!(read.len() >= 30, "{read:?}");
         for name in &read {
             assert!(shown.contains(&name.as_str()), "{name} is not shown");
+        }
+    }
+
+    /// Every value starts in the same column, whichever name is longest.
+    #[test]
+    fn every_value_in_the_report_starts_in_one_column() {
+        for dev in [false, true] {
+            let (settings, problems) = Settings::load(&|_| None, dev);
+            let report = report(&settings, &problems);
+            let lines: Vec<&str> = report.lines().filter(|l| l.starts_with("  ")).collect();
+
+            assert!(lines.len() > 40, "{report}");
+            for line in lines {
+                let (name, value) = line.split_at(2 + NAME_WIDTH);
+                assert!(!name.trim().contains(' '), "{line}");
+                assert!(
+                    value.starts_with(' ') && !value[1..].starts_with(' '),
+                    "{line}"
+                );
+            }
         }
     }
 }

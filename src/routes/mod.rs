@@ -304,6 +304,7 @@ pub fn find(path: &str) -> Option<&'static Route> {
 pub fn when_not_ready(route: &Route) -> &'static str {
     match route.answers {
         Answers::Tool => "answers 500 not_configured",
+        Answers::Json => "answers 500 with a JSON error",
         _ => "answers with the fallback",
     }
 }

@@ -44,15 +44,19 @@ fn check_config_masks_secrets_and_reports_ready_routes() {
     assert!(!out.contains("super-secret-token-value"), "{out}");
     assert!(!out.contains("tool-key-value"), "{out}");
     assert!(
-        out.contains("TWILIO_AUTH_TOKEN            set (hidden)"),
+        out.contains("TWILIO_AUTH_TOKEN                   set (hidden)"),
         "{out}"
     );
     assert!(
-        out.contains("/receive-call                ready: dials sip:{Called}@sip.example.com"),
+        out.contains(
+            "/receive-call                       ready: dials sip:{Called}@sip.example.com"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("/refer-handler               ready: returns transfers to the Studio flow"),
+        out.contains(
+            "/refer-handler                      ready: returns transfers to the Studio flow"
+        ),
         "{out}"
     );
     assert!(
@@ -78,17 +82,17 @@ fn check_config_masks_the_secondary_token_and_says_both_are_accepted() {
     assert_lines(
         &out,
         &[
-            "TWILIO_AUTH_TOKEN            set (hidden)",
-            "TWILIO_SECONDARY_AUTH_TOKEN  set (hidden)",
-            "X-Twilio-Signature           checked with TWILIO_AUTH_TOKEN or TWILIO_SECONDARY_AUTH_TOKEN (rotating: remove the one Twilio no longer signs with, see flexbridge_signatures_accepted_total{token})",
+            "TWILIO_AUTH_TOKEN                   set (hidden)",
+            "TWILIO_SECONDARY_AUTH_TOKEN         set (hidden)",
+            "X-Twilio-Signature                  checked with TWILIO_AUTH_TOKEN or TWILIO_SECONDARY_AUTH_TOKEN (rotating: remove the one Twilio no longer signs with, see flexbridge_signatures_accepted_total{token})",
         ],
     );
     let (_, unset) = check_config(&[], &[("TWILIO_AUTH_TOKEN", "old-token-value-0123")]);
     assert_lines(
         &unset,
         &[
-            "TWILIO_SECONDARY_AUTH_TOKEN  (unset)",
-            "X-Twilio-Signature           checked with TWILIO_AUTH_TOKEN\n",
+            "TWILIO_SECONDARY_AUTH_TOKEN         (unset)",
+            "X-Twilio-Signature                  checked with TWILIO_AUTH_TOKEN\n",
         ],
     );
 }
@@ -111,25 +115,27 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
 
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("SIP_URI_HOST                 INVALID: expected a host name"),
+        out.contains("SIP_URI_HOST                        INVALID: expected a host name"),
         "{out}"
     );
     assert!(
         out.contains(
-            "FLEX_WORKFLOW_SID            INVALID: \"WS123\" is not a Twilio workflow SID (expected WW followed by 32 hex digits)"
+            "FLEX_WORKFLOW_SID                   INVALID: \"WS123\" is not a Twilio workflow SID (expected WW followed by 32 hex digits)"
         ),
         "{out}"
     );
     assert!(
-        out.contains("PORT                         INVALID: expected a port number"),
+        out.contains("PORT                                INVALID: expected a port number"),
         "{out}"
     );
     assert!(
-        out.contains("STUDIO_WEBHOOK_URL           INVALID: not an absolute URL"),
+        out.contains("STUDIO_WEBHOOK_URL                  INVALID: not an absolute URL"),
         "{out}"
     );
     assert!(
-        out.contains("TWILIO_API_KEY               INVALID: expected SK followed by 32 hex digits"),
+        out.contains(
+            "TWILIO_API_KEY                      INVALID: expected SK followed by 32 hex digits"
+        ),
         "{out}"
     );
     assert!(!out.contains("api-secret-pasted-here"), "{out}");
@@ -153,10 +159,10 @@ fn check_config_reports_routes_that_only_fall_back() {
 
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("/receive-call                fallback only: set SIP_URI_HOST"),
+        out.contains("/receive-call                       fallback only: set SIP_URI_HOST"),
         "{out}"
     );
-    assert!(out.contains("/refer-handler               fallback only: set STUDIO_WEBHOOK_URL (or FLEX_WORKFLOW_SID)"), "{out}");
+    assert!(out.contains("/refer-handler                      fallback only: set STUDIO_WEBHOOK_URL (or FLEX_WORKFLOW_SID)"), "{out}");
 }
 
 #[test]
@@ -177,23 +183,23 @@ fn check_config_reports_what_each_vendor_route_still_needs() {
     assert_lines(
         &none,
         &[
-            "/engage                      fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET",
-            "/call-complete               fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET, FLEX_WORKFLOW_SID",
-            "/polyai/connect              fallback only: set POLYAI_CONNECTOR_ID",
-            "/polyai/handoff-state        fallback only: set POLYAI_API_KEY",
-            "/polyai/call-complete        fallback only: set POLYAI_API_KEY, FLEX_WORKFLOW_SID",
+            "/engage                             fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET",
+            "/call-complete                      fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET, FLEX_WORKFLOW_SID",
+            "/polyai/connect                     fallback only: set POLYAI_CONNECTOR_ID",
+            "/polyai/handoff-state               not ready: set POLYAI_API_KEY",
+            "/polyai/call-complete               fallback only: set POLYAI_API_KEY, FLEX_WORKFLOW_SID",
         ],
     );
     assert_lines(
         &ready,
         &[
-            "/engage                      ready: connects calls to GenerativeAgent",
-            "/call-complete               ready: enqueues AGENT transfers into Flex",
-            "/polyai/connect              ready: connects calls to the PolyAI connector",
-            "/polyai/handoff-state        ready: answers PolyAI's handoff state",
-            "/polyai/call-complete        ready: enqueues calls into Flex with the handoff state",
-            "ASAPP_API_SECRET             set (hidden)",
-            "POLYAI_API_KEY               set (hidden)",
+            "/engage                             ready: connects calls to GenerativeAgent",
+            "/call-complete                      ready: enqueues AGENT transfers into Flex",
+            "/polyai/connect                     ready: connects calls to the PolyAI connector",
+            "/polyai/handoff-state               ready: answers PolyAI's handoff state",
+            "/polyai/call-complete               ready: enqueues calls into Flex with the handoff state",
+            "ASAPP_API_SECRET                    set (hidden)",
+            "POLYAI_API_KEY                      set (hidden)",
         ],
     );
     assert!(!ready.contains("asapp-secret-value") && !ready.contains("polyai-key-value"));
@@ -220,15 +226,15 @@ fn check_config_reports_what_each_tool_still_needs() {
     assert_lines(
         &none,
         &[
-            "/tools/flex-handover         not ready: set FLEX_WORKFLOW_SID, FLEX_WORKSPACE_SID, TWILIO_AUTH_TOKEN, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
-            "/tools/studio-handover       not ready: set STUDIO_FLOW_SID, TWILIO_AUTH_TOKEN, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
+            "/tools/flex-handover                not ready: set FLEX_WORKFLOW_SID, FLEX_WORKSPACE_SID, TWILIO_AUTH_TOKEN, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
+            "/tools/studio-handover              not ready: set STUDIO_FLOW_SID, TWILIO_AUTH_TOKEN, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)",
         ],
     );
     assert_lines(
         &ready,
         &[
-            "/tools/flex-handover         ready: hands sessions to Flex",
-            "/tools/studio-handover       ready: hands conversations to the Studio flow",
+            "/tools/flex-handover                ready: hands sessions to Flex",
+            "/tools/studio-handover              ready: hands conversations to the Studio flow",
         ],
     );
     assert!(!ready.contains("api-secret-value") && !ready.contains("tool-key-value"));
@@ -246,7 +252,7 @@ fn a_tool_is_ready_with_either_auth_token_with_signatures_off_and_in_dev() {
         ("FLEX_WORKSPACE_SID", "WS0123456789abcdef0123456789abcdef"),
         ("FLEX_WORKFLOW_SID", "WW0123456789abcdef0123456789abcdef"),
     ];
-    let ready = "/tools/flex-handover         ready: hands sessions to Flex\n";
+    let ready = "/tools/flex-handover                ready: hands sessions to Flex\n";
     for caller in [
         ("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef"),
         (
@@ -263,7 +269,7 @@ fn a_tool_is_ready_with_either_auth_token_with_signatures_off_and_in_dev() {
     assert_lines(
         &dev,
         &[
-            "/tools/flex-handover         ready: hands sessions to Flex (--dev: dry run, Twilio is not called)\n",
+            "/tools/flex-handover                ready: hands sessions to Flex (--dev: dry run, Twilio is not called)\n",
         ],
     );
 }

@@ -663,7 +663,7 @@ fn check_config_masks_the_store_password_and_refuses_malformed_urls() {
     assert!(!out.contains("upstash-secret-91"), "{out}");
     assert!(
         out.contains(
-            "HANDOVER_STORE               rediss://default:****@fly-flexbridge.upstash.io:6379"
+            "HANDOVER_STORE                      rediss://default:****@fly-flexbridge.upstash.io:6379"
         ),
         "{out}"
     );
@@ -671,7 +671,9 @@ fn check_config_masks_the_store_password_and_refuses_malformed_urls() {
     let (code, out) = check_config(&[], &[]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("HANDOVER_STORE               (memory: in-process, dedup per instance)"),
+        out.contains(
+            "HANDOVER_STORE                      (memory: in-process, dedup per instance)"
+        ),
         "{out}"
     );
 
@@ -686,7 +688,7 @@ fn check_config_masks_the_store_password_and_refuses_malformed_urls() {
     assert!(!out.contains("typo-secret-3"), "{out}");
     assert!(
         out.contains(
-            "HANDOVER_STORE               INVALID: the scheme must be redis:// or rediss:// (TLS)"
+            "HANDOVER_STORE                      INVALID: the scheme must be redis:// or rediss:// (TLS)"
         ),
         "{out}"
     );
@@ -699,7 +701,7 @@ fn check_config_masks_the_store_password_and_refuses_malformed_urls() {
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(
-            "connections\n  HANDOVER_STORE               not reached: the value is malformed\n"
+            "connections\n  HANDOVER_STORE                      not reached: the value is malformed\n"
         ),
         "{out}"
     );

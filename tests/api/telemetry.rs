@@ -90,6 +90,12 @@ async fn start_up_warns_of_each_route_that_is_not_ready_and_what_it_does_instead
         ),
         "{logs}"
     );
+    // A Studio widget's JSON route has no fallback: it fails.
+    assert_eq!(
+        warning("/polyai/handoff-state"),
+        Some("not configured, answers 500 with a JSON error: set POLYAI_API_KEY".into()),
+        "{logs}"
+    );
 }
 
 /// The signature checks' state is logged at start-up at the level it
