@@ -43,6 +43,7 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
         ("HOST", value(&s.host)),
         ("PORT", value(s.port)),
         ("PUBLIC_BASE_URL", opt(&s.public_base_url, from_proxy)),
+        ("KEEP_ALIVE_SECONDS", value(s.keep_alive.as_secs())),
         ("TWILIO_ACCOUNT_SID", opt(&t.account_sid, "unset")),
         ("TWILIO_AUTH_TOKEN", secret(&t.auth_token)),
         (

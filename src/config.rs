@@ -25,6 +25,9 @@ pub struct Settings {
     pub port: u16,
     /// The origin Twilio calls (`PUBLIC_BASE_URL`); `None` means rebuild it per request.
     pub public_base_url: Option<PublicBaseUrl>,
+    /// How long a client's connection may sit idle between requests
+    /// before flexbridge closes it (`KEEP_ALIVE_SECONDS`).
+    pub keep_alive: Duration,
     /// Twilio account, credentials and API origins.
     pub twilio: TwilioSettings,
     /// The watsonx voice path.
@@ -375,6 +378,14 @@ impl Settings {
                     .map_err(|_| "expected a port number from 0 to 65535")
             }),
             public_base_url: r.parse("PUBLIC_BASE_URL", PublicBaseUrl::parse),
+            // Longer than a proxy keeps its idle connections to flexbridge,
+            // so the proxy, not flexbridge, closes them: a POST it sends just
+            // as flexbridge closes one is lost (a 502, a dropped caller). 620 s
+            // outlasts Google Cloud's fixed 600 s and the 60 s of AWS's ALB
+            // and nginx.
+            keep_alive: Duration::from_secs(r.parse_or("KEEP_ALIVE_SECONDS", 620, |t| {
+                parse_ranged(t, 1..=86_400, " seconds")
+            })),
             twilio: TwilioSettings {
                 // These two sit next to a secret in Twilio's console, so a
                 // malformed value may be that secret: it is not quoted back.

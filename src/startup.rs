@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::{App, HttpMessage as _, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
@@ -22,6 +23,12 @@ use crate::vendors::polyai::PolyAiClient;
 
 /// Seconds in-flight requests get to finish once shutdown starts.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
+
+/// Seconds the server waits, once the requests in flight are answered, for
+/// connections still open (idle since before the signal) before closing
+/// them: time for a proxy's last request on one, and with the drain still
+/// under Fly.io's 30 s kill timeout.
+const IDLE_CONNECTIONS_AT_STOP_SECS: u64 = 3;
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -57,6 +64,7 @@ impl Application {
         let auth = web::Data::new(WebhookAuth::from_settings(&settings));
         let in_flight = web::Data::new(InFlight::default());
         let tracked = in_flight.clone();
+        let keep_alive = settings.keep_alive;
         let settings = web::Data::new(settings);
         let server = HttpServer::new(move || {
             App::new()
@@ -70,9 +78,10 @@ impl Application {
                 .app_data(polyai.clone())
                 .configure(routes::route_table)
         })
-        // In-flight requests get this long to finish after SIGTERM/SIGINT,
-        // under Fly.io's 30 s kill timeout.
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .keep_alive(keep_alive)
+        // flexbridge waits for the requests in flight itself (`shutdown`),
+        // so this only bounds how long idle connections hold the exit.
+        .shutdown_timeout(IDLE_CONNECTIONS_AT_STOP_SECS)
         // actix treats SIGINT as a forced stop; flexbridge drains on both
         // SIGTERM and SIGINT itself (see `shutdown`).
         .disable_signals()
@@ -139,6 +148,14 @@ where
     let answer = service.call(req);
     async move {
         let mut response = answer.await?;
+        if in_flight.as_ref().is_some_and(shutdown::Guard::stopping) {
+            // Closed after this answer, so a client sends its next request
+            // to an instance that stays.
+            response
+                .response_mut()
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
         drop(in_flight);
         telemetry::echo_request_id(&mut response);
         Ok(response)

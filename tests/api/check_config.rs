@@ -110,6 +110,7 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
             ("CONVERSATIONS_API_BASE_URL", "ftp://conversations.example"),
             ("UPSTREAM_MAX_CONNECTIONS", "0"),
             ("TWILIO_API_KEY", "api-secret-pasted-here"),
+            ("KEEP_ALIVE_SECONDS", "0"),
         ],
     );
 
@@ -138,6 +139,12 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
         ),
         "{out}"
     );
+    assert!(
+        out.contains(
+            "KEEP_ALIVE_SECONDS                  INVALID: expected a whole number from 1 to 86400 seconds"
+        ),
+        "{out}"
+    );
     assert!(!out.contains("api-secret-pasted-here"), "{out}");
     for variable in [
         "HOST",
@@ -150,7 +157,7 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
             "{variable}: {out}"
         );
     }
-    assert!(out.ends_with("error: 8 malformed value(s)\n"), "{out}");
+    assert!(out.ends_with("error: 9 malformed value(s)\n"), "{out}");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{assert_twiml_response, spawn_studio_app};
+use std::time::Duration;
+
+use crate::helpers::{assert_twiml_response, spawn_app, spawn_studio_app};
 
 const LIMIT: usize = 64 * 1024;
 
@@ -125,4 +127,52 @@ async fn a_request_framed_by_both_content_length_and_chunks_is_refused_and_ends_
             assert_eq!(statuses, ["HTTP/1.1 400"], "{framing}: {answer}");
         }
     }
+}
+
+/// What a client reads on `stream` after sending `GET /healthz` on it: the
+/// whole answer, or nothing when the connection has been closed.
+async fn healthz_on(stream: &mut tokio::net::TcpStream) -> String {
+    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut answer = Vec::new();
+    let mut buffer = [0; 1024];
+    // The body, `ok`, ends the answer.
+    while !answer.ends_with(b"\r\n\r\nok") {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A proxy keeps its idle connections to flexbridge open (60 s for AWS's
+/// ALB and nginx, 600 s for Google Cloud's) and sends a POST on one when
+/// it likes; if flexbridge closed it at that moment the POST would be lost.
+/// So an idle connection stays open well past actix's own 5 s, and
+/// `KEEP_ALIVE_SECONDS` sets how long.
+#[tokio::test]
+async fn an_idle_connection_stays_open_for_keep_alive_seconds() {
+    let idle_for = |keep_alive: Option<&'static str>| async move {
+        let env: Vec<(&str, &str)> = keep_alive
+            .map(|seconds| ("KEEP_ALIVE_SECONDS", seconds))
+            .into_iter()
+            .collect();
+        let app = spawn_app(&env).await;
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .unwrap();
+        let first = healthz_on(&mut stream).await;
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        (first, healthz_on(&mut stream).await)
+    };
+    let (default, short) = tokio::join!(idle_for(None), idle_for(Some("2")));
+
+    for answer in [&default.0, &default.1, &short.0] {
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(!answer.contains("connection: close"), "{answer}");
+    }
+    assert_eq!(short.1, "", "closed after 2 s idle");
 }

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -69,6 +70,12 @@ async fn drains_in_flight_requests_on(signal: &str) {
         }
     };
     let status = response.status().as_u16();
+    // Answered after the signal: the client is told not to reuse the connection.
+    let connection = response
+        .headers()
+        .get("connection")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let body: serde_json::Value = response.json().await.unwrap();
     let (exit, logs) = tokio::task::spawn_blocking(move || {
         let exit = process.wait_for_exit(Duration::from_secs(10));
@@ -78,6 +85,7 @@ async fn drains_in_flight_requests_on(signal: &str) {
     .unwrap();
 
     assert_eq!(status, 200, "{signal}: {body}");
+    assert_eq!(connection.as_deref(), Some("close"), "{signal}");
     assert_eq!(body["interaction_sid"], KD);
     assert_eq!(
         exit,
@@ -120,4 +128,35 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
 #[tokio::test]
 async fn sigint_lets_in_flight_requests_finish_then_exits_0() {
     drains_in_flight_requests_on("INT").await;
+}
+
+/// A connection left idle after its request (a proxy's pool) would stay
+/// open for the keep-alive (620 s); the stop closes it, so it does not hold
+/// the exit.
+#[tokio::test]
+async fn an_idle_connection_does_not_hold_the_exit() {
+    let mut process = start_binary(&[], &[]).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", process.port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0; 12];
+    stream.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+
+    process.signal("TERM");
+    let exit = tokio::task::spawn_blocking(move || process.wait_for_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+
+    assert_eq!(exit, Some(0));
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest).await;
+    assert!(
+        rest.ends_with(b"ok"),
+        "the connection was closed after its answer"
+    );
 }
