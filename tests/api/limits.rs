@@ -138,11 +138,11 @@ async fn healthz_on(stream: &mut tokio::net::TcpStream) -> String {
     }
     let mut answer = Vec::new();
     let mut buffer = [0; 1024];
-    // The body, `ok`, ends the answer.
+    // The body, `ok`, ends the answer; anything else is in after 5 s.
     while !answer.ends_with(b"\r\n\r\nok") {
-        match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
         }
     }
     String::from_utf8_lossy(&answer).into_owned()
