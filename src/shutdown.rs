@@ -1,14 +1,12 @@
 //! Graceful shutdown: on SIGTERM or SIGINT stop accepting connections, wait
 //! until every request in flight has been answered (bounded), then stop.
-//! Answers given meanwhile close their connection, and connections left
-//! idle are closed at the stop, so a long keep-alive does not hold the exit.
 //!
 //! flexbridge counts requests itself rather than relying on the server's
 //! connection count, which can miss a request dispatched at the very moment
 //! the signal arrives (and actix treats SIGINT as a forced stop).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::{ServerHandle, ServiceRequest};
@@ -20,18 +18,10 @@ use tokio::sync::Notify;
 pub struct InFlight {
     count: AtomicUsize,
     idle: Notify,
-    stopping: AtomicBool,
 }
 
 /// Decrements the count when the request is done (or abandoned).
-pub struct Guard(Arc<InFlight>);
-
-impl Guard {
-    /// Whether shutdown has begun, so the answer should close its connection.
-    pub fn stopping(&self) -> bool {
-        self.0.stopping.load(Ordering::Acquire)
-    }
-}
+struct Guard(Arc<InFlight>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -61,7 +51,7 @@ impl InFlight {
 }
 
 /// Count `req` as in flight until the returned guard is dropped.
-pub fn track(req: &ServiceRequest) -> Option<Guard> {
+pub fn track(req: &ServiceRequest) -> Option<impl Drop + use<>> {
     req.app_data::<web::Data<InFlight>>().map(|in_flight| {
         in_flight.count.fetch_add(1, Ordering::AcqRel);
         Guard(Arc::clone(in_flight))
@@ -85,7 +75,6 @@ pub fn on_signals(
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
         };
-        in_flight.stopping.store(true, Ordering::Release);
         tracing::info!(
             signal = name,
             in_flight = in_flight.count(),

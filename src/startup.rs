@@ -5,7 +5,6 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
-use actix_web::http::ConnectionType;
 use actix_web::{App, HttpMessage as _, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
@@ -23,12 +22,6 @@ use crate::vendors::polyai::PolyAiClient;
 
 /// Seconds in-flight requests get to finish once shutdown starts.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
-
-/// Seconds the server waits, once the requests in flight are answered, for
-/// connections still open (idle since before the signal) before closing
-/// them: time for a proxy's last request on one, and with the drain still
-/// under Fly.io's 30 s kill timeout.
-const IDLE_CONNECTIONS_AT_STOP_SECS: u64 = 3;
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -78,10 +71,12 @@ impl Application {
                 .app_data(polyai.clone())
                 .configure(routes::route_table)
         })
+        // Idle connections outlive a proxy's, and are closed as soon as the
+        // server stops (actix-web 4.14.1 and later), so they do not hold the exit.
         .keep_alive(keep_alive)
-        // flexbridge waits for the requests in flight itself (`shutdown`),
-        // so this only bounds how long idle connections hold the exit.
-        .shutdown_timeout(IDLE_CONNECTIONS_AT_STOP_SECS)
+        // In-flight requests get this long to finish after SIGTERM/SIGINT,
+        // under Fly.io's 30 s kill timeout.
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         // actix treats SIGINT as a forced stop; flexbridge drains on both
         // SIGTERM and SIGINT itself (see `shutdown`).
         .disable_signals()
@@ -148,14 +143,6 @@ where
     let answer = service.call(req);
     async move {
         let mut response = answer.await?;
-        if in_flight.as_ref().is_some_and(shutdown::Guard::stopping) {
-            // Closed after this answer, so a client sends its next request
-            // to an instance that stays.
-            response
-                .response_mut()
-                .head_mut()
-                .set_connection_type(ConnectionType::Close);
-        }
         drop(in_flight);
         telemetry::echo_request_id(&mut response);
         Ok(response)
