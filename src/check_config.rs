@@ -6,7 +6,7 @@ use secrecy::SecretString;
 
 use crate::config::{ConfigProblem, Settings};
 use crate::domain::HandoverStoreSetting;
-use crate::routes::{Answers, ROUTES};
+use crate::routes::ROUTES;
 
 /// Width of the report's first column: the longest variable name,
 /// `CONVERSATION_RELAY_WELCOME_GREETING`, so every value lines up.
@@ -179,11 +179,8 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
         let Some(ready) = route.ready else { continue };
         let text = match ready(settings) {
             Ok(what) => format!("ready: {what}"),
-            // Only TwiML has a fallback: a route that answers JSON fails.
-            Err(todo) if matches!(route.answers, Answers::Tool | Answers::Json) => {
-                format!("not ready: {todo}")
-            }
-            Err(todo) => format!("fallback only: {todo}"),
+            Err(todo) if route.answers.falls_back() => format!("fallback only: {todo}"),
+            Err(todo) => format!("not ready: {todo}"),
         };
         let _ = writeln!(out, "  {:<NAME_WIDTH$} {text}", route.path);
     }

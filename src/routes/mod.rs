@@ -46,6 +46,14 @@ pub enum Answers {
     Text,
 }
 
+impl Answers {
+    /// Whether a failure is answered with the voice fallback, which keeps
+    /// the caller in care; the other kinds answer an error.
+    pub fn falls_back(self) -> bool {
+        matches!(self, Self::Twiml | Self::TwimlOrJson)
+    }
+}
+
 /// One route.
 pub struct Route {
     /// The path, as Twilio and users call it.
@@ -303,9 +311,9 @@ pub fn find(path: &str) -> Option<&'static Route> {
 /// What a route that is not ready does instead.
 pub fn when_not_ready(route: &Route) -> &'static str {
     match route.answers {
+        answers if answers.falls_back() => "answers with the fallback",
         Answers::Tool => "answers 500 not_configured",
-        Answers::Json => "answers 500 with a JSON error",
-        _ => "answers with the fallback",
+        _ => "answers 500 with a JSON error",
     }
 }
 
