@@ -1,10 +1,12 @@
 //! Shared test harness: spawn the real app on a random port and talk to it over HTTP.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use flexbridge::config::Settings;
 use flexbridge::startup::Application;
 use flexbridge::twilio::SignatureKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The auth token every test app validates signatures with, unless a test
 /// sets its own (or turns checks off).
@@ -303,4 +305,23 @@ pub fn enqueued_attributes(twiml: &str) -> serde_json::Value {
         .find(|n| n.has_tag_name("Task"))
         .unwrap_or_else(|| panic!("no <Task>: {twiml}"));
     serde_json::from_str(task.text().unwrap_or_default()).expect("the task attributes are JSON")
+}
+
+/// What a client reads on `stream` after sending `GET /healthz` on it: the
+/// whole answer, or nothing when the connection has been closed.
+pub async fn healthz_on(stream: &mut tokio::net::TcpStream) -> String {
+    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut answer = Vec::new();
+    let mut buffer = [0; 1024];
+    // The body, `ok`, ends the answer; anything else is in after 5 s.
+    while !answer.ends_with(b"\r\n\r\nok") {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }

@@ -2,7 +2,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use std::time::Duration;
 
-use crate::helpers::{assert_twiml_response, spawn_app, spawn_studio_app};
+use crate::helpers::{assert_twiml_response, healthz_on, spawn_app, spawn_studio_app};
 
 const LIMIT: usize = 64 * 1024;
 
@@ -127,25 +127,6 @@ async fn a_request_framed_by_both_content_length_and_chunks_is_refused_and_ends_
             assert_eq!(statuses, ["HTTP/1.1 400"], "{framing}: {answer}");
         }
     }
-}
-
-/// What a client reads on `stream` after sending `GET /healthz` on it: the
-/// whole answer, or nothing when the connection has been closed.
-async fn healthz_on(stream: &mut tokio::net::TcpStream) -> String {
-    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return String::new();
-    }
-    let mut answer = Vec::new();
-    let mut buffer = [0; 1024];
-    // The body, `ok`, ends the answer; anything else is in after 5 s.
-    while !answer.ends_with(b"\r\n\r\nok") {
-        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await {
-            Ok(Ok(0) | Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
-        }
-    }
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// A proxy keeps its idle connections to flexbridge open (60 s for AWS's
