@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncConnectionConfig, RedisError, Script, Value};
+use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
 
 use super::store::{Claim, HandoverStore, MemoryStore, StoreError, StoreState, StoreStatus};
 use crate::domain::RedisUrl;
@@ -204,16 +204,8 @@ impl Inner {
         // Unique across every instance, so a release deletes only its own claim.
         let value = format!("claim:{}", uuid::Uuid::new_v4().simple());
         let lease_ms = millis(lease);
-        let (script, record_ref, value_ref) = (&self.claim_script, &record, &value);
         let found: Result<(String, i64), _> = self
-            .call(move |mut connection| async move {
-                script
-                    .key(record_ref)
-                    .arg(value_ref)
-                    .arg(lease_ms)
-                    .invoke_async(&mut connection)
-                    .await
-            })
+            .run(self.claim_script.key(&record).arg(&value).arg(lease_ms))
             .await;
         match found {
             Ok((current, _)) if current.is_empty() => {
@@ -283,16 +275,8 @@ impl Inner {
             && self.state() != StoreState::Down
         {
             let record = record_key(key);
-            let (script, record, value) = (&self.release_script, &record, &value);
-            let released: Result<i64, _> = self
-                .call(move |mut connection| async move {
-                    script
-                        .key(record)
-                        .arg(value)
-                        .invoke_async(&mut connection)
-                        .await
-                })
-                .await;
+            let released: Result<i64, _> =
+                self.run(self.release_script.key(&record).arg(&value)).await;
             match released {
                 Ok(_) => self.mark_up(),
                 // The claim lapses with its lease.
@@ -300,6 +284,12 @@ impl Inner {
             }
         }
         self.local.release(key).await
+    }
+
+    /// Run a Lua script through [`Inner::call`].
+    async fn run<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> Result<T, RedisError> {
+        self.call(|mut connection| async move { script.invoke_async(&mut connection).await })
+            .await
     }
 
     /// Run `op` on the shared connection within [`CALL_TIMEOUT`], once more
