@@ -68,7 +68,9 @@ pub struct Route {
     pub ready: Option<fn(&Settings) -> Readiness>,
 }
 
-const GET: &[&str] = &["GET"];
+/// HTTP asks every server that answers GET to answer HEAD too (RFC 9110
+/// §9.1), and some uptime monitors check with it; actix sends no body.
+const GET: &[&str] = &["GET", "HEAD"];
 const POST: &[&str] = &["POST"];
 /// Twilio requests voice webhooks with POST, or GET when configured so.
 const VOICE: &[&str] = &["POST", "GET"];

@@ -15,19 +15,46 @@ async fn healthz_answers_ok_without_any_configuration() {
     assert_eq!(response.text().await.unwrap(), "ok");
 }
 
-/// `/healthz` and `/metrics` answer GET only, as the SPEC lists them: an
-/// uptime monitor that sends HEAD gets a 405 whose `Allow` says what to
-/// send instead (docs/operations.md, Troubleshooting).
+/// An uptime monitor that checks with HEAD (RFC 9110 asks every server
+/// that answers GET to answer it) gets GET's status and headers, and no
+/// body.
 #[tokio::test]
-async fn head_on_the_operations_routes_is_a_405_that_allows_get() {
+async fn head_on_the_operations_routes_answers_like_get_without_a_body() {
     let app = spawn_app(&[]).await;
 
-    for path in ["/healthz", "/metrics"] {
-        let response = app.client.head(app.url(path)).send().await.unwrap();
+    // The metrics' length changes with every request, the GET included.
+    for (path, same_headers) in [
+        ("/healthz", &["content-type", "content-length"][..]),
+        ("/healthz?detail=true", &["content-type", "content-length"]),
+        ("/metrics", &["content-type"]),
+    ] {
+        let get = app.client.get(app.url(path)).send().await.unwrap();
+        let head = app.client.head(app.url(path)).send().await.unwrap();
 
-        assert_eq!(response.status().as_u16(), 405, "{path}");
-        assert_eq!(response.headers()["allow"], "GET", "{path}");
+        assert_eq!(head.status().as_u16(), 200, "{path}");
+        for header in same_headers {
+            assert_eq!(head.headers()[*header], get.headers()[*header], "{path}");
+        }
+        assert_eq!(head.text().await.unwrap(), "", "{path}");
     }
+}
+
+/// HEAD on `/metrics` needs the bearer token as GET does.
+#[tokio::test]
+async fn head_on_metrics_needs_the_metrics_token_when_one_is_set() {
+    let app = spawn_app(&[("METRICS_TOKEN", "metrics-token-31")]).await;
+
+    let without = app.client.head(app.url("/metrics")).send().await.unwrap();
+    let with = app
+        .client
+        .head(app.url("/metrics"))
+        .bearer_auth("metrics-token-31")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(without.status().as_u16(), 401);
+    assert_eq!(with.status().as_u16(), 200);
 }
 
 /// A path no route serves is a plain-text 404. A route's path with a

@@ -325,7 +325,7 @@ async fn a_tool_asked_with_another_method_answers_405_json_with_allow() {
         ),
         (reqwest::Method::DELETE, "/receive-call", "POST, GET", None),
         (reqwest::Method::PUT, "/refer-handler", "POST, GET", None),
-        (reqwest::Method::POST, "/healthz", "GET", None),
+        (reqwest::Method::POST, "/healthz", "GET, HEAD", None),
         (
             reqwest::Method::HEAD,
             "/polyai/call-complete",
