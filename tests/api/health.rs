@@ -39,24 +39,6 @@ async fn head_on_the_operations_routes_answers_like_get_without_a_body() {
     }
 }
 
-/// HEAD on `/metrics` needs the bearer token as GET does.
-#[tokio::test]
-async fn head_on_metrics_needs_the_metrics_token_when_one_is_set() {
-    let app = spawn_app(&[("METRICS_TOKEN", "metrics-token-31")]).await;
-
-    let without = app.client.head(app.url("/metrics")).send().await.unwrap();
-    let with = app
-        .client
-        .head(app.url("/metrics"))
-        .bearer_auth("metrics-token-31")
-        .send()
-        .await
-        .unwrap();
-
-    assert_eq!(without.status().as_u16(), 401);
-    assert_eq!(with.status().as_u16(), 200);
-}
-
 /// A path no route serves is a plain-text 404. A route's path with a
 /// trailing slash (a habit when pasting URLs into Twilio's console) names
 /// the path that exists; the request's own path is never echoed.

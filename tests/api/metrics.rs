@@ -114,29 +114,25 @@ async fn unknown_paths_and_methods_share_one_label_each() {
     }
 }
 
+/// GET and HEAD alike need the token.
 #[tokio::test]
 async fn metrics_require_the_token_when_one_is_set() {
     let app = spawn_app(&[("METRICS_TOKEN", "metrics-token-31")]).await;
 
-    let without = app.client.get(app.url("/metrics")).send().await.unwrap();
-    let wrong = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
-    let with = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth("metrics-token-31")
-        .send()
-        .await
-        .unwrap();
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let request = || app.client.request(method.clone(), app.url("/metrics"));
+        let without = request().send().await.unwrap();
+        let wrong = request().bearer_auth("nope").send().await.unwrap();
+        let with = request()
+            .bearer_auth("metrics-token-31")
+            .send()
+            .await
+            .unwrap();
 
-    assert_eq!(without.status().as_u16(), 401);
-    assert_eq!(wrong.status().as_u16(), 401);
-    assert_eq!(with.status().as_u16(), 200);
+        assert_eq!(without.status().as_u16(), 401, "{method}");
+        assert_eq!(wrong.status().as_u16(), 401, "{method}");
+        assert_eq!(with.status().as_u16(), 200, "{method}");
+    }
 }
 
 /// Regression: the Prometheus recorder kept every histogram sample until
