@@ -1,9 +1,10 @@
 //! Graceful shutdown: on SIGTERM or SIGINT stop accepting connections, wait
 //! until every request in flight has been answered (bounded), then stop.
 //!
-//! flexbridge counts requests itself rather than relying on the server's
-//! connection count, which can miss a request dispatched at the very moment
-//! the signal arrives (and actix treats SIGINT as a forced stop).
+//! flexbridge counts requests itself: actix treats SIGINT as a forced stop,
+//! the log says how many requests the drain waits for, and actix-server
+//! before 2.10 could close a connection during a graceful stop (a race in
+//! its connection count).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
