@@ -1,6 +1,6 @@
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{assert_twiml_response, healthz_on, spawn_app, spawn_studio_app};
 
