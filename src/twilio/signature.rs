@@ -23,7 +23,7 @@ use std::cmp::Ordering;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit as _, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -45,7 +45,7 @@ impl SignatureKey {
     pub fn new(auth_token: &str) -> Self {
         // HMAC takes keys of any length: hashed when longer than a block,
         // padded when shorter. `new_from_slice` cannot fail for it.
-        match <HmacSha1 as Mac>::new_from_slice(auth_token.as_bytes()) {
+        match HmacSha1::new_from_slice(auth_token.as_bytes()) {
             Ok(mac) => Self(mac),
             Err(_) => unreachable!("HMAC accepts keys of any length"),
         }

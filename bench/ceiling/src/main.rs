@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use actix_web::web::Bytes;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit as _, Mac};
 use sha1::Sha1;
 use subtle::ConstantTimeEq as _;
 
