@@ -232,7 +232,7 @@ where
         let opened = span.extensions().get::<SpanData>().map(|d| d.opened);
         let fields = Close {
             message: "close",
-            elapsed_ms: opened.map_or(0.0, |at| at.elapsed().as_secs_f64() * 1000.0),
+            elapsed_ms: opened.map_or(0.0, |at| super::millis(at.elapsed())),
         };
         self.write(span.metadata(), fields, Some(span));
     }
@@ -253,7 +253,9 @@ where
 mod tests {
     use tracing_subscriber::layer::SubscriberExt as _;
 
-    use super::super::Captured;
+    use std::time::Duration;
+
+    use super::super::{Captured, millis};
     use super::*;
 
     /// Run `body` under the JSON layer and parse every line written.
@@ -267,6 +269,19 @@ mod tests {
         text.lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
             .collect()
+    }
+
+    /// Whole microseconds, so no float noise reaches the line.
+    #[test]
+    fn milliseconds_are_written_to_the_microsecond() {
+        for (duration, text) in [
+            (Duration::from_nanos(55_863), "0.055"),
+            (Duration::from_nanos(999), "0.0"),
+            (Duration::from_micros(1_234_567), "1234.567"),
+            (Duration::from_millis(20), "20.0"),
+        ] {
+            assert_eq!(serde_json::to_string(&millis(duration)).unwrap(), text);
+        }
     }
 
     #[test]

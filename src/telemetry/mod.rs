@@ -5,7 +5,7 @@ mod batch;
 mod json;
 
 use std::io::{IsTerminal, Stdout};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -166,7 +166,7 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
                         response.status().as_u16(),
                         elapsed,
                     );
-                    elapsed.as_secs_f64() * 1000.0
+                    millis(elapsed)
                 });
                 let error = response.response().error().map(|e| e.as_response_error());
                 (latency_ms, response.status(), error)
@@ -207,6 +207,13 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
             }
         }
     }
+}
+
+/// A duration in milliseconds to the microsecond, so a log line says
+/// `0.056` where the exact float would say `0.055862999999999996`.
+fn millis(duration: Duration) -> f64 {
+    // Exact below 2^53 microseconds (285 years).
+    duration.as_micros() as f64 / 1000.0
 }
 
 /// A writer keeping what is written: tests read the log lines from it.
@@ -286,6 +293,11 @@ mod tests {
         let elapsed = close["fields"]["elapsed_ms"].as_f64().unwrap_or(-1.0);
         assert!(latency >= 20.0, "{close}");
         assert!(latency <= elapsed, "{close}");
+        for value in [&close["span"]["latency_ms"], &close["fields"]["elapsed_ms"]] {
+            let text = value.to_string();
+            let decimals = text.split_once('.').map_or(0, |(_, d)| d.len());
+            assert!(decimals <= 3, "{close}");
+        }
     }
 
     #[actix_web::test]
