@@ -5,6 +5,7 @@ mod asapp;
 mod check_config;
 mod curl_examples;
 mod dev_mode;
+mod documented_examples;
 mod faults;
 mod flex_handover;
 mod health;
