@@ -7,7 +7,7 @@
 //! - [`domain`]: the values routes work with (SIDs, E.164 numbers, SIP
 //!   Refer-To and User-to-User, URLs), each parsed, never re-validated.
 //! - [`twiml`]: TwiML documents written through quick-xml.
-//! - [`twilio`]: Twilio's webhook protocol (request parameters).
+//! - [`twilio`]: Twilio's webhook protocol (request parameters, signatures).
 //! - [`voice`]: voice answers and the fallback that keeps callers in care.
 //! - [`handoff`]: the `handoff` task attribute every vendor's Flex task
 //!   carries, within TaskRouter's size limit.
@@ -17,10 +17,11 @@
 //! - [`upstream`]: outbound HTTP (pooling, deadline, safe retries);
 //!   [`twilio::client`] the typed Twilio REST client on it, [`vendors`] the
 //!   ASAPP and PolyAI clients.
-//! - [`routes`]: the route table, one handler module per route, and the
-//!   HTTP errors of the tool and lookup routes; [`startup`] builds the
-//!   server and the one layer around every request (panics caught there);
-//!   [`shutdown`] drains requests on SIGTERM/SIGINT.
+//! - [`routes`]: the route table (panics caught there, once), one handler
+//!   module per route, and the HTTP errors of the tool and lookup routes;
+//!   [`startup`] builds the server and the one layer around every request
+//!   (route label, in flight, request id); [`shutdown`] drains requests on
+//!   SIGTERM/SIGINT.
 //! - [`telemetry`]: logs and the per-request span; [`metrics`]: Prometheus metrics.
 //! - [`cli`], [`check_config`], [`sign`]: the command line.
 //!

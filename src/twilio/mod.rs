@@ -1,5 +1,5 @@
-//! What flexbridge needs of Twilio's webhook protocol: reading the request
-//! parameters Twilio sends and checking that Twilio sent them.
+//! What flexbridge needs of Twilio: reading the request parameters Twilio
+//! sends, checking that Twilio sent them, and the REST client that calls it.
 
 pub mod auth;
 pub mod client;
