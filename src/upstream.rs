@@ -1,4 +1,4 @@
-//! Outbound HTTP shared by every client (Twilio, Flex, vendors): one pooled
+//! Outbound HTTP shared by every client (Twilio, Flex, vendors): one
 //! connection pool per process, a 2 s connect timeout, one deadline for the
 //! whole call including retries, and typed errors.
 //!
