@@ -29,6 +29,8 @@
 //! answer in one place. Voice routes never surface an error to Twilio:
 //! [`voice::VoiceAnswer`] turns every failure into TwiML.
 
+#![warn(missing_docs)]
+
 pub mod check_config;
 pub mod cli;
 pub mod config;
