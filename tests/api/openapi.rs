@@ -1,5 +1,6 @@
-//! `openapi.yaml` stays honest: it describes exactly the routes served, and
-//! its TwiML examples are well-formed documents.
+//! `openapi.yaml` stays honest: it describes exactly the routes served, its
+//! TwiML examples are well-formed documents, and every example matches its
+//! schema.
 
 use std::collections::BTreeSet;
 
@@ -96,4 +97,71 @@ fn twiml_examples_are_well_formed() {
         }
     }
     assert!(checked >= 5, "checked {checked} TwiML examples");
+}
+
+/// Every example in the contract (a parameter's, a request body's, an
+/// answer's) is valid against the schema beside it, so a client generated
+/// from `openapi.yaml` or a reader copying an example is not misled.
+#[test]
+fn every_example_matches_its_schema() {
+    let spec = spec();
+    let mut examples = Vec::new();
+    collect_examples(&spec, "", &mut examples);
+    let mut wrong = Vec::new();
+    for (at, schema, value) in &examples {
+        // The whole document is the root, so `#/components/...` resolves.
+        let mut root = spec.clone();
+        if let (Some(root), Some(schema)) = (root.as_object_mut(), schema.as_object()) {
+            root.extend(schema.clone());
+        }
+        let validator = jsonschema::validator_for(&root)
+            .unwrap_or_else(|e| panic!("{at}: the schema does not compile: {e}"));
+        if let Err(error) = validator.validate(value) {
+            wrong.push(format!("{at}: {error}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(
+        examples.len() >= 80,
+        "only {} examples found",
+        examples.len()
+    );
+}
+
+/// Each `example` and `examples.*.value` beside a `schema`, with its JSON
+/// Pointer.
+fn collect_examples<'a>(node: &'a Value, at: &str, out: &mut Vec<(String, &'a Value, &'a Value)>) {
+    match node {
+        Value::Object(map) => {
+            if let Some(schema) = map.get("schema") {
+                if let Some(example) = map.get("example") {
+                    out.push((format!("{at}/example"), schema, example));
+                }
+                for (name, example) in map
+                    .get("examples")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(value) = example.get("value") {
+                        out.push((format!("{at}/examples/{name}"), schema, value));
+                    }
+                }
+            }
+            for (key, child) in map {
+                collect_examples(child, &format!("{at}/{}", pointer_token(key)), out);
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                collect_examples(child, &format!("{at}/{index}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `key` as a JSON Pointer token (RFC 6901): `/paths/~1healthz/get`.
+fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
