@@ -50,14 +50,21 @@ fn dashboard_exprs(dashboard: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Every `expr` of the rule file.
-fn rule_exprs() -> Vec<String> {
+/// Every rule of the rule file, recording and alerting.
+fn rules() -> Vec<Value> {
     let rules: Value = serde_norway::from_str(RULES).expect("the rules are YAML");
     rules["groups"]
         .as_array()
         .expect("groups")
         .iter()
         .flat_map(|group| group["rules"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// Every `expr` of the rule file.
+fn rule_exprs() -> Vec<String> {
+    rules()
+        .iter()
         .map(|rule| {
             rule["expr"]
                 .as_str()
@@ -148,6 +155,33 @@ async fn the_dashboard_and_the_rules_use_only_metrics_flexbridge_exports() {
             "{source} names metrics /metrics lacks: {unknown:?}"
         );
     }
+}
+
+/// Every alert links to its own section of `docs/runbook.md`, and every
+/// section there is an alert's, so the link in a page lands on what to do.
+#[test]
+fn every_alert_links_to_its_section_of_the_runbook() {
+    let runbook = include_str!("../../docs/runbook.md");
+    let sections: BTreeSet<String> = runbook
+        .lines()
+        .filter_map(|line| line.strip_prefix("## "))
+        .map(str::to_owned)
+        .collect();
+    let mut alerts = BTreeSet::new();
+    for rule in rules() {
+        let Some(alert) = rule["alert"].as_str() else {
+            continue;
+        };
+        // GitHub's anchor for a heading of one word is that word in lower case.
+        let anchor = format!("/docs/runbook.md#{}", alert.to_lowercase());
+        let url = rule["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or("none");
+        assert!(url.ends_with(&anchor), "{alert}: runbook_url {url}");
+        alerts.insert(alert.to_owned());
+    }
+    assert!(alerts.len() >= 9, "{alerts:?}");
+    assert_eq!(alerts, sections);
 }
 
 /// A Prometheus server, killed on drop.
