@@ -251,9 +251,9 @@ where
 
 #[cfg(test)]
 mod tests {
-    use tracing_subscriber::layer::SubscriberExt as _;
-
     use std::time::Duration;
+
+    use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::super::{Captured, millis};
     use super::*;

@@ -209,8 +209,8 @@ impl RootSpanBuilder for FlexbridgeRootSpan {
     }
 }
 
-/// A duration in milliseconds to the microsecond, so a log line says
-/// `0.056` where the exact float would say `0.055862999999999996`.
+/// A duration in milliseconds, cut to the microsecond, so a log line says
+/// `0.055` where the exact float would say `0.055862999999999996`.
 fn millis(duration: Duration) -> f64 {
     // Exact below 2^53 microseconds (285 years).
     duration.as_micros() as f64 / 1000.0
