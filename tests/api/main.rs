@@ -5,6 +5,7 @@ mod asapp;
 mod check_config;
 mod curl_examples;
 mod dev_mode;
+mod doc_links;
 mod documented_examples;
 mod faults;
 mod flex_handover;
