@@ -296,3 +296,41 @@ fn serve_refuses_to_start_with_a_malformed_value() {
         "{stderr}"
     );
 }
+
+/// The README's configuration table names exactly the variables
+/// `check-config` reports (and `RUST_LOG`, the log filter), so a new
+/// setting cannot ship undocumented, nor a removed one stay documented.
+#[test]
+fn the_readme_documents_every_setting_check_config_reports() {
+    let (_, out) = check_config(&[], &[]);
+    let reported: std::collections::BTreeSet<&str> = out
+        .lines()
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .chain(["RUST_LOG"])
+        .collect();
+
+    let readme = include_str!("../../README.md");
+    let table = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Configuration section");
+    let documented: std::collections::BTreeSet<&str> = table
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .flat_map(|row| {
+            let names = row.split(" | ").next().unwrap_or_default();
+            names.split(", ").map(|name| name.trim_matches('`'))
+        })
+        .collect();
+
+    let undocumented: Vec<_> = reported.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&reported).collect();
+    assert!(reported.len() >= 38, "{out}");
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "not in the README: {undocumented:?}; in the README only: {unknown:?}"
+    );
+}
