@@ -1,6 +1,6 @@
 //! `openapi.yaml` stays honest: it describes exactly the routes served, its
 //! TwiML examples are well-formed documents, and every example matches its
-//! schema.
+//! schema. The README's route table lists the same routes.
 
 use std::collections::BTreeSet;
 
@@ -61,6 +61,30 @@ fn openapi_describes_exactly_the_routes_the_router_serves() {
     assert!(
         unserved.is_empty(),
         "in openapi.yaml but not served: {unserved:?}"
+    );
+}
+
+/// The README's route table lists exactly the paths the router serves.
+#[test]
+fn the_readme_route_table_lists_exactly_the_routes_served() {
+    let readme = include_str!("../../README.md");
+    let table = readme
+        .split("\n## Routes\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Routes section");
+    let listed: BTreeSet<&str> = table
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|row| row.split('`').next()?.split(' ').nth(1))
+        .collect();
+    let served: BTreeSet<&str> = ROUTES.iter().map(|route| route.path).collect();
+    let unlisted: Vec<_> = served.difference(&listed).collect();
+    let unserved: Vec<_> = listed.difference(&served).collect();
+    assert!(served.len() >= 15, "{served:?}");
+    assert!(
+        unlisted.is_empty() && unserved.is_empty(),
+        "not in the README: {unlisted:?}; in the README only: {unserved:?}"
     );
 }
 
