@@ -1,6 +1,9 @@
 //! `flexbridge check-config` run as a process, as a user would.
 
+use std::collections::BTreeSet;
 use std::process::Command;
+
+use crate::helpers::{assert_readme_lists, readme_rows};
 
 /// `flexbridge check-config` with `args` and only `env`: its exit code, and
 /// its stdout then its stderr.
@@ -303,7 +306,7 @@ fn serve_refuses_to_start_with_a_malformed_value() {
 #[test]
 fn the_readme_documents_every_setting_check_config_reports() {
     let (_, out) = check_config(&[], &[]);
-    let reported: std::collections::BTreeSet<&str> = out
+    let reported: BTreeSet<&str> = out
         .lines()
         .skip(1)
         .take_while(|line| line.starts_with("  "))
@@ -311,26 +314,13 @@ fn the_readme_documents_every_setting_check_config_reports() {
         .chain(["RUST_LOG"])
         .collect();
 
-    let readme = include_str!("../../README.md");
-    let table = readme
-        .split("## Configuration")
-        .nth(1)
-        .and_then(|rest| rest.split("\n## ").next())
-        .expect("a Configuration section");
-    let documented: std::collections::BTreeSet<&str> = table
-        .lines()
-        .filter_map(|line| line.strip_prefix("| `"))
+    let documented: BTreeSet<&str> = readme_rows("Configuration")
         .flat_map(|row| {
             let names = row.split(" | ").next().unwrap_or_default();
             names.split(", ").map(|name| name.trim_matches('`'))
         })
         .collect();
 
-    let undocumented: Vec<_> = reported.difference(&documented).collect();
-    let unknown: Vec<_> = documented.difference(&reported).collect();
     assert!(reported.len() >= 38, "{out}");
-    assert!(
-        undocumented.is_empty() && unknown.is_empty(),
-        "not in the README: {undocumented:?}; in the README only: {unknown:?}"
-    );
+    assert_readme_lists(&documented, &reported);
 }

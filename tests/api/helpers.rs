@@ -1,6 +1,6 @@
 //! Shared test harness: spawn the real app on a random port and talk to it over HTTP.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use flexbridge::config::Settings;
@@ -18,6 +18,28 @@ pub const STUDIO: &str = "https://webhooks.twilio.com/v1/Accounts/AC111111111111
 pub const WORKFLOW: &str = "WW33333333333333333333333333333333";
 /// A call SID used across tests.
 pub const CALL_SID: &str = "CA44444444444444444444444444444444";
+
+/// The rows of the table in the README's `## {heading}` section: each
+/// line that opens with a code span, without its leading `` | ` ``.
+pub fn readme_rows(heading: &str) -> impl Iterator<Item = &'static str> {
+    include_str!("../../README.md")
+        .split(&format!("\n## {heading}\n"))
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap_or_else(|| panic!("the README has no {heading} section"))
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+}
+
+/// Assert that the README lists exactly `actual`, naming what differs.
+pub fn assert_readme_lists(listed: &BTreeSet<&str>, actual: &BTreeSet<&str>) {
+    let missing: Vec<_> = actual.difference(listed).collect();
+    let extra: Vec<_> = listed.difference(actual).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "not in the README: {missing:?}; in the README only: {extra:?}"
+    );
+}
 
 /// A running app and a client for it.
 pub struct TestApp {
