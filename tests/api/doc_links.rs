@@ -54,7 +54,7 @@ fn prose(text: &str) -> String {
 
 /// GitHub's anchor for a heading: lower case, punctuation other than `-`
 /// and `_` dropped, spaces made `-`.
-fn anchor(heading: &str) -> String {
+pub fn anchor(heading: &str) -> String {
     heading
         .trim()
         .to_lowercase()

@@ -11,6 +11,7 @@ use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::doc_links::anchor;
 use crate::helpers::{CALL_SID, STUDIO, spawn_app};
 use crate::process::{free_port, start_binary};
 use crate::redis_server::program;
@@ -172,8 +173,7 @@ fn every_alert_links_to_its_section_of_the_runbook() {
         let Some(alert) = rule["alert"].as_str() else {
             continue;
         };
-        // GitHub's anchor for a heading of one word is that word in lower case.
-        let anchor = format!("/docs/runbook.md#{}", alert.to_lowercase());
+        let anchor = format!("/docs/runbook.md#{}", anchor(alert));
         let url = rule["annotations"]["runbook_url"]
             .as_str()
             .unwrap_or("none");
