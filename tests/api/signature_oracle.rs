@@ -29,7 +29,7 @@ struct Case {
 fn signatures_and_verdicts_match_twilio_node() {
     let fixture: Fixture = serde_json::from_str(include_str!("../fixtures/signature_cases.json"))
         .expect("fixture parses");
-    assert_eq!(fixture.twilio_version, "6.2.0");
+    assert_eq!(fixture.twilio_version, "6.3.1");
     assert!(
         fixture.cases.len() >= 500,
         "the fixture has {} cases",
@@ -128,5 +128,5 @@ async fn webhooks_signed_for_the_public_base_url_as_written_are_accepted() {
             assert!(twiml.contains("<Dial"), "{what}: {twiml}");
         }
     }
-    assert_eq!(libraries, ["twilio-node 6.2.0", "twilio-python 9.13.0"]);
+    assert_eq!(libraries, ["twilio-node 6.3.1", "twilio-python 9.13.0"]);
 }

@@ -28,7 +28,7 @@ struct Case {
 async fn voice_answers_match_twilio_nodes_voice_response() {
     let fixture: Fixture =
         serde_json::from_str(include_str!("../fixtures/twiml_cases.json")).expect("fixture parses");
-    assert_eq!(fixture.twilio_version, "6.2.0");
+    assert_eq!(fixture.twilio_version, "6.3.1");
     assert!(
         fixture.cases.len() >= 40,
         "the fixture has {} cases",
