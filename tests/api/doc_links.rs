@@ -1,6 +1,7 @@
 //! The Markdown pages link to each other by relative path and heading
-//! anchor; a moved section or renamed file must not leave a reader at a
-//! dead link.
+//! anchor, and comments, `fly.toml` and `openapi.yaml` name sections as
+//! `(page, "Heading")`; a moved section or renamed file must not leave a
+//! reader at a dead link.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -119,4 +120,98 @@ fn every_relative_link_reaches_its_file_and_heading() {
     }
     assert!(dead.is_empty(), "{}", dead.join("\n"));
     assert!(checked >= 50, "only {checked} links found");
+}
+
+/// Folders that hold no text of the project's own (builds, installed
+/// packages, generated inputs and reports).
+const NOT_OURS: [&str; 8] = [
+    ".git",
+    "target",
+    "node_modules",
+    "venv",
+    "corpus",
+    "artifacts",
+    "mutants.out",
+    ".schemathesis",
+];
+
+/// Every text file of the project, data (JSON, locks) aside.
+fn text_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
+    for path in entries.filter_map(Result::ok).map(|entry| entry.path()) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() {
+            if !NOT_OURS.contains(&name) {
+                text_files(&path, files);
+            }
+        } else if !name.ends_with(".json") && !name.ends_with(".lock") {
+            files.push(path);
+        }
+    }
+}
+
+/// The text as one line, comment markers at line starts removed, so a
+/// reference broken over two comment lines reads whole.
+fn joined(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            line.trim_start()
+                .trim_start_matches(['#', '/', '!', '-', '*'])
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The `(page, "Heading")` references in `text`: a page is `README` or a
+/// path ending in `.md`.
+fn section_references(text: &str) -> Vec<(String, String)> {
+    text.match_indices(", \"")
+        .filter_map(|(at, _)| {
+            let page = text[..at]
+                .rsplit([' ', '(', '`', '['])
+                .next()?
+                .trim_matches('`');
+            let heading = text[at + 3..].split('"').next()?;
+            (page == "README" || page.ends_with(".md"))
+                .then(|| (page.to_owned(), heading.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_section_named_in_prose_exists() {
+    let mut files = Vec::new();
+    text_files(root(), &mut files);
+    let mut checked = 0;
+    let mut dead = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let name = file
+            .strip_prefix(root())
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        for (page, heading) in section_references(&joined(&text)) {
+            checked += 1;
+            let page_file = if page == "README" {
+                root().join("README.md")
+            } else {
+                [root(), file.parent().unwrap_or(root())]
+                    .iter()
+                    .map(|dir| dir.join(&page))
+                    .find(|path| path.exists())
+                    .unwrap_or_else(|| root().join(&page))
+            };
+            if !anchors(&page_file).contains(&anchor(&heading)) {
+                dead.push(format!("{name}: ({page}, \"{heading}\"): no such heading"));
+            }
+        }
+    }
+    assert!(dead.is_empty(), "{}", dead.join("\n"));
+    assert!(checked >= 8, "only {checked} references found");
 }
