@@ -135,17 +135,20 @@ const NOT_OURS: [&str; 8] = [
     ".schemathesis",
 ];
 
-/// Every text file of the project, data (JSON, locks) aside.
-fn text_files(dir: &Path, files: &mut Vec<PathBuf>) {
+/// Every file of the project below `dir`, lock files aside, by its path
+/// from the root, with its text (empty when it is not UTF-8).
+fn project_files(dir: &Path, files: &mut Vec<(String, String)>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
     for path in entries.filter_map(Result::ok).map(|entry| entry.path()) {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if path.is_dir() {
             if !NOT_OURS.contains(&name) {
-                text_files(&path, files);
+                project_files(&path, files);
             }
-        } else if !name.ends_with(".json") && !name.ends_with(".lock") {
-            files.push(path);
+        } else if !name.ends_with(".lock") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let relative = path.strip_prefix(root()).unwrap_or(&path);
+            files.push((relative.display().to_string(), text));
         }
     }
 }
@@ -184,27 +187,19 @@ fn section_references(text: &str) -> Vec<(String, String)> {
 #[test]
 fn every_section_named_in_prose_exists() {
     let mut files = Vec::new();
-    text_files(root(), &mut files);
+    project_files(root(), &mut files);
     let mut checked = 0;
     let mut dead = Vec::new();
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        let name = file
-            .strip_prefix(root())
-            .unwrap_or(&file)
-            .display()
-            .to_string();
-        for (page, heading) in section_references(&joined(&text)) {
+    // JSON files are data: test fixtures, the Grafana dashboard.
+    for (name, text) in files.iter().filter(|(name, _)| !name.ends_with(".json")) {
+        for (page, heading) in section_references(&joined(text)) {
             checked += 1;
             let page_file = if page == "README" {
                 root().join("README.md")
             } else {
-                [root(), file.parent().unwrap_or(root())]
-                    .iter()
-                    .map(|dir| dir.join(&page))
-                    .find(|path| path.exists())
+                let beside = root().join(name).parent().map(|dir| dir.join(&page));
+                beside
+                    .filter(|path| path.exists())
                     .unwrap_or_else(|| root().join(&page))
             };
             if !anchors(&page_file).contains(&anchor(&heading)) {
@@ -214,4 +209,59 @@ fn every_section_named_in_prose_exists() {
     }
     assert!(dead.is_empty(), "{}", dead.join("\n"));
     assert!(checked >= 8, "only {checked} references found");
+}
+
+/// The project's own top-level folders, as a path in prose starts.
+const FOLDERS: [&str; 9] = [
+    "src/",
+    "tests/",
+    "docs/",
+    "bench/",
+    "deploy/",
+    "examples/",
+    "fuzz/",
+    "schemas/",
+    ".ci/",
+];
+
+/// Whether `c` can be part of a path as prose writes one.
+fn in_path(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-')
+}
+
+/// The project paths `text` names (`src/voice.rs`, `deploy/grafana`), not
+/// those inside a URL or a longer path.
+fn named_paths(text: &str) -> Vec<&str> {
+    let mut paths = Vec::new();
+    for folder in FOLDERS {
+        for (at, _) in text.match_indices(folder) {
+            if text[..at].chars().next_back().is_some_and(in_path) {
+                continue;
+            }
+            let len = text[at..].find(|c| !in_path(c)).unwrap_or(text.len() - at);
+            paths.push(text[at..at + len].trim_end_matches(['.', '/', '-']));
+        }
+    }
+    paths
+}
+
+/// Code, configuration and scripts name files of the project in comments
+/// and messages. The Markdown pages are left out: they also tell the
+/// history of files since removed.
+#[test]
+fn every_path_named_outside_the_pages_exists() {
+    let mut files = Vec::new();
+    project_files(root(), &mut files);
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for (name, text) in files.iter().filter(|(name, _)| !name.ends_with(".md")) {
+        for path in named_paths(text) {
+            checked += 1;
+            if !root().join(path).exists() {
+                missing.push(format!("{name}: {path}: no such file or folder"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+    assert!(checked >= 100, "only {checked} paths found");
 }
