@@ -4,38 +4,10 @@
 //! reader at a dead link.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-
-const PAGES: [&str; 5] = [
-    "README.md",
-    "docs",
-    "bench",
-    "fuzz/README.md",
-    "tests/fixtures/README.md",
-];
+use std::path::Path;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The Markdown files named by [`PAGES`] (directories: the files in them).
-fn pages() -> Vec<PathBuf> {
-    let mut pages = Vec::new();
-    for page in PAGES {
-        let path = root().join(page);
-        if path.is_dir() {
-            let entries = std::fs::read_dir(&path).unwrap_or_else(|e| panic!("{page}: {e}"));
-            pages.extend(
-                entries
-                    .filter_map(Result::ok)
-                    .map(|entry| entry.path())
-                    .filter(|path| path.extension().is_some_and(|ext| ext == "md")),
-            );
-        } else {
-            pages.push(path);
-        }
-    }
-    pages
 }
 
 /// The text outside fenced code blocks, where links and headings live.
@@ -88,16 +60,13 @@ fn links(text: &str) -> Vec<String> {
 
 #[test]
 fn every_relative_link_reaches_its_file_and_heading() {
+    let mut files = Vec::new();
+    project_files(root(), &mut files);
     let mut checked = 0;
     let mut dead = Vec::new();
-    for page in pages() {
-        let text = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{page:?}: {e}"));
-        let name = page
-            .strip_prefix(root())
-            .unwrap_or(&page)
-            .display()
-            .to_string();
-        for link in links(&prose(&text)) {
+    for (name, text) in files.iter().filter(|(name, _)| name.ends_with(".md")) {
+        let page = root().join(name);
+        for link in links(&prose(text)) {
             if link.contains("://") || link.starts_with("mailto:") {
                 continue;
             }
