@@ -4,7 +4,10 @@
 #   docker build -t flexbridge .
 #   docker run --rm -p 8080:8080 flexbridge --dev
 
-FROM rust:1.95-slim-bookworm AS build
+# Both stages on Debian 13 ("trixie"): the binary links against the glibc
+# it runs with. distroless stopped updating its Debian 12 images a year
+# after Debian 13's release (August 2026).
+FROM rust:1.95-slim-trixie AS build
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
@@ -18,7 +21,7 @@ RUN touch src/main.rs src/lib.rs \
 
 # glibc and libgcc only; TLS roots are compiled in (rustls + webpki-roots),
 # so no CA bundle or OpenSSL is needed.
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM gcr.io/distroless/cc-debian13:nonroot
 COPY --from=build /src/target/release/flexbridge /usr/local/bin/flexbridge
 ENV HOST=0.0.0.0 \
     PORT=8080 \

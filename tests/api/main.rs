@@ -3,6 +3,7 @@
 mod ai_sessions;
 mod asapp;
 mod check_config;
+mod container;
 mod curl_examples;
 mod dev_mode;
 mod doc_links;
