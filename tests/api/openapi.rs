@@ -1,6 +1,7 @@
 //! `openapi.yaml` stays honest: it describes exactly the routes served, its
 //! TwiML examples are well-formed documents, and every example matches its
-//! schema. The README's route table lists the same routes.
+//! schema. The README's route table lists the same routes, and its version
+//! is the crate's.
 
 use std::collections::BTreeSet;
 
@@ -65,6 +66,12 @@ fn openapi_describes_exactly_the_routes_the_router_serves() {
 }
 
 /// The README's route table lists exactly the paths the router serves.
+/// The contract is versioned with the binary that serves it.
+#[test]
+fn openapi_version_is_the_crate_version() {
+    assert_eq!(spec()["info"]["version"], env!("CARGO_PKG_VERSION"));
+}
+
 #[test]
 fn the_readme_route_table_lists_exactly_the_routes_served() {
     let listed: BTreeSet<&str> = readme_rows("Routes")
