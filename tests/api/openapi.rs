@@ -65,13 +65,13 @@ fn openapi_describes_exactly_the_routes_the_router_serves() {
     );
 }
 
-/// The README's route table lists exactly the paths the router serves.
 /// The contract is versioned with the binary that serves it.
 #[test]
 fn openapi_version_is_the_crate_version() {
     assert_eq!(spec()["info"]["version"], env!("CARGO_PKG_VERSION"));
 }
 
+/// The README's route table lists exactly the paths the router serves.
 #[test]
 fn the_readme_route_table_lists_exactly_the_routes_served() {
     let listed: BTreeSet<&str> = readme_rows("Routes")
