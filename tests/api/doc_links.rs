@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::LazyLock;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -60,11 +61,9 @@ fn links(text: &str) -> Vec<String> {
 
 #[test]
 fn every_relative_link_reaches_its_file_and_heading() {
-    let mut files = Vec::new();
-    project_files(root(), &mut files);
     let mut checked = 0;
     let mut dead = Vec::new();
-    for (name, text) in files.iter().filter(|(name, _)| name.ends_with(".md")) {
+    for (name, text) in PROJECT.iter().filter(|(name, _)| name.ends_with(".md")) {
         let page = root().join(name);
         for link in links(&prose(text)) {
             if link.contains("://") || link.starts_with("mailto:") {
@@ -104,8 +103,15 @@ const NOT_OURS: [&str; 8] = [
     ".schemathesis",
 ];
 
-/// Every file of the project below `dir`, lock files aside, by its path
-/// from the root, with its text (empty when it is not UTF-8).
+/// Every file of the project, lock files aside, by its path from the root,
+/// with its text (empty when it is not UTF-8): read once for all the tests.
+static PROJECT: LazyLock<Vec<(String, String)>> = LazyLock::new(|| {
+    let mut files = Vec::new();
+    project_files(root(), &mut files);
+    files
+});
+
+/// The files below `dir`, as [`PROJECT`] lists them.
 fn project_files(dir: &Path, files: &mut Vec<(String, String)>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
     for path in entries.filter_map(Result::ok).map(|entry| entry.path()) {
@@ -155,11 +161,9 @@ fn section_references(text: &str) -> Vec<(String, String)> {
 
 #[test]
 fn every_section_named_in_prose_exists() {
-    let mut files = Vec::new();
-    project_files(root(), &mut files);
     let mut checked = 0;
     let mut dead = Vec::new();
-    for (name, text) in &files {
+    for (name, text) in PROJECT.iter() {
         for (page, heading) in section_references(&joined(text)) {
             checked += 1;
             let page_file = if page == "README" {
@@ -218,11 +222,9 @@ fn named_paths(text: &str) -> Vec<&str> {
 /// history of files since removed.
 #[test]
 fn every_path_named_outside_the_pages_exists() {
-    let mut files = Vec::new();
-    project_files(root(), &mut files);
     let mut checked = 0;
     let mut missing = Vec::new();
-    for (name, text) in files.iter().filter(|(name, _)| !name.ends_with(".md")) {
+    for (name, text) in PROJECT.iter().filter(|(name, _)| !name.ends_with(".md")) {
         for path in named_paths(text) {
             checked += 1;
             if !root().join(path).exists() {
