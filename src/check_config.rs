@@ -50,6 +50,10 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
             "TWILIO_SECONDARY_AUTH_TOKEN",
             secret(&t.secondary_auth_token),
         ),
+        (
+            "TWILIO_WEBHOOK_SHARED_KEY_SECRET",
+            secret(&t.webhook_shared_key_secret),
+        ),
         ("TWILIO_API_KEY", opt(&t.api_key, "unset")),
         ("TWILIO_API_SECRET", secret(&t.api_secret)),
         ("TWILIO_VALIDATE_SIGNATURES", value(t.validate_signatures)),
@@ -126,25 +130,31 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
 ///
 /// # Errors
 /// The policy, when requests go unchecked or signed routes fail closed.
-pub fn signature_status(s: &Settings) -> Result<&'static str, &'static str> {
+pub fn signature_status(s: &Settings) -> Result<String, &'static str> {
     let t = &s.twilio;
-    match (
-        t.validate_signatures,
-        t.auth_token.is_some(),
-        t.secondary_auth_token.is_some(),
-        s.dev,
-    ) {
-        (true, true, false, _) => Ok("checked with TWILIO_AUTH_TOKEN"),
-        (true, true, true, _) => Ok(
+    if !t.validate_signatures {
+        return Err(if s.dev {
+            "OFF (--dev)"
+        } else {
+            "OFF (TWILIO_VALIDATE_SIGNATURES=false): anyone who finds the URL can call it"
+        });
+    }
+    let tokens = match (t.auth_token.is_some(), t.secondary_auth_token.is_some()) {
+        (true, false) => Some("checked with TWILIO_AUTH_TOKEN"),
+        (true, true) => Some(
             "checked with TWILIO_AUTH_TOKEN or TWILIO_SECONDARY_AUTH_TOKEN (rotating: remove the one Twilio no longer signs with, see flexbridge_signatures_accepted_total{token})",
         ),
-        (true, false, true, _) => Ok("checked with TWILIO_SECONDARY_AUTH_TOKEN only"),
-        (true, false, false, _) => {
+        (false, true) => Some("checked with TWILIO_SECONDARY_AUTH_TOKEN only"),
+        (false, false) => None,
+    };
+    match (tokens, t.webhook_shared_key_secret.is_some()) {
+        (Some(tokens), false) => Ok(tokens.to_owned()),
+        (Some(tokens), true) => Ok(format!(
+            "{tokens}; SharedKey signatures with TWILIO_WEBHOOK_SHARED_KEY_SECRET"
+        )),
+        (None, true) => Ok("checked with TWILIO_WEBHOOK_SHARED_KEY_SECRET only: a request signed with the auth token answers 500 until TWILIO_AUTH_TOKEN is set".to_owned()),
+        (None, false) => {
             Err("FAIL CLOSED: every signed route answers 500 until TWILIO_AUTH_TOKEN is set")
-        }
-        (false, _, _, true) => Err("OFF (--dev)"),
-        (false, _, _, false) => {
-            Err("OFF (TWILIO_VALIDATE_SIGNATURES=false): anyone who finds the URL can call it")
         }
     }
 }
@@ -169,9 +179,7 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
         };
         let _ = writeln!(out, "  {variable:<NAME_WIDTH$} {text}");
     }
-    let signatures = match signature_status(settings) {
-        Ok(status) | Err(status) => status,
-    };
+    let signatures = signature_status(settings).unwrap_or_else(str::to_owned);
     let _ = writeln!(out, "signatures");
     let _ = writeln!(out, "  {:<NAME_WIDTH$} {signatures}", "X-Twilio-Signature");
     let _ = writeln!(out, "routes");

@@ -122,8 +122,9 @@ pub fn signature_rejection(reason: &'static str) {
 }
 
 /// A request whose Twilio signature checked out:
-/// `flexbridge_signatures_accepted_total{token}` (`primary` or `secondary`),
-/// so an operator rotating the auth token sees when the old one stops.
+/// `flexbridge_signatures_accepted_total{token}` (`primary`, `secondary` or
+/// `shared_key`), so an operator rotating the auth token sees when the old
+/// one stops.
 pub fn signature_accepted(token: &'static str) {
     metrics::counter!("flexbridge_signatures_accepted_total", "token" => token).increment(1);
 }

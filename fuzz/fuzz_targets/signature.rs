@@ -4,7 +4,9 @@
 //! never panic, whatever the URL, parameters,
 //! body or claimed signature; and what `sign` produces must validate
 //! (form requests), as must a JSON request whose URL carries the body's
-//! `bodySHA256`.
+//! `bodySHA256`. The key is HMAC-SHA1 for a token of even length and
+//! HMAC-SHA256 (a SharedKey's) for an odd one; the claimed signature is
+//! also read as a SharedKey settings header, which must never panic.
 //!
 //! Input, split at the first four newlines:
 //! `auth token \n claimed signature \n url \n form-encoded params \n body`.
@@ -12,7 +14,7 @@
 #![no_main]
 
 use flexbridge::twilio::FormParams;
-use flexbridge::twilio::signature::{SignatureKey, body_sha256_hex};
+use flexbridge::twilio::signature::{Algorithm, SignatureKey, body_sha256_hex};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -35,7 +37,13 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     assert_eq!(pairs, reference, "{params:?}");
     let params = &pairs;
-    let key = SignatureKey::new(&token);
+    let algorithm = if token.len() % 2 == 0 {
+        Algorithm::HmacSha1
+    } else {
+        Algorithm::HmacSha256
+    };
+    let key = SignatureKey::with_algorithm(&token, algorithm);
+    let _ = Algorithm::from_settings(&claimed);
 
     // Arbitrary claims: no panic, the same answer for the decoded form.
     assert_eq!(

@@ -272,6 +272,7 @@ fn tool_callers(s: &Settings) -> [(&'static str, bool); 1] {
         s.tools.api_key.is_some()
             || s.twilio.auth_token.is_some()
             || s.twilio.secondary_auth_token.is_some()
+            || s.twilio.webhook_shared_key_secret.is_some()
             || !s.twilio.validate_signatures,
     )]
 }

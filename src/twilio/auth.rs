@@ -1,7 +1,7 @@
 //! Who may call a Twilio-facing route: the request-signature policy, public
 //! URL reconstruction behind proxies, and the tool key of `/tools/*`.
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderName};
 use actix_web::{HttpMessage as _, HttpRequest, web};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -9,11 +9,17 @@ use tracing_actix_web::RootSpan;
 
 use crate::config::Settings;
 use crate::domain::PublicBaseUrl;
-use crate::twilio::signature::{first_signer, first_signer_with_body};
+use crate::twilio::signature::{Algorithm, first_signer, first_signer_with_body};
 use crate::twilio::{FormParams, SignatureKey};
 
 /// The header Twilio signs requests with.
 pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
+
+/// The header of a request Twilio signed with a webhook SharedKey (a Webhook
+/// Rule matched its URL): `key=<SharedKey id>,algorithm=<HMAC_SHA1|HMAC_SHA256>`.
+/// A name, so looking it up parses nothing.
+const SIGNATURE_SETTINGS: HeaderName =
+    HeaderName::from_static("x-twilio-webhooks-signature-settings");
 
 /// Why a request was not let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +36,12 @@ pub enum AuthError {
     /// Checks are on but no auth token is set: refuse everything.
     #[error("signature validation is not configured: set TWILIO_AUTH_TOKEN")]
     NotConfigured,
+    /// The request is signed with a webhook SharedKey, whose secret is not set.
+    #[error(
+        "this request is signed with a webhook SharedKey (X-Twilio-Webhooks-Signature-Settings): \
+         set TWILIO_WEBHOOK_SHARED_KEY_SECRET"
+    )]
+    SharedKeyNotConfigured,
 }
 
 impl AuthError {
@@ -39,26 +51,29 @@ impl AuthError {
             Self::MissingSignature => "missing_signature",
             Self::InvalidSignature => "invalid_signature",
             Self::InvalidToolKey => "invalid_tool_key",
-            Self::NotConfigured => "not_configured",
+            Self::NotConfigured | Self::SharedKeyNotConfigured => "not_configured",
         }
     }
 }
 
-/// Which auth token a valid signature was made with.
+/// Which secret a valid signature was made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignedWith {
     /// `TWILIO_AUTH_TOKEN`.
     Primary,
     /// `TWILIO_SECONDARY_AUTH_TOKEN`.
     Secondary,
+    /// `TWILIO_WEBHOOK_SHARED_KEY_SECRET`.
+    SharedKey,
 }
 
 impl SignedWith {
-    /// `primary` or `secondary`: the log field and the metric label.
+    /// `primary`, `secondary` or `shared_key`: the log field and the metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Primary => "primary",
             Self::Secondary => "secondary",
+            Self::SharedKey => "shared_key",
         }
     }
 }
@@ -68,11 +83,16 @@ impl SignedWith {
 pub enum SignaturePolicy {
     /// `TWILIO_VALIDATE_SIGNATURES=false` or `--dev`.
     Off,
-    /// Checked against these keys, in order: a signature made with any of
-    /// them is valid (two while the auth token is rotated).
-    Check(Vec<(SignedWith, SignatureKey)>),
-    /// Checks on but no auth token: fail closed.
-    Unconfigured,
+    /// Checked. A request without a SharedKey settings header is checked
+    /// against the auth tokens, in order (two while one is rotated); none
+    /// set fails closed. One with the header is checked against the
+    /// SharedKey secret, keyed for each algorithm; unset fails closed.
+    Check {
+        /// The auth tokens, for HMAC-SHA1.
+        tokens: Vec<(SignedWith, SignatureKey)>,
+        /// The SharedKey secret, for HMAC-SHA1 and HMAC-SHA256.
+        shared_key: Option<Box<[SignatureKey; 2]>>,
+    },
 }
 
 /// What a route read from the request, for the signature to cover.
@@ -104,7 +124,7 @@ impl WebhookAuth {
     /// The policy the settings ask for.
     pub fn from_settings(settings: &Settings) -> Self {
         let twilio = &settings.twilio;
-        let keys: Vec<_> = [
+        let tokens = [
             (SignedWith::Primary, &twilio.auth_token),
             (SignedWith::Secondary, &twilio.secondary_auth_token),
         ]
@@ -113,10 +133,17 @@ impl WebhookAuth {
             Some((which, SignatureKey::new(token.as_ref()?.expose_secret())))
         })
         .collect();
-        let policy = match (keys.is_empty(), twilio.validate_signatures) {
-            (_, false) => SignaturePolicy::Off,
-            (false, true) => SignaturePolicy::Check(keys),
-            (true, true) => SignaturePolicy::Unconfigured,
+        let shared_key = twilio.webhook_shared_key_secret.as_ref().map(|secret| {
+            Box::new(
+                [Algorithm::HmacSha1, Algorithm::HmacSha256].map(|algorithm| {
+                    SignatureKey::with_algorithm(secret.expose_secret(), algorithm)
+                }),
+            )
+        });
+        let policy = if twilio.validate_signatures {
+            SignaturePolicy::Check { tokens, shared_key }
+        } else {
+            SignaturePolicy::Off
         };
         Self {
             policy,
@@ -147,12 +174,10 @@ impl WebhookAuth {
     }
 
     /// Check the signature, and say (in the request's log line and the
-    /// metrics) which token it was made with.
+    /// metrics) which secret it was made with.
     fn check_twilio(&self, req: &HttpRequest, body: SignedBody<'_>) -> Result<(), AuthError> {
-        let keys = match &self.policy {
-            SignaturePolicy::Off => return Ok(()),
-            SignaturePolicy::Unconfigured => return Err(AuthError::NotConfigured),
-            SignaturePolicy::Check(keys) => keys,
+        let SignaturePolicy::Check { tokens, shared_key } = &self.policy else {
+            return Ok(());
         };
         let signature = req
             .headers()
@@ -160,11 +185,11 @@ impl WebhookAuth {
             .ok_or(AuthError::MissingSignature)?
             .to_str()
             .map_err(|_| AuthError::InvalidSignature)?;
+        let keys = signing_keys(req, tokens, shared_key.as_deref())?;
         let url = public_url(req, self.public_base_url.as_ref());
         // Twilio signs JSON bodies through the URL's bodySHA256; the presence
         // of the parameter decides, as in Twilio's own middleware. A raw body
         // the signature does not cover could be swapped, so it is refused.
-        let keys = keys.iter().map(|(which, key)| (*which, key));
         let which = match body {
             SignedBody::Form { raw, .. } | SignedBody::Json(raw) if url.contains("bodySHA256") => {
                 first_signer_with_body(keys, signature, &url, raw)
@@ -221,6 +246,45 @@ impl WebhookAuth {
             _ => self.check_twilio(req, body),
         }
     }
+}
+
+/// The keys that may have signed `req`, as twilio-node's middleware picks
+/// them: the SharedKey secret for the algorithm named when the request
+/// carries a (non-empty) settings header, else the auth tokens.
+///
+/// # Errors
+/// [`AuthError::SharedKeyNotConfigured`] or [`AuthError::NotConfigured`]
+/// when the secret it needs is unset; [`AuthError::InvalidSignature`] for an
+/// algorithm Twilio's library does not support, as it answers.
+fn signing_keys<'k>(
+    req: &HttpRequest,
+    tokens: &'k [(SignedWith, SignatureKey)],
+    shared_key: Option<&'k [SignatureKey; 2]>,
+) -> Result<impl Iterator<Item = (SignedWith, &'k SignatureKey)> + Clone, AuthError> {
+    let settings = req
+        .headers()
+        .get(SIGNATURE_SETTINGS)
+        .filter(|value| !value.is_empty());
+    let (shared, tokens) = match settings {
+        None if tokens.is_empty() => return Err(AuthError::NotConfigured),
+        None => (None, tokens),
+        Some(settings) => {
+            let [sha1, sha256] = shared_key.ok_or(AuthError::SharedKeyNotConfigured)?;
+            let settings = settings.to_str().map_err(|_| AuthError::InvalidSignature)?;
+            match Algorithm::from_settings(settings) {
+                Ok(Algorithm::HmacSha1) => (Some(sha1), &[][..]),
+                Ok(Algorithm::HmacSha256) => (Some(sha256), &[][..]),
+                Err(unsupported) => {
+                    tracing::warn!("{unsupported}");
+                    return Err(AuthError::InvalidSignature);
+                }
+            }
+        }
+    };
+    let shared = shared.map(|key| (SignedWith::SharedKey, key));
+    Ok(shared
+        .into_iter()
+        .chain(tokens.iter().map(|(which, key)| (*which, key))))
 }
 
 /// The tool key a request presents, if any.

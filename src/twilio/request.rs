@@ -43,7 +43,9 @@ impl ResponseError for RequestError {
             Self::Auth(AuthError::InvalidSignature | AuthError::InvalidToolKey) => {
                 StatusCode::FORBIDDEN
             }
-            Self::Auth(AuthError::NotConfigured) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Auth(AuthError::NotConfigured | AuthError::SharedKeyNotConfigured) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 

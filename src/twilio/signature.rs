@@ -5,10 +5,14 @@
 //! # Format
 //!
 //! ```text
-//! signature = base64( HMAC-SHA1( auth token, url || params ) )
+//! signature = base64( HMAC( key, url || params ) )
 //! params    = for each name, sorted by UTF-16 code units:
 //!               for each distinct value, sorted likewise: name || value
 //! ```
+//!
+//! HMAC-SHA1 with the auth token, unless the request names a webhook
+//! SharedKey in `X-Twilio-Webhooks-Signature-Settings`: then the key is that
+//! SharedKey's secret and the hash the one the header names ([`Algorithm`]).
 //!
 //! The `url` is the full URL Twilio requested, query included. A request is
 //! valid when the signature matches one of these URL forms, tried in order:
@@ -29,31 +33,90 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-type HmacSha1 = Hmac<Sha1>;
-
-/// Bytes in an HMAC-SHA1.
-const MAC_LEN: usize = 20;
+/// Bytes in the longest MAC, an HMAC-SHA256.
+const MAC_LEN: usize = 32;
 /// Characters of its padded Base64, the form `X-Twilio-Signature` carries.
 const SIGNATURE_LEN: usize = MAC_LEN.div_ceil(3) * 4;
 
-/// The auth token, keyed into HMAC once; cloning the state is cheap.
+/// The hash a signature is made with, as Twilio names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// `HMAC_SHA1`: the auth token's, and a SharedKey's by default.
+    HmacSha1,
+    /// `HMAC_SHA256`: a SharedKey's, when its Webhook Setting says so.
+    HmacSha256,
+}
+
+/// An algorithm name Twilio's library does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported webhook signature algorithm {0:?} (supported: HMAC_SHA1, HMAC_SHA256)")]
+pub struct UnsupportedAlgorithm(pub String);
+
+impl Algorithm {
+    /// The algorithm an `X-Twilio-Webhooks-Signature-Settings` value names,
+    /// read as twilio-node's `getSignatureAlgorithm` reads it: the first
+    /// comma-separated `algorithm=` part with a value (name as written,
+    /// value in any case); none means `HMAC_SHA1`.
+    ///
+    /// # Format
+    ///
+    /// ```text
+    /// settings = part *( "," part )     ; e.g. key=webhooks_sharedkey_…,algorithm=HMAC_SHA256
+    /// part     = name "=" value         ; spaces around name and value ignored
+    /// ```
+    ///
+    /// # Errors
+    /// [`UnsupportedAlgorithm`] for a name other than `HMAC_SHA1` or `HMAC_SHA256`.
+    pub fn from_settings(settings: &str) -> Result<Self, UnsupportedAlgorithm> {
+        let named = settings
+            .split(',')
+            .filter_map(|part| part.split_once('='))
+            .filter(|(name, _)| name.trim() == "algorithm")
+            .map(|(_, value)| value.trim())
+            .find(|value| !value.is_empty());
+        match named {
+            None => Ok(Self::HmacSha1),
+            Some(name) if name.eq_ignore_ascii_case("HMAC_SHA1") => Ok(Self::HmacSha1),
+            Some(name) if name.eq_ignore_ascii_case("HMAC_SHA256") => Ok(Self::HmacSha256),
+            Some(name) => Err(UnsupportedAlgorithm(name.to_owned())),
+        }
+    }
+}
+
+/// A secret keyed into HMAC once; cloning the state is cheap.
 #[derive(Clone)]
-pub struct SignatureKey(HmacSha1);
+pub struct SignatureKey(Keyed);
+
+#[derive(Clone)]
+enum Keyed {
+    Sha1(Hmac<Sha1>),
+    Sha256(Hmac<Sha256>),
+}
 
 impl SignatureKey {
     /// Key HMAC-SHA1 with the account's auth token.
     pub fn new(auth_token: &str) -> Self {
+        Self::with_algorithm(auth_token, Algorithm::HmacSha1)
+    }
+
+    /// Key `algorithm` with `secret` (a SharedKey's, or the auth token).
+    pub fn with_algorithm(secret: &str, algorithm: Algorithm) -> Self {
         // HMAC takes keys of any length: hashed when longer than a block,
         // padded when shorter. `new_from_slice` cannot fail for it.
-        match HmacSha1::new_from_slice(auth_token.as_bytes()) {
-            Ok(mac) => Self(mac),
+        let keyed = match algorithm {
+            Algorithm::HmacSha1 => Hmac::new_from_slice(secret.as_bytes()).map(Keyed::Sha1),
+            Algorithm::HmacSha256 => Hmac::new_from_slice(secret.as_bytes()).map(Keyed::Sha256),
+        };
+        match keyed {
+            Ok(keyed) => Self(keyed),
             Err(_) => unreachable!("HMAC accepts keys of any length"),
         }
     }
 
     /// The signature Twilio sends for a request to `url` with `params`.
     pub fn sign(&self, url: &str, params: &[(String, String)]) -> String {
-        BASE64.encode(self.mac(url, &sorted_params(owned_pairs(params))))
+        let (mac, len) = self.mac(url, &sorted_params(owned_pairs(params)));
+        BASE64.encode(&mac[..len])
     }
 
     /// Whether `signature` is valid for a form or query request to `url`.
@@ -71,22 +134,36 @@ impl SignatureKey {
         first_signer(std::iter::once(((), self)), signature, url, params).is_some()
     }
 
-    /// HMAC-SHA1 of `url` followed by each name and value.
-    fn mac(&self, url: &str, params: &[(&str, &str)]) -> [u8; MAC_LEN] {
-        let mut mac = self.0.clone();
-        mac.update(url.as_bytes());
-        for (name, value) in params {
-            mac.update(name.as_bytes());
-            mac.update(value.as_bytes());
+    /// The HMAC of `url` followed by each name and value, and its length.
+    fn mac(&self, url: &str, params: &[(&str, &str)]) -> ([u8; MAC_LEN], usize) {
+        fn digest<M: Mac + Clone>(
+            mac: &M,
+            url: &str,
+            params: &[(&str, &str)],
+        ) -> ([u8; MAC_LEN], usize) {
+            let mut mac = mac.clone();
+            mac.update(url.as_bytes());
+            for (name, value) in params {
+                mac.update(name.as_bytes());
+                mac.update(value.as_bytes());
+            }
+            let bytes = mac.finalize().into_bytes();
+            let mut out = [0u8; MAC_LEN];
+            out[..bytes.len()].copy_from_slice(&bytes);
+            (out, bytes.len())
         }
-        mac.finalize().into_bytes().into()
+        match &self.0 {
+            Keyed::Sha1(mac) => digest(mac, url, params),
+            Keyed::Sha256(mac) => digest(mac, url, params),
+        }
     }
 
     /// Whether `signature` is the Base64 of the MAC of `url` and `params`,
     /// compared in constant time.
     fn signs(&self, signature: &str, url: &str, params: &[(&str, &str)]) -> bool {
+        let (mac, len) = self.mac(url, params);
         let mut expected = [0u8; SIGNATURE_LEN];
-        match BASE64.encode_slice(self.mac(url, params), &mut expected) {
+        match BASE64.encode_slice(&mac[..len], &mut expected) {
             Ok(len) => signature.as_bytes().ct_eq(&expected[..len]).into(),
             Err(_) => false,
         }

@@ -100,6 +100,54 @@ fn check_config_masks_the_secondary_token_and_says_both_are_accepted() {
     );
 }
 
+/// A webhook SharedKey's secret is masked like the tokens, and the report
+/// says which requests it checks, also when it is the only secret.
+#[test]
+fn check_config_masks_the_shared_key_secret_and_says_what_it_checks() {
+    let (code, out) = check_config(
+        &[],
+        &[
+            ("TWILIO_AUTH_TOKEN", "token-value-0123"),
+            ("TWILIO_WEBHOOK_SHARED_KEY_SECRET", "shared-key-secret-89ab"),
+        ],
+    );
+
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("shared-key-secret-89ab"), "{out}");
+    assert_lines(
+        &out,
+        &[
+            "TWILIO_WEBHOOK_SHARED_KEY_SECRET    set (hidden)",
+            "X-Twilio-Signature                  checked with TWILIO_AUTH_TOKEN; SharedKey signatures with TWILIO_WEBHOOK_SHARED_KEY_SECRET\n",
+        ],
+    );
+    let (code, alone) = check_config(
+        &[],
+        &[
+            ("TWILIO_AUTH_TOKEN", ""),
+            ("TWILIO_WEBHOOK_SHARED_KEY_SECRET", "shared-key-secret-89ab"),
+        ],
+    );
+    assert_eq!(code, 0, "{alone}");
+    assert_lines(
+        &alone,
+        &[
+            "TWILIO_AUTH_TOKEN                   (unset)",
+            "X-Twilio-Signature                  checked with TWILIO_WEBHOOK_SHARED_KEY_SECRET only: a request signed with the auth token answers 500 until TWILIO_AUTH_TOKEN is set\n",
+        ],
+    );
+    // The tools can tell their caller: a SharedKey signature will do.
+    let tools = alone
+        .lines()
+        .find(|line| line.trim_start().starts_with("/tools/flex-handover"))
+        .expect("the tool route is listed");
+    assert!(
+        tools.contains("not ready: set FLEX_WORKFLOW_SID"),
+        "{tools}"
+    );
+    assert!(!tools.contains("TOOL_API_KEY"), "{tools}");
+}
+
 #[test]
 fn check_config_names_every_malformed_variable_and_exits_non_zero() {
     let (code, out) = check_config(

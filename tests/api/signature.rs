@@ -2,6 +2,7 @@
 
 use flexbridge::routes::{Answers, ROUTES};
 use flexbridge::twilio::SignatureKey;
+use flexbridge::twilio::signature::Algorithm;
 
 use crate::helpers::{
     CALL_SID, STUDIO, TEST_AUTH_TOKEN, TestApp, assert_twiml_response, spawn_app, spawn_studio_app,
@@ -456,11 +457,7 @@ async fn the_log_line_says_which_token_signed_and_never_shows_one() {
     }
     let logs = process.stop_and_read_logs();
 
-    let signed_with: Vec<_> = crate::process::request_spans(&logs)
-        .into_iter()
-        .filter(|span| span["http.route"] == "/receive-call")
-        .map(|span| span["signed_with"].clone())
-        .collect();
+    let signed_with = signed_with_of_receive_calls(&logs);
     assert_eq!(
         signed_with,
         [
@@ -474,4 +471,77 @@ async fn the_log_line_says_which_token_signed_and_never_shows_one() {
         !logs.contains(OLD_TOKEN) && !logs.contains(NEW_TOKEN),
         "{logs}"
     );
+}
+
+const SHARED_KEY_SECRET: &str = "webhooks-shared-key-secret-0d9e";
+
+/// A request Twilio signed with a webhook SharedKey is counted and logged
+/// as `shared_key`; the secret appears in neither the metrics nor the logs.
+#[tokio::test]
+async fn a_shared_key_signature_is_counted_and_logged_as_shared_key() {
+    let process = crate::process::start_binary(
+        &[],
+        &[
+            ("SIP_URI_HOST", "sip.example.com"),
+            ("TWILIO_AUTH_TOKEN", OLD_TOKEN),
+            ("TWILIO_WEBHOOK_SHARED_KEY_SECRET", SHARED_KEY_SECRET),
+            ("RUST_LOG", "debug"),
+        ],
+    )
+    .await;
+    let url = format!("{}/receive-call", process.address);
+    let shared = SignatureKey::with_algorithm(SHARED_KEY_SECRET, Algorithm::HmacSha256);
+    let client = reqwest::Client::new();
+    for (key, settings) in [
+        (
+            &shared,
+            Some("key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"),
+        ),
+        (&SignatureKey::new(OLD_TOKEN), None),
+    ] {
+        let request = client
+            .post(&url)
+            .header("X-Twilio-Signature", key.sign(&url, &pairs(&[CALLED])))
+            .form(&[CALLED]);
+        let request = match settings {
+            Some(settings) => request.header("X-Twilio-Webhooks-Signature-Settings", settings),
+            None => request,
+        };
+        assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
+    }
+    let metrics = client
+        .get(format!("{}/metrics", process.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let logs = process.stop_and_read_logs();
+
+    let signed_with = signed_with_of_receive_calls(&logs);
+    assert_eq!(
+        signed_with,
+        [
+            serde_json::json!("shared_key"),
+            serde_json::json!("primary")
+        ],
+        "{logs}"
+    );
+    let series = r#"flexbridge_signatures_accepted_total{token="shared_key"} "#;
+    assert_eq!(
+        crate::metrics::value(&metrics, series),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(!logs.contains(SHARED_KEY_SECRET) && !metrics.contains(SHARED_KEY_SECRET));
+}
+
+/// The `signed_with` field of each `/receive-call` request's log line, in order.
+fn signed_with_of_receive_calls(logs: &str) -> Vec<serde_json::Value> {
+    crate::process::request_spans(logs)
+        .into_iter()
+        .filter(|span| span["http.route"] == "/receive-call")
+        .map(|span| span["signed_with"].clone())
+        .collect()
 }

@@ -2,7 +2,7 @@
 //! Twilio signature; nothing else.
 
 use flexbridge::twilio::SignatureKey;
-use flexbridge::twilio::signature::body_sha256_hex;
+use flexbridge::twilio::signature::{Algorithm, body_sha256_hex};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -140,6 +140,45 @@ async fn a_twilio_signed_json_request_is_accepted_without_a_key() {
     assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
 }
 
+/// A tool request Twilio signs with a webhook SharedKey (HMAC-SHA256, named
+/// in `X-Twilio-Webhooks-Signature-Settings`) is accepted with that key's
+/// secret, and only with the header that names it.
+#[tokio::test]
+async fn a_json_tool_request_signed_with_a_shared_key_is_accepted() {
+    const SECRET: &str = "webhooks-shared-key-secret-5a7c";
+    const SETTINGS: &str = "key=webhooks_sharedkey_0123456789abcdef,algorithm=HMAC_SHA256";
+    let twilio = twilio_that_creates().await;
+    let app = spawn_tools_app(&twilio, &[("TWILIO_WEBHOOK_SHARED_KEY_SECRET", SECRET)]).await;
+    let body = br#"{"summary":"signed with a shared key"}"#;
+    let path = format!("/tools/flex-handover?bodySHA256={}", body_sha256_hex(body));
+    let shared = SignatureKey::with_algorithm(SECRET, Algorithm::HmacSha256);
+    let send = |signature: String, settings: Option<&'static str>| {
+        let request = app
+            .client
+            .post(app.url(&path))
+            .header("X-Session-Id", conversation_session())
+            .header("X-Identity", "phone:+14155550100")
+            .header("content-type", "application/json")
+            .header("X-Twilio-Signature", signature);
+        let request = match settings {
+            Some(settings) => request.header("X-Twilio-Webhooks-Signature-Settings", settings),
+            None => request,
+        };
+        request.body(&body[..]).send()
+    };
+    let signature = shared.sign(&app.url(&path), &[]);
+    let token_signature = SignatureKey::new(TEST_AUTH_TOKEN).sign(&app.url(&path), &[]);
+
+    let valid = send(signature.clone(), Some(SETTINGS)).await.unwrap();
+    let without_settings = send(signature, None).await.unwrap();
+    let token_with_settings = send(token_signature, Some(SETTINGS)).await.unwrap();
+
+    assert_eq!(valid.status().as_u16(), 200);
+    assert_eq!(without_settings.status().as_u16(), 403);
+    assert_eq!(token_with_settings.status().as_u16(), 403);
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
+}
+
 /// A JSON body the signature does not cover (no `bodySHA256`) is refused:
 /// otherwise a captured signature would authorise any body.
 #[tokio::test]
@@ -243,8 +282,8 @@ async fn with_checks_off_a_configured_tool_key_is_still_required() {
     assert_eq!(call(&open, "/tools/flex-handover", |r| r).await.0, 200);
 }
 
-/// Run as a process: the tool key, the API secret and the auth token never
-/// reach the logs, whichever way the key is sent.
+/// Run as a process: the tool key, the API secret, the auth token and the
+/// SharedKey secret never reach the logs, whichever way the key is sent.
 #[tokio::test]
 async fn secrets_never_appear_in_the_logs() {
     let twilio = twilio_that_creates().await;
@@ -254,6 +293,10 @@ async fn secrets_never_appear_in_the_logs() {
         &[],
         &[
             ("TWILIO_AUTH_TOKEN", "auth-token-for-log-test-8e2"),
+            (
+                "TWILIO_WEBHOOK_SHARED_KEY_SECRET",
+                "shared-key-for-log-test-1f6",
+            ),
             ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
             ("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef"),
             ("TWILIO_API_SECRET", api_secret),
@@ -274,6 +317,13 @@ async fn secrets_never_appear_in_the_logs() {
         client.post(&tools).bearer_auth(TOOL_KEY),
         client.post(&tools).header("X-Api-Key", TOOL_KEY),
         client.post(&tools).bearer_auth(format!("{TOOL_KEY}-wrong")),
+        client
+            .post(&tools)
+            .header("X-Twilio-Signature", "c2lnbmVkIHdpdGggdGhlIHdyb25nIGtleQ==")
+            .header(
+                "X-Twilio-Webhooks-Signature-Settings",
+                "algorithm=HMAC_SHA256",
+            ),
     ] {
         let response = request
             .header("X-Session-Id", &session)
@@ -290,7 +340,12 @@ async fn secrets_never_appear_in_the_logs() {
         logs.contains("/tools/flex-handover"),
         "requests are logged: {logs}"
     );
-    for secret in [TOOL_KEY, api_secret, "auth-token-for-log-test-8e2"] {
+    for secret in [
+        TOOL_KEY,
+        api_secret,
+        "auth-token-for-log-test-8e2",
+        "shared-key-for-log-test-1f6",
+    ] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
 }
