@@ -179,6 +179,10 @@ impl WebhookAuth {
         let SignaturePolicy::Check { tokens, shared_key } = &self.policy else {
             return Ok(());
         };
+        // No secret at all: refused before anything else, signed or not.
+        if tokens.is_empty() && shared_key.is_none() {
+            return Err(AuthError::NotConfigured);
+        }
         let signature = req
             .headers()
             .get(SIGNATURE_HEADER)
