@@ -167,7 +167,7 @@ impl WebhookAuth {
     ///
     /// # Errors
     /// [`AuthError`] when the signature is missing or wrong, or checks are
-    /// on without an auth token.
+    /// on without the secret the request needs.
     pub fn verify_twilio(&self, req: &HttpRequest, body: SignedBody<'_>) -> Result<(), AuthError> {
         self.check_twilio(req, body)
             .inspect_err(|e| crate::metrics::signature_rejection(e.code()))
