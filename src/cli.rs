@@ -25,7 +25,8 @@ pub enum Command {
     /// exit 1 if any set value is malformed.
     CheckConfig(CheckConfigArgs),
     /// Print the X-Twilio-Signature Twilio would send (using
-    /// TWILIO_AUTH_TOKEN) and a curl command that makes the request.
+    /// TWILIO_AUTH_TOKEN, or the SharedKey secret with --shared-key) and a
+    /// curl command that makes the request.
     Sign(SignArgs),
 }
 
@@ -47,6 +48,10 @@ pub struct SignArgs {
     /// A JSON body to send (signed through a bodySHA256 query parameter).
     #[arg(long, value_name = "FILE")]
     pub body: Option<std::path::PathBuf>,
+    /// Sign as Twilio signs a URL a Webhook Rule matches: HMAC-SHA256 with
+    /// TWILIO_WEBHOOK_SHARED_KEY_SECRET, and the settings header that says so.
+    #[arg(long)]
+    pub shared_key: bool,
     /// Form parameters, e.g. Called=+18005551234 CallSid=CA…
     #[arg(value_name = "NAME=VALUE")]
     pub params: Vec<String>,

@@ -12,6 +12,7 @@ use flexbridge::sign::{self, SignRequest};
 use flexbridge::startup::Application;
 use flexbridge::telemetry;
 use flexbridge::twilio::SignatureKey;
+use flexbridge::twilio::signature::Algorithm;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,13 +49,21 @@ fn check_config_command(args: &CheckConfigArgs, dev: bool) -> ExitCode {
 }
 
 fn sign_command(args: SignArgs) -> ExitCode {
-    let Some(token) = std::env::var("TWILIO_AUTH_TOKEN")
+    let (variable, algorithm, settings) = if args.shared_key {
+        let settings = Some(sign::SHARED_KEY_SETTINGS);
+        (
+            "TWILIO_WEBHOOK_SHARED_KEY_SECRET",
+            Algorithm::HmacSha256,
+            settings,
+        )
+    } else {
+        ("TWILIO_AUTH_TOKEN", Algorithm::HmacSha1, None)
+    };
+    let Some(token) = std::env::var(variable)
         .ok()
         .filter(|t| !t.trim().is_empty())
     else {
-        eprintln!(
-            "flexbridge sign: set TWILIO_AUTH_TOKEN to the auth token of the account Twilio signs with"
-        );
+        eprintln!("flexbridge sign: set {variable}, the secret Twilio signs with");
         return ExitCode::from(2);
     };
     let params: Result<Vec<_>, _> = args.params.iter().map(|p| sign::parse_param(p)).collect();
@@ -72,11 +81,16 @@ fn sign_command(args: SignArgs) -> ExitCode {
         url: args.url.clone(),
         params,
         body,
+        settings,
     });
-    match request.and_then(|r| sign::sign(&SignatureKey::new(token.trim()), &r)) {
+    let key = SignatureKey::with_algorithm(token.trim(), algorithm);
+    match request.and_then(|r| sign::sign(&key, &r)) {
         Ok(signed) => {
+            let settings = settings.map_or_else(String::new, |s| {
+                format!("X-Twilio-Webhooks-Signature-Settings: {s}\n")
+            });
             let text = format!(
-                "X-Twilio-Signature: {}\n{}\n",
+                "X-Twilio-Signature: {}\n{settings}{}\n",
                 signed.signature, signed.curl
             );
             if out(&text) {

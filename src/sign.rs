@@ -17,7 +17,13 @@ pub struct SignRequest {
     pub params: Vec<(String, String)>,
     /// A JSON body and the file it came from, instead of parameters.
     pub body: Option<(String, Vec<u8>)>,
+    /// The `X-Twilio-Webhooks-Signature-Settings` to send: signed with a SharedKey.
+    pub settings: Option<&'static str>,
 }
+
+/// The settings header of a request signed as a Webhook Rule's SharedKey
+/// signs it; Twilio also names the key, which flexbridge does not read.
+pub const SHARED_KEY_SETTINGS: &str = "algorithm=HMAC_SHA256";
 
 /// What `sign` prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,9 +75,9 @@ pub fn sign(key: &SignatureKey, request: &SignRequest) -> Result<Signed, SignErr
         None => {
             let signature = key.sign(&request.url, &request.params);
             let mut curl = format!(
-                "curl -sS -X POST {} -H {}",
+                "curl -sS -X POST {}{}",
                 shell_quote(&request.url),
-                shell_quote(&format!("X-Twilio-Signature: {signature}"))
+                signed_headers(&signature, request.settings)
             );
             for (name, value) in &request.params {
                 // curl encodes the value of NAME=VALUE but sends NAME as is.
@@ -93,9 +99,9 @@ pub fn sign(key: &SignatureKey, request: &SignRequest) -> Result<Signed, SignErr
             let url = with_body_hash(&request.url, &hash)?;
             let signature = key.sign(&url, &[]);
             let curl = format!(
-                "curl -sS -X POST {} -H 'Content-Type: application/json' -H {} --data-binary {}",
+                "curl -sS -X POST {} -H 'Content-Type: application/json'{} --data-binary {}",
                 shell_quote(&url),
-                shell_quote(&format!("X-Twilio-Signature: {signature}")),
+                signed_headers(&signature, request.settings),
                 shell_quote(&format!("@{file}"))
             );
             Ok(Signed {
@@ -105,6 +111,19 @@ pub fn sign(key: &SignatureKey, request: &SignRequest) -> Result<Signed, SignErr
             })
         }
     }
+}
+
+/// curl's `-H` options for the signature, and the settings header if any.
+fn signed_headers(signature: &str, settings: Option<&str>) -> String {
+    let mut headers = format!(
+        " -H {}",
+        shell_quote(&format!("X-Twilio-Signature: {signature}"))
+    );
+    if let Some(settings) = settings {
+        let header = format!("X-Twilio-Webhooks-Signature-Settings: {settings}");
+        let _ = write!(headers, " -H {}", shell_quote(&header));
+    }
+    headers
 }
 
 /// The URL with `bodySHA256={hash}` added (or checked, if already present).
@@ -142,6 +161,7 @@ mod tests {
             .map(|p| parse_param(p).unwrap())
             .collect(),
             body: None,
+            settings: None,
         };
         let signed = sign(&key, &request).unwrap();
         assert_eq!(signed.signature, "GvWf1cFY/Q7PnoempGyD5oXAezc=");
@@ -158,6 +178,7 @@ mod tests {
             url: "https://a.b/tools/x?y=1".into(),
             params: vec![],
             body: Some(("in.json".into(), body.clone())),
+            settings: Some(SHARED_KEY_SETTINGS),
         };
         let signed = sign(&key, &request).unwrap();
         assert_eq!(
@@ -169,7 +190,9 @@ mod tests {
         );
         assert!(key.validate_with_body(&signed.signature, &signed.url, &body));
         assert!(
-            signed.curl.ends_with("--data-binary '@in.json'"),
+            signed.curl.ends_with(
+                " -H 'X-Twilio-Webhooks-Signature-Settings: algorithm=HMAC_SHA256' --data-binary '@in.json'"
+            ),
             "{}",
             signed.curl
         );
@@ -186,6 +209,7 @@ mod tests {
             url,
             params,
             body: Some(("in.json".into(), body.clone())),
+            settings: None,
         };
         let same = format!("https://a.b/tools/x?bodySHA256={hash}");
         let other = format!("https://a.b/tools/x?bodySHA256={}", "0".repeat(64));

@@ -6,13 +6,21 @@ use std::process::{Command, Stdio};
 use crate::process::start_binary;
 
 const TOKEN: &str = "sign-test-token-5f1c0e";
+const SHARED_KEY_SECRET: &str = "sign-test-shared-key-9b2d4a";
 
 /// Run `flexbridge sign` with `args`; return (exit code, stdout, stderr).
 fn sign(args: &[&str], token: Option<&str>) -> (i32, String, String) {
+    sign_with(args, &[("TWILIO_AUTH_TOKEN", token)])
+}
+
+/// [`sign`] with these variables set (those with a value).
+fn sign_with(args: &[&str], env: &[(&str, Option<&str>)]) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
     command.arg("sign").args(args).env_clear();
-    if let Some(token) = token {
-        command.env("TWILIO_AUTH_TOKEN", token);
+    for (name, value) in env {
+        if let Some(value) = value {
+            command.env(name, value);
+        }
     }
     let out = command.output().expect("the binary runs");
     (
@@ -55,6 +63,51 @@ fn sign_prints_twilios_documented_signature() {
     );
 }
 
+/// With `--shared-key`, the HMAC-SHA256 twilio-node computes with that
+/// secret (`tests/fixtures/shared_key_cases.json`), and the settings header.
+#[test]
+fn sign_with_a_shared_key_prints_twilios_hmac_sha256_and_the_settings_header() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/shared_key_cases.json")).unwrap();
+    let documented = fixture["derived_cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["case"] == "twilio docs example")
+        .unwrap();
+    let args = [
+        "--shared-key",
+        "--url",
+        "https://mycompany.com/myapp.php?foo=1&bar=2",
+        "CallSid=CA1234567890ABCDE",
+        "Caller=+14158675310",
+        "Digits=1234",
+        "From=+14158675310",
+        "To=+18005551212",
+    ];
+
+    let (code, out, _) = sign_with(
+        &args,
+        &[
+            ("TWILIO_AUTH_TOKEN", Some("not-this-one")),
+            ("TWILIO_WEBHOOK_SHARED_KEY_SECRET", Some("12345")),
+        ],
+    );
+    let (missing, _, err) = sign_with(&args, &[("TWILIO_AUTH_TOKEN", Some("12345"))]);
+
+    assert_eq!(code, 0);
+    let expected = format!(
+        "X-Twilio-Signature: {}\nX-Twilio-Webhooks-Signature-Settings: algorithm=HMAC_SHA256\ncurl ",
+        documented["signature"].as_str().unwrap()
+    );
+    assert!(out.starts_with(&expected), "{out}");
+    assert_eq!(missing, 2);
+    assert!(
+        err.contains("set TWILIO_WEBHOOK_SHARED_KEY_SECRET, the secret Twilio signs with"),
+        "{err}"
+    );
+}
+
 #[test]
 fn sign_without_a_token_explains_what_to_set() {
     let (code, out, err) = sign(&["--url", "https://a.b/receive-call"], None);
@@ -64,14 +117,16 @@ fn sign_without_a_token_explains_what_to_set() {
     assert!(err.contains("set TWILIO_AUTH_TOKEN"), "{err}");
 }
 
-/// The pasted form and JSON commands are accepted; the same command with a
-/// parameter changed is refused; and nothing secret reaches the logs.
+/// The pasted form and JSON commands are accepted, and so is one signed
+/// with the SharedKey secret; the same command with a parameter changed is
+/// refused; and nothing secret reaches the logs.
 #[tokio::test]
 async fn the_pasted_curl_command_is_accepted_by_a_running_instance() {
     let process = start_binary(
         &["serve"],
         &[
             ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("TWILIO_WEBHOOK_SHARED_KEY_SECRET", SHARED_KEY_SECRET),
             ("SIP_URI_HOST", "sip.example.com"),
             (
                 "STUDIO_WEBHOOK_URL",
@@ -112,6 +167,12 @@ async fn the_pasted_curl_command_is_accepted_by_a_running_instance() {
     assert_eq!(code, 0);
     let json_accepted = run_pasted(out.lines().nth(1).unwrap(), &dir);
     let _ = std::fs::remove_file(&body_file);
+    let (code, out, _) = sign_with(
+        &["--shared-key", "--url", &url, "Called=+18005551234"],
+        &[("TWILIO_WEBHOOK_SHARED_KEY_SECRET", Some(SHARED_KEY_SECRET))],
+    );
+    assert_eq!(code, 0);
+    let shared_key_accepted = run_pasted(out.lines().nth(2).unwrap(), &dir);
 
     let logs = process.stop_and_read_logs();
     assert!(
@@ -125,10 +186,18 @@ async fn the_pasted_curl_command_is_accepted_by_a_running_instance() {
     );
     assert!(json_accepted.ends_with("status=200"), "{json_accepted}");
     assert!(
+        shared_key_accepted.ends_with("status=200"),
+        "{shared_key_accepted}"
+    );
+    assert!(
         logs.contains("request refused"),
         "the rejection is logged: {logs}"
     );
     assert!(!logs.contains(TOKEN), "the auth token is never logged");
+    assert!(
+        !logs.contains(SHARED_KEY_SECRET),
+        "nor the SharedKey secret"
+    );
     assert!(!logs.contains(&signature), "signatures are never logged");
 }
 
