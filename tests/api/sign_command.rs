@@ -41,20 +41,20 @@ fn run_pasted(curl: &str, dir: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Twilio's documented example request (its auth token is `12345`).
+const DOCUMENTED_EXAMPLE: [&str; 7] = [
+    "--url",
+    "https://mycompany.com/myapp.php?foo=1&bar=2",
+    "CallSid=CA1234567890ABCDE",
+    "Caller=+14158675310",
+    "Digits=1234",
+    "From=+14158675310",
+    "To=+18005551212",
+];
+
 #[test]
 fn sign_prints_twilios_documented_signature() {
-    let (code, out, _) = sign(
-        &[
-            "--url",
-            "https://mycompany.com/myapp.php?foo=1&bar=2",
-            "CallSid=CA1234567890ABCDE",
-            "Caller=+14158675310",
-            "Digits=1234",
-            "From=+14158675310",
-            "To=+18005551212",
-        ],
-        Some("12345"),
-    );
+    let (code, out, _) = sign(&DOCUMENTED_EXAMPLE, Some("12345"));
 
     assert_eq!(code, 0);
     assert!(
@@ -75,16 +75,7 @@ fn sign_with_a_shared_key_prints_twilios_hmac_sha256_and_the_settings_header() {
         .iter()
         .find(|c| c["case"] == "twilio docs example")
         .unwrap();
-    let args = [
-        "--shared-key",
-        "--url",
-        "https://mycompany.com/myapp.php?foo=1&bar=2",
-        "CallSid=CA1234567890ABCDE",
-        "Caller=+14158675310",
-        "Digits=1234",
-        "From=+14158675310",
-        "To=+18005551212",
-    ];
+    let args = [&["--shared-key"][..], &DOCUMENTED_EXAMPLE].concat();
 
     let (code, out, _) = sign_with(
         &args,
