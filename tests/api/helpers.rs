@@ -19,6 +19,18 @@ pub const WORKFLOW: &str = "WW33333333333333333333333333333333";
 /// A call SID used across tests.
 pub const CALL_SID: &str = "CA44444444444444444444444444444444";
 
+/// `request` with the header `name` when there is a value, without it otherwise.
+pub fn with_header(
+    request: reqwest::RequestBuilder,
+    name: &str,
+    value: Option<&str>,
+) -> reqwest::RequestBuilder {
+    match value {
+        Some(value) => request.header(name, value),
+        None => request,
+    }
+}
+
 /// The rows of the table in the README's `## {heading}` section: each
 /// line that opens with a code span, without its leading `` | ` ``.
 pub fn readme_rows(heading: &str) -> impl Iterator<Item = &'static str> {

@@ -6,6 +6,7 @@ use flexbridge::twilio::signature::Algorithm;
 
 use crate::helpers::{
     CALL_SID, STUDIO, TEST_AUTH_TOKEN, TestApp, assert_twiml_response, spawn_app, spawn_studio_app,
+    with_header,
 };
 
 const CALLED: (&str, &str) = ("Called", "+18005551234");
@@ -270,11 +271,10 @@ async fn without_an_auth_token_signed_routes_fail_closed() {
         ("/receive-call", None),
     ] {
         let request = app.client.post(app.url(path)).form(&[CALLED]);
-        let request = match signature {
-            Some(signature) => request.header("X-Twilio-Signature", signature),
-            None => request,
-        };
-        let response = request.send().await.unwrap();
+        let response = with_header(request, "X-Twilio-Signature", signature)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
             status_and_body(response).await,
             (
@@ -362,11 +362,11 @@ async fn every_twilio_facing_route_refuses_unsigned_and_forged_requests() {
             let request = |signature: Option<&str>| {
                 let url = format!("{}?CallSid={CALL_SID}", app.url(route.path));
                 let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-                let request = app.client.request(method, url);
-                match signature {
-                    Some(signature) => request.header("X-Twilio-Signature", signature),
-                    None => request,
-                }
+                with_header(
+                    app.client.request(method, url),
+                    "X-Twilio-Signature",
+                    signature,
+                )
             };
             let unsigned = request(None).send().await.unwrap();
             let forged = request(Some("Zm9yZ2Vk")).send().await.unwrap();
@@ -506,10 +506,7 @@ async fn a_shared_key_signature_is_counted_and_logged_as_shared_key() {
             .post(&url)
             .header("X-Twilio-Signature", key.sign(&url, &pairs(&[CALLED])))
             .form(&[CALLED]);
-        let request = match settings {
-            Some(settings) => request.header("X-Twilio-Webhooks-Signature-Settings", settings),
-            None => request,
-        };
+        let request = with_header(request, "X-Twilio-Webhooks-Signature-Settings", settings);
         assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
     }
     let metrics = client

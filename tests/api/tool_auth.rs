@@ -8,7 +8,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::flex_handover::{CH, IS, KD, TOOL_KEY, conversation_session, json_of, spawn_tools_app};
-use crate::helpers::{TEST_AUTH_TOKEN, TestApp};
+use crate::helpers::{TEST_AUTH_TOKEN, TestApp, with_header};
 use crate::process::start_binary;
 
 async fn twilio_that_creates() -> MockServer {
@@ -160,11 +160,9 @@ async fn a_json_tool_request_signed_with_a_shared_key_is_accepted() {
             .header("X-Identity", "phone:+14155550100")
             .header("content-type", "application/json")
             .header("X-Twilio-Signature", signature);
-        let request = match settings {
-            Some(settings) => request.header("X-Twilio-Webhooks-Signature-Settings", settings),
-            None => request,
-        };
-        request.body(&body[..]).send()
+        with_header(request, "X-Twilio-Webhooks-Signature-Settings", settings)
+            .body(&body[..])
+            .send()
     };
     let signature = shared.sign(&app.url(&path), &[]);
     let token_signature = SignatureKey::new(TEST_AUTH_TOKEN).sign(&app.url(&path), &[]);
