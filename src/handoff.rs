@@ -64,14 +64,26 @@ impl Handoff {
     /// A handoff whose `reason` (else `reasonCode`) and `summary` are read
     /// from the context's string fields.
     pub fn new(vendor: Vendor, session_id: Option<String>, context: Value) -> Self {
-        let text = |name: &str| context.get(name).and_then(Value::as_str).map(str::to_owned);
+        let (reason, summary) = reason_and_summary(&context);
         Self {
             vendor,
-            reason: text("reason").or_else(|| text("reasonCode")),
-            summary: text("summary"),
+            reason,
+            summary,
             session_id,
             context,
         }
+    }
+
+    /// The `reason` and `summary` the context's top level left out, read
+    /// from its member `name` in the same way.
+    #[must_use]
+    pub fn or_nested(mut self, name: &str) -> Self {
+        if let Some(nested) = self.context.get(name) {
+            let (reason, summary) = reason_and_summary(nested);
+            self.reason = self.reason.or(reason);
+            self.summary = self.summary.or(summary);
+        }
+        self
     }
 
     /// The AI agent's session failed while the caller was still on the
@@ -121,6 +133,15 @@ impl Handoff {
         attributes.insert("handoff".into(), handoff.into());
         attributes.into()
     }
+}
+
+/// The string fields `reason` (else `reasonCode`) and `summary` of `value`.
+fn reason_and_summary(value: &Value) -> (Option<String>, Option<String>) {
+    let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+    (
+        text("reason").or_else(|| text("reasonCode")),
+        text("summary"),
+    )
 }
 
 /// What an agent sent as text (ConversationRelay's `HandoffData`, Dialogflow
@@ -212,6 +233,35 @@ mod tests {
                 "session_id": "VX1", "context": context,
             }})
         );
+    }
+
+    #[test]
+    fn nested_reason_and_summary_fill_only_what_the_top_level_left_out() {
+        let nested = |context: Value| {
+            let handoff = Handoff::new(Vendor::ConversationRelay, None, context.clone())
+                .or_nested("attributes");
+            assert_eq!(handoff.context, context, "the context stays as sent");
+            (handoff.reason, handoff.summary)
+        };
+        let some = |text: &str| Some(text.to_owned());
+
+        let inner = json!({"reasonCode": "inner-code", "summary": "inner summary"});
+        assert_eq!(
+            nested(json!({"attributes": inner})),
+            (some("inner-code"), some("inner summary"))
+        );
+        assert_eq!(
+            nested(json!({"reason": "top", "attributes": inner})),
+            (some("top"), some("inner summary"))
+        );
+        assert_eq!(
+            nested(json!({"summary": "top", "attributes": {"reason": "inner"}})),
+            (some("inner"), some("top"))
+        );
+        for ignored in [json!("text"), json!([1]), json!({"reason": 7})] {
+            assert_eq!(nested(json!({"attributes": ignored})), (None, None));
+        }
+        assert_eq!(nested(json!("not an object")), (None, None));
     }
 
     #[test]

@@ -78,11 +78,16 @@ pub fn act_on_session(
     let failed = text("ErrorCode").is_some()
         || text("SessionStatus").is_some_and(|s| s.eq_ignore_ascii_case("failed"));
     let end = match text("HandoffData") {
-        Some(data) => SessionEnd::HandedOver(Handoff::new(
-            Vendor::ConversationRelay,
-            session_id,
-            handoff::agent_data(data),
-        )),
+        // Twilio Agent Connect's handoff tool sends `{"conversationId",
+        // "storeId", "profileId", "attributes": {"reason", …}}`.
+        Some(data) => SessionEnd::HandedOver(
+            Handoff::new(
+                Vendor::ConversationRelay,
+                session_id,
+                handoff::agent_data(data),
+            )
+            .or_nested("attributes"),
+        ),
         // A broken app must not drop the caller: a person takes over.
         None if failed => {
             let error = json!({

@@ -204,6 +204,43 @@ async fn every_ending_of_a_session_gets_its_answer_and_is_counted() {
     }
 }
 
+/// Twilio Agent Connect's handoff tool nests the LLM's reason (and any
+/// static attributes, a summary among them) under `attributes`: they become
+/// the handoff's `reason` and `summary`, the payload its context. The
+/// `HandoffData` is the library's own (`tests/fixtures/agent_connect_handoffs.json`).
+#[tokio::test]
+async fn agent_connect_handoffs_give_the_reason_the_llm_gave() {
+    let fixture: Value =
+        serde_json::from_str(include_str!("../fixtures/agent_connect_handoffs.json"))
+            .expect("the fixture is JSON");
+    let cases = fixture["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 3);
+    let app = spawn_flex_app().await;
+
+    for case in cases {
+        let data = case["HandoffData"].as_str().expect("HandoffData");
+        let params = [
+            ("CallSid", CALL_SID),
+            ("CallStatus", "in-progress"),
+            ("SessionId", SESSION),
+            ("SessionStatus", "ended"),
+            ("HandoffData", data),
+        ];
+        let twiml = app.voice(RELAY_COMPLETE, &params).await;
+
+        let mut handoff = json!({
+            "vendor": "conversation_relay", "reason": case["reason"], "session_id": SESSION,
+            "context": serde_json::from_str::<Value>(data).expect("HandoffData is JSON"),
+        });
+        if let Some(summary) = case["tool_attributes"].get("summary") {
+            handoff["summary"] = summary.clone();
+        }
+        let attributes = json!({"call_sid": CALL_SID, "handoff": handoff});
+        assert_eq!(twiml, enqueue(&attributes), "{}", case["name"]);
+        assert_handoff_schema(&enqueued_attributes(&twiml));
+    }
+}
+
 /// Without a workflow, a handoff still keeps the caller: the voice fallback.
 #[tokio::test]
 async fn a_handoff_without_a_workflow_returns_the_caller_to_studio() {
