@@ -78,8 +78,8 @@ pub fn act_on_session(
     let failed = text("ErrorCode").is_some()
         || text("SessionStatus").is_some_and(|s| s.eq_ignore_ascii_case("failed"));
     let end = match text("HandoffData") {
-        // Twilio Agent Connect's handoff tool sends `{"conversationId",
-        // "storeId", "profileId", "attributes": {"reason", …}}`.
+        // Twilio Agent Connect's handoff tool puts its reason under
+        // `attributes`: `{"conversationId", …, "attributes": {"reason", …}}`.
         Some(data) => SessionEnd::HandedOver(
             Handoff::new(
                 Vendor::ConversationRelay,
