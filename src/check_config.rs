@@ -111,6 +111,13 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
             opt(&relay.language, "unset: Twilio's default, en-US"),
         ),
         (
+            "CONVERSATION_CONFIGURATION_ID",
+            opt(
+                &relay.conversation_configuration,
+                "unset: no Conversation Orchestrator",
+            ),
+        ),
+        (
             "DIALOGFLOW_CX_CONNECTOR_NAME",
             opt(&s.dialogflow_connector, "unset"),
         ),

@@ -153,6 +153,10 @@ pub struct ConversationRelaySettings {
     pub welcome_greeting: Option<String>,
     /// `CONVERSATION_RELAY_LANGUAGE`: the session's language, e.g. `en-US`.
     pub language: Option<String>,
+    /// `CONVERSATION_CONFIGURATION_ID`: the Conversation Orchestrator
+    /// configuration that records the session, as Twilio Agent Connect's
+    /// handoff needs.
+    pub conversation_configuration: Option<String>,
 }
 
 /// How log lines are written.
@@ -468,6 +472,7 @@ impl Settings {
                 url: r.parse("CONVERSATION_RELAY_URL", WebSocketUrl::parse),
                 welcome_greeting: r.text("CONVERSATION_RELAY_WELCOME_GREETING"),
                 language: r.parse("CONVERSATION_RELAY_LANGUAGE", parse_language),
+                conversation_configuration: r.text("CONVERSATION_CONFIGURATION_ID"),
             },
             dialogflow_connector: r.text("DIALOGFLOW_CX_CONNECTOR_NAME"),
             metrics_token: r.secret("METRICS_TOKEN"),

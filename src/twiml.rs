@@ -79,8 +79,9 @@ pub enum Noun {
         /// The `wss://` URL of the stream.
         url: String,
     },
-    /// `<ConversationRelay url welcomeGreeting language>`: an LLM agent's
-    /// WebSocket app, Twilio doing speech to text and back.
+    /// `<ConversationRelay url welcomeGreeting language
+    /// conversationConfiguration>`: an LLM agent's WebSocket app, Twilio
+    /// doing speech to text and back.
     ConversationRelay {
         /// The `wss://` URL of the app.
         url: String,
@@ -88,6 +89,9 @@ pub enum Noun {
         welcome_greeting: Option<String>,
         /// The session's language, if not Twilio's default.
         language: Option<String>,
+        /// The Conversation Orchestrator configuration that records the
+        /// session, if any.
+        conversation_configuration: Option<String>,
     },
     /// `<VirtualAgent connectorName>`: a Dialogflow CX agent.
     VirtualAgent {
@@ -248,11 +252,13 @@ fn write_verb(w: &mut Writer<Vec<u8>>, verb: &Verb) -> std::io::Result<()> {
                     url,
                     welcome_greeting,
                     language,
+                    conversation_configuration,
                 } => {
                     let mut relay = tag("ConversationRelay", &[("url", &xml_safe(url))]);
                     for (name, value) in [
                         ("welcomeGreeting", welcome_greeting),
                         ("language", language),
+                        ("conversationConfiguration", conversation_configuration),
                     ] {
                         if let Some(value) = value {
                             relay.push_attribute((name, &*xml_safe(value)));

@@ -44,6 +44,7 @@ fn connect_to_agent(
         url: url.as_ref().to_owned(),
         welcome_greeting: relay.welcome_greeting.clone(),
         language: relay.language.clone(),
+        conversation_configuration: relay.conversation_configuration.clone(),
     };
     Ok(voice::connect(
         settings,
