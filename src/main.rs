@@ -50,11 +50,10 @@ fn check_config_command(args: &CheckConfigArgs, dev: bool) -> ExitCode {
 
 fn sign_command(args: SignArgs) -> ExitCode {
     let (variable, algorithm, settings) = if args.shared_key {
-        let settings = Some(sign::SHARED_KEY_SETTINGS);
         (
             "TWILIO_WEBHOOK_SHARED_KEY_SECRET",
             Algorithm::HmacSha256,
-            settings,
+            Some(sign::SHARED_KEY_SETTINGS),
         )
     } else {
         ("TWILIO_AUTH_TOKEN", Algorithm::HmacSha1, None)
@@ -86,13 +85,7 @@ fn sign_command(args: SignArgs) -> ExitCode {
     let key = SignatureKey::with_algorithm(token.trim(), algorithm);
     match request.and_then(|r| sign::sign(&key, &r)) {
         Ok(signed) => {
-            let settings = settings.map_or_else(String::new, |s| {
-                format!("X-Twilio-Webhooks-Signature-Settings: {s}\n")
-            });
-            let text = format!(
-                "X-Twilio-Signature: {}\n{settings}{}\n",
-                signed.signature, signed.curl
-            );
+            let text = format!("{}\n{}\n", signed.headers.join("\n"), signed.curl);
             if out(&text) {
                 ExitCode::SUCCESS
             } else {

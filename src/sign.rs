@@ -32,6 +32,9 @@ pub struct Signed {
     pub url: String,
     /// The `X-Twilio-Signature` value.
     pub signature: String,
+    /// The headers that carry it, as `Name: value` lines: the signature's,
+    /// and the settings header of a SharedKey signature.
+    pub headers: Vec<String>,
     /// A ready-to-paste curl command.
     pub curl: String,
 }
@@ -74,10 +77,11 @@ pub fn sign(key: &SignatureKey, request: &SignRequest) -> Result<Signed, SignErr
     match &request.body {
         None => {
             let signature = key.sign(&request.url, &request.params);
+            let headers = signed_headers(&signature, request.settings);
             let mut curl = format!(
                 "curl -sS -X POST {}{}",
                 shell_quote(&request.url),
-                signed_headers(&signature, request.settings)
+                curl_headers(&headers)
             );
             for (name, value) in &request.params {
                 // curl encodes the value of NAME=VALUE but sends NAME as is.
@@ -90,6 +94,7 @@ pub fn sign(key: &SignatureKey, request: &SignRequest) -> Result<Signed, SignErr
             Ok(Signed {
                 url: request.url.clone(),
                 signature,
+                headers,
                 curl,
             })
         }
@@ -98,32 +103,36 @@ pub fn sign(key: &SignatureKey, request: &SignRequest) -> Result<Signed, SignErr
             let hash = body_sha256_hex(body);
             let url = with_body_hash(&request.url, &hash)?;
             let signature = key.sign(&url, &[]);
+            let headers = signed_headers(&signature, request.settings);
             let curl = format!(
                 "curl -sS -X POST {} -H 'Content-Type: application/json'{} --data-binary {}",
                 shell_quote(&url),
-                signed_headers(&signature, request.settings),
+                curl_headers(&headers),
                 shell_quote(&format!("@{file}"))
             );
             Ok(Signed {
                 url,
                 signature,
+                headers,
                 curl,
             })
         }
     }
 }
 
-/// curl's `-H` options for the signature, and the settings header if any.
-fn signed_headers(signature: &str, settings: Option<&str>) -> String {
-    let mut headers = format!(
-        " -H {}",
-        shell_quote(&format!("X-Twilio-Signature: {signature}"))
-    );
-    if let Some(settings) = settings {
-        let header = format!("X-Twilio-Webhooks-Signature-Settings: {settings}");
-        let _ = write!(headers, " -H {}", shell_quote(&header));
-    }
+/// The signature's header, and the settings header if any.
+fn signed_headers(signature: &str, settings: Option<&str>) -> Vec<String> {
+    std::iter::once(format!("X-Twilio-Signature: {signature}"))
+        .chain(settings.map(|s| format!("X-Twilio-Webhooks-Signature-Settings: {s}")))
+        .collect()
+}
+
+/// curl's `-H` option for each header.
+fn curl_headers(headers: &[String]) -> String {
     headers
+        .iter()
+        .map(|header| format!(" -H {}", shell_quote(header)))
+        .collect()
 }
 
 /// The URL with `bodySHA256={hash}` added (or checked, if already present).
@@ -189,6 +198,13 @@ mod tests {
             )
         );
         assert!(key.validate_with_body(&signed.signature, &signed.url, &body));
+        assert_eq!(
+            signed.headers,
+            [
+                format!("X-Twilio-Signature: {}", signed.signature),
+                "X-Twilio-Webhooks-Signature-Settings: algorithm=HMAC_SHA256".to_owned(),
+            ]
+        );
         assert!(
             signed.curl.ends_with(
                 " -H 'X-Twilio-Webhooks-Signature-Settings: algorithm=HMAC_SHA256' --data-binary '@in.json'"
