@@ -54,6 +54,10 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
             "TWILIO_WEBHOOK_SHARED_KEY_SECRET",
             secret(&t.webhook_shared_key_secret),
         ),
+        (
+            "TWILIO_SECONDARY_SHARED_KEY_SECRET",
+            secret(&t.secondary_shared_key_secret),
+        ),
         ("TWILIO_API_KEY", opt(&t.api_key, "unset")),
         ("TWILIO_API_SECRET", secret(&t.api_secret)),
         ("TWILIO_VALIDATE_SIGNATURES", value(t.validate_signatures)),
@@ -146,21 +150,37 @@ pub fn signature_status(s: &Settings) -> Result<String, &'static str> {
             "OFF (TWILIO_VALIDATE_SIGNATURES=false): anyone who finds the URL can call it"
         });
     }
+    const ROTATING: &str = " (rotating: remove the one Twilio no longer signs with, see flexbridge_signatures_accepted_total{token})";
     let tokens = match (t.auth_token.is_some(), t.secondary_auth_token.is_some()) {
-        (true, false) => Some("checked with TWILIO_AUTH_TOKEN"),
-        (true, true) => Some(
-            "checked with TWILIO_AUTH_TOKEN or TWILIO_SECONDARY_AUTH_TOKEN (rotating: remove the one Twilio no longer signs with, see flexbridge_signatures_accepted_total{token})",
-        ),
-        (false, true) => Some("checked with TWILIO_SECONDARY_AUTH_TOKEN only"),
+        (true, false) => Some("checked with TWILIO_AUTH_TOKEN".to_owned()),
+        (true, true) => Some(format!(
+            "checked with TWILIO_AUTH_TOKEN or TWILIO_SECONDARY_AUTH_TOKEN{ROTATING}"
+        )),
+        (false, true) => Some("checked with TWILIO_SECONDARY_AUTH_TOKEN only".to_owned()),
         (false, false) => None,
     };
-    match (tokens, t.webhook_shared_key_secret.is_some()) {
-        (Some(tokens), false) => Ok(tokens.to_owned()),
-        (Some(tokens), true) => Ok(format!(
-            "{tokens}; SharedKey signatures with TWILIO_WEBHOOK_SHARED_KEY_SECRET"
+    // The names, and the rotation's note.
+    let shared = match (
+        t.webhook_shared_key_secret.is_some(),
+        t.secondary_shared_key_secret.is_some(),
+    ) {
+        (true, false) => Some(("TWILIO_WEBHOOK_SHARED_KEY_SECRET", "")),
+        (true, true) => Some((
+            "TWILIO_WEBHOOK_SHARED_KEY_SECRET or TWILIO_SECONDARY_SHARED_KEY_SECRET",
+            ROTATING,
         )),
-        (None, true) => Ok("checked with TWILIO_WEBHOOK_SHARED_KEY_SECRET only: a request signed with the auth token answers 500 until TWILIO_AUTH_TOKEN is set".to_owned()),
-        (None, false) => {
+        (false, true) => Some(("TWILIO_SECONDARY_SHARED_KEY_SECRET", "")),
+        (false, false) => None,
+    };
+    match (tokens, shared) {
+        (Some(tokens), None) => Ok(tokens),
+        (Some(tokens), Some((names, note))) => {
+            Ok(format!("{tokens}; SharedKey signatures with {names}{note}"))
+        }
+        (None, Some((names, note))) => Ok(format!(
+            "checked with {names} only{note}: a request signed with the auth token answers 500 until TWILIO_AUTH_TOKEN is set"
+        )),
+        (None, None) => {
             Err("FAIL CLOSED: every signed route answers 500 until TWILIO_AUTH_TOKEN is set")
         }
     }

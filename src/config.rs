@@ -70,6 +70,9 @@ pub struct TwilioSettings {
     /// `TWILIO_WEBHOOK_SHARED_KEY_SECRET`: checks the webhooks Twilio signs
     /// with a SharedKey instead of the auth token (a Webhook Rule's).
     pub webhook_shared_key_secret: Option<SecretString>,
+    /// `TWILIO_SECONDARY_SHARED_KEY_SECRET`: also accepted on those
+    /// webhooks, while the SharedKey is being rotated.
+    pub secondary_shared_key_secret: Option<SecretString>,
     /// `TWILIO_API_KEY`.
     pub api_key: Option<ApiKeySid>,
     /// `TWILIO_API_SECRET`.
@@ -404,6 +407,7 @@ impl Settings {
                 auth_token: r.secret("TWILIO_AUTH_TOKEN"),
                 secondary_auth_token: r.secret("TWILIO_SECONDARY_AUTH_TOKEN"),
                 webhook_shared_key_secret: r.secret("TWILIO_WEBHOOK_SHARED_KEY_SECRET"),
+                secondary_shared_key_secret: r.secret("TWILIO_SECONDARY_SHARED_KEY_SECRET"),
                 api_key: r.parse("TWILIO_API_KEY", |t| {
                     ApiKeySid::parse(t).map_err(|_| {
                         "expected SK followed by 32 hex digits (the value is not shown: it may be the API secret)"

@@ -122,9 +122,9 @@ pub fn signature_rejection(reason: &'static str) {
 }
 
 /// A request whose Twilio signature checked out:
-/// `flexbridge_signatures_accepted_total{token}` (`primary`, `secondary` or
-/// `shared_key`), so an operator rotating the auth token sees when the old
-/// one stops.
+/// `flexbridge_signatures_accepted_total{token}` (`primary`, `secondary`,
+/// `shared_key` or `secondary_shared_key`), so an operator rotating the auth
+/// token or the SharedKey sees when the old one stops.
 pub fn signature_accepted(token: &'static str) {
     metrics::counter!("flexbridge_signatures_accepted_total", "token" => token).increment(1);
 }

@@ -273,6 +273,7 @@ fn tool_callers(s: &Settings) -> [(&'static str, bool); 1] {
             || s.twilio.auth_token.is_some()
             || s.twilio.secondary_auth_token.is_some()
             || s.twilio.webhook_shared_key_secret.is_some()
+            || s.twilio.secondary_shared_key_secret.is_some()
             || !s.twilio.validate_signatures,
     )]
 }

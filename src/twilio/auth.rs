@@ -65,15 +65,19 @@ pub enum SignedWith {
     Secondary,
     /// `TWILIO_WEBHOOK_SHARED_KEY_SECRET`.
     SharedKey,
+    /// `TWILIO_SECONDARY_SHARED_KEY_SECRET`.
+    SecondarySharedKey,
 }
 
 impl SignedWith {
-    /// `primary`, `secondary` or `shared_key`: the log field and the metric label.
+    /// `primary`, `secondary`, `shared_key` or `secondary_shared_key`: the
+    /// log field and the metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Primary => "primary",
             Self::Secondary => "secondary",
             Self::SharedKey => "shared_key",
+            Self::SecondarySharedKey => "secondary_shared_key",
         }
     }
 }
@@ -84,14 +88,14 @@ pub enum SignaturePolicy {
     /// `TWILIO_VALIDATE_SIGNATURES=false` or `--dev`.
     Off,
     /// Checked. A request without a SharedKey settings header is checked
-    /// against the auth tokens, in order (two while one is rotated); none
-    /// set fails closed. One with the header is checked against the
-    /// SharedKey secret, keyed for each algorithm; unset fails closed.
+    /// against the auth tokens, one with the header against the SharedKey
+    /// secrets; in order (two while one is rotated), and none set fails
+    /// closed.
     Check {
         /// The auth tokens, for HMAC-SHA1.
         tokens: Vec<(SignedWith, SignatureKey)>,
-        /// The SharedKey secret, for HMAC-SHA1 and HMAC-SHA256.
-        shared_key: Option<Box<[SignatureKey; 2]>>,
+        /// The SharedKey secrets, for HMAC-SHA1 and for HMAC-SHA256.
+        shared_keys: [Vec<(SignedWith, SignatureKey)>; 2],
     },
 }
 
@@ -124,24 +128,35 @@ impl WebhookAuth {
     /// The policy the settings ask for.
     pub fn from_settings(settings: &Settings) -> Self {
         let twilio = &settings.twilio;
-        let tokens = [
-            (SignedWith::Primary, &twilio.auth_token),
-            (SignedWith::Secondary, &twilio.secondary_auth_token),
-        ]
-        .into_iter()
-        .filter_map(|(which, token)| {
-            Some((which, SignatureKey::new(token.as_ref()?.expose_secret())))
-        })
-        .collect();
-        let shared_key = twilio.webhook_shared_key_secret.as_ref().map(|secret| {
-            Box::new(
-                [Algorithm::HmacSha1, Algorithm::HmacSha256].map(|algorithm| {
-                    SignatureKey::with_algorithm(secret.expose_secret(), algorithm)
-                }),
-            )
-        });
+        let keyed = |secrets: [(SignedWith, &Option<SecretString>); 2], algorithm| {
+            secrets
+                .into_iter()
+                .filter_map(|(which, secret)| {
+                    let secret = secret.as_ref()?.expose_secret();
+                    Some((which, SignatureKey::with_algorithm(secret, algorithm)))
+                })
+                .collect::<Vec<_>>()
+        };
+        let tokens = keyed(
+            [
+                (SignedWith::Primary, &twilio.auth_token),
+                (SignedWith::Secondary, &twilio.secondary_auth_token),
+            ],
+            Algorithm::HmacSha1,
+        );
+        let shared = [
+            (SignedWith::SharedKey, &twilio.webhook_shared_key_secret),
+            (
+                SignedWith::SecondarySharedKey,
+                &twilio.secondary_shared_key_secret,
+            ),
+        ];
+        let shared_keys = [Algorithm::HmacSha1, Algorithm::HmacSha256].map(|a| keyed(shared, a));
         let policy = if twilio.validate_signatures {
-            SignaturePolicy::Check { tokens, shared_key }
+            SignaturePolicy::Check {
+                tokens,
+                shared_keys,
+            }
         } else {
             SignaturePolicy::Off
         };
@@ -176,11 +191,15 @@ impl WebhookAuth {
     /// Check the signature, and say (in the request's log line and the
     /// metrics) which secret it was made with.
     fn check_twilio(&self, req: &HttpRequest, body: SignedBody<'_>) -> Result<(), AuthError> {
-        let SignaturePolicy::Check { tokens, shared_key } = &self.policy else {
+        let SignaturePolicy::Check {
+            tokens,
+            shared_keys,
+        } = &self.policy
+        else {
             return Ok(());
         };
         // No secret at all: refused before anything else, signed or not.
-        if tokens.is_empty() && shared_key.is_none() {
+        if tokens.is_empty() && shared_keys[0].is_empty() {
             return Err(AuthError::NotConfigured);
         }
         let signature = req
@@ -189,7 +208,9 @@ impl WebhookAuth {
             .ok_or(AuthError::MissingSignature)?
             .to_str()
             .map_err(|_| AuthError::InvalidSignature)?;
-        let keys = signing_keys(req, tokens, shared_key.as_deref())?;
+        let keys = signing_keys(req, tokens, shared_keys)?
+            .iter()
+            .map(|(which, key)| (*which, key));
         let url = public_url(req, self.public_base_url.as_ref());
         // Twilio signs JSON bodies through the URL's bodySHA256; the presence
         // of the parameter decides, as in Twilio's own middleware. A raw body
@@ -253,7 +274,7 @@ impl WebhookAuth {
 }
 
 /// The keys that may have signed `req`, as twilio-node's middleware picks
-/// them: the SharedKey secret for the algorithm named when the request
+/// them: the SharedKey secrets for the algorithm named when the request
 /// carries a (non-empty) settings header, else the auth tokens.
 ///
 /// # Errors
@@ -263,32 +284,32 @@ impl WebhookAuth {
 fn signing_keys<'k>(
     req: &HttpRequest,
     tokens: &'k [(SignedWith, SignatureKey)],
-    shared_key: Option<&'k [SignatureKey; 2]>,
-) -> Result<impl Iterator<Item = (SignedWith, &'k SignatureKey)> + Clone, AuthError> {
+    shared_keys: &'k [Vec<(SignedWith, SignatureKey)>; 2],
+) -> Result<&'k [(SignedWith, SignatureKey)], AuthError> {
     let settings = req
         .headers()
         .get(SIGNATURE_SETTINGS)
         .filter(|value| !value.is_empty());
-    let (shared, tokens) = match settings {
-        None if tokens.is_empty() => return Err(AuthError::NotConfigured),
-        None => (None, tokens),
-        Some(settings) => {
-            let [sha1, sha256] = shared_key.ok_or(AuthError::SharedKeyNotConfigured)?;
-            let settings = settings.to_str().map_err(|_| AuthError::InvalidSignature)?;
-            match Algorithm::from_settings(settings) {
-                Ok(Algorithm::HmacSha1) => (Some(sha1), &[][..]),
-                Ok(Algorithm::HmacSha256) => (Some(sha256), &[][..]),
-                Err(unsupported) => {
-                    tracing::warn!("{unsupported}");
-                    return Err(AuthError::InvalidSignature);
-                }
-            }
-        }
+    let Some(settings) = settings else {
+        return if tokens.is_empty() {
+            Err(AuthError::NotConfigured)
+        } else {
+            Ok(tokens)
+        };
     };
-    let shared = shared.map(|key| (SignedWith::SharedKey, key));
-    Ok(shared
-        .into_iter()
-        .chain(tokens.iter().map(|(which, key)| (*which, key))))
+    let [sha1, sha256] = shared_keys;
+    if sha1.is_empty() {
+        return Err(AuthError::SharedKeyNotConfigured);
+    }
+    let settings = settings.to_str().map_err(|_| AuthError::InvalidSignature)?;
+    match Algorithm::from_settings(settings) {
+        Ok(Algorithm::HmacSha1) => Ok(sha1),
+        Ok(Algorithm::HmacSha256) => Ok(sha256),
+        Err(unsupported) => {
+            tracing::warn!("{unsupported}");
+            Err(AuthError::InvalidSignature)
+        }
+    }
 }
 
 /// The tool key a request presents, if any.

@@ -136,6 +136,28 @@ fn check_config_masks_the_shared_key_secret_and_says_what_it_checks() {
             "X-Twilio-Signature                  checked with TWILIO_WEBHOOK_SHARED_KEY_SECRET only: a request signed with the auth token answers 500 until TWILIO_AUTH_TOKEN is set\n",
         ],
     );
+    // While the SharedKey is rotated both secrets are masked, and the
+    // report says both are accepted, also when they are the only ones.
+    let (code, rotating) = check_config(
+        &[],
+        &[
+            ("TWILIO_AUTH_TOKEN", ""),
+            ("TWILIO_WEBHOOK_SHARED_KEY_SECRET", "shared-key-secret-89ab"),
+            (
+                "TWILIO_SECONDARY_SHARED_KEY_SECRET",
+                "next-shared-secret-cdef",
+            ),
+        ],
+    );
+    assert_eq!(code, 0, "{rotating}");
+    assert!(!rotating.contains("next-shared-secret-cdef"), "{rotating}");
+    assert_lines(
+        &rotating,
+        &[
+            "TWILIO_SECONDARY_SHARED_KEY_SECRET  set (hidden)",
+            "X-Twilio-Signature                  checked with TWILIO_WEBHOOK_SHARED_KEY_SECRET or TWILIO_SECONDARY_SHARED_KEY_SECRET only (rotating: remove the one Twilio no longer signs with, see flexbridge_signatures_accepted_total{token}): a request signed with the auth token answers 500 until TWILIO_AUTH_TOKEN is set\n",
+        ],
+    );
     // The tools can tell their caller: a SharedKey signature will do.
     let tools = alone
         .lines()

@@ -401,15 +401,92 @@ async fn either_auth_token_is_accepted_while_the_token_is_rotated() {
 
         assert_eq!(response.status().as_u16(), status, "{token}");
     }
+    assert_counted_secretly(&app, &["primary", "secondary"], &[OLD_TOKEN, NEW_TOKEN]).await;
+}
+
+/// Each of `labels` counted at least once in
+/// `flexbridge_signatures_accepted_total{token}`, and none of `secrets` shown.
+async fn assert_counted_secretly(app: &TestApp, labels: &[&str], secrets: &[&str]) {
     let metrics = app.metrics_text().await;
-    for token in ["primary", "secondary"] {
-        let series = format!(r#"flexbridge_signatures_accepted_total{{token="{token}"}} "#);
+    for label in labels {
+        let series = format!(r#"flexbridge_signatures_accepted_total{{token="{label}"}} "#);
         assert!(
             crate::metrics::value(&metrics, &series).is_some_and(|n| n >= 1.0),
-            "{metrics}"
+            "{label}: {metrics}"
         );
     }
-    assert!(!metrics.contains(OLD_TOKEN) && !metrics.contains(NEW_TOKEN));
+    assert!(secrets.iter().all(|secret| !metrics.contains(secret)));
+}
+
+const OLD_SHARED_KEY: &str = "old-shared-key-secret-0123456789";
+const NEW_SHARED_KEY: &str = "new-shared-key-secret-9876543210";
+
+/// While a SharedKey is rotated (the Webhook Rule moved, or its traffic
+/// split, from the old key's Setting to the new one's), a request signed
+/// with either secret is answered, with either algorithm, and the metrics
+/// say which secret each was signed with. The settings header alone picks
+/// the secrets: a SharedKey signature without it is not an auth token's.
+#[tokio::test]
+async fn either_shared_key_is_accepted_while_the_shared_key_is_rotated() {
+    let app = spawn_app(&[
+        ("SIP_URI_HOST", "sip.example.com"),
+        ("TWILIO_AUTH_TOKEN", OLD_TOKEN),
+        ("TWILIO_WEBHOOK_SHARED_KEY_SECRET", OLD_SHARED_KEY),
+        ("TWILIO_SECONDARY_SHARED_KEY_SECRET", NEW_SHARED_KEY),
+    ])
+    .await;
+    let url = app.public_url("/receive-call");
+    let cases = [
+        (
+            OLD_SHARED_KEY,
+            "HMAC_SHA256",
+            Some("webhooks_sharedkey_old"),
+            200,
+        ),
+        (
+            NEW_SHARED_KEY,
+            "HMAC_SHA256",
+            Some("webhooks_sharedkey_new"),
+            200,
+        ),
+        (
+            NEW_SHARED_KEY,
+            "HMAC_SHA1",
+            Some("webhooks_sharedkey_new"),
+            200,
+        ),
+        (
+            "a-third-secret",
+            "HMAC_SHA256",
+            Some("webhooks_sharedkey_3"),
+            403,
+        ),
+        (NEW_SHARED_KEY, "HMAC_SHA1", None, 403),
+    ];
+    for (secret, algorithm, key_id, status) in cases {
+        let hash = Algorithm::from_settings(&format!("algorithm={algorithm}")).unwrap();
+        let signature = SignatureKey::with_algorithm(secret, hash).sign(&url, &pairs(&[CALLED]));
+        let settings = key_id.map(|id| format!("key={id},algorithm={algorithm}"));
+        let request = app
+            .client
+            .post(app.url("/receive-call"))
+            .header("X-Twilio-Signature", signature)
+            .form(&[CALLED]);
+        let request = with_header(
+            request,
+            "X-Twilio-Webhooks-Signature-Settings",
+            settings.as_deref(),
+        );
+
+        let (got, body) = status_and_body(request.send().await.unwrap()).await;
+        assert_eq!(got, status, "{algorithm} {key_id:?}: {body}");
+    }
+    assert_counted_secretly(
+        &app,
+        &["shared_key", "secondary_shared_key"],
+        &[OLD_SHARED_KEY, NEW_SHARED_KEY],
+    )
+    .await;
 }
 
 /// The secondary token alone (the primary not set yet) is enough.

@@ -268,12 +268,22 @@ fn shared_key_signatures_and_verdicts_match_twilio_node() {
 /// A voice route answers what twilio-node's `webhook()` middleware answers,
 /// configured with the same auth token and SharedKey secret: 200 (the route
 /// runs), 400 without a signature, 403 for a wrong one or an unknown
-/// algorithm, 500 when the secret the request needs is not set.
+/// algorithm, 500 when the secret the request needs is not set. The same
+/// holds with that secret as `TWILIO_SECONDARY_SHARED_KEY_SECRET`, beside
+/// another key's (a rotation).
 #[tokio::test]
 async fn voice_routes_answer_shared_key_webhooks_as_twilio_node_does() {
     let fixture = shared_key_fixture();
     assert!(fixture.middleware_cases.len() >= 10);
-    for case in &fixture.middleware_cases {
+    let slots = fixture.middleware_cases.iter().flat_map(|case| {
+        let secret = case.shared_key_secret.as_deref();
+        let other = secret.map_or("", |_| "another-shared-key-secret");
+        [
+            (case, secret.unwrap_or(""), ""),
+            (case, other, secret.unwrap_or("")),
+        ]
+    });
+    for (case, shared_key, secondary) in slots {
         let url = url::Url::parse(&case.url).unwrap();
         let origin = url.origin().ascii_serialization();
         let app = crate::helpers::spawn_app(&[
@@ -283,10 +293,8 @@ async fn voice_routes_answer_shared_key_webhooks_as_twilio_node_does() {
                 "TWILIO_AUTH_TOKEN",
                 case.auth_token.as_deref().unwrap_or(""),
             ),
-            (
-                "TWILIO_WEBHOOK_SHARED_KEY_SECRET",
-                case.shared_key_secret.as_deref().unwrap_or(""),
-            ),
+            ("TWILIO_WEBHOOK_SHARED_KEY_SECRET", shared_key),
+            ("TWILIO_SECONDARY_SHARED_KEY_SECRET", secondary),
         ])
         .await;
         let mut request = app.client.post(app.url(url.path())).form(&case.params);
@@ -297,15 +305,20 @@ async fn voice_routes_answer_shared_key_webhooks_as_twilio_node_does() {
 
         let status = response.status().as_u16();
         let body = response.text().await.unwrap();
-        assert_eq!(status, case.status, "{}: {body}", case.name);
+        let slot = if secondary.is_empty() {
+            ""
+        } else {
+            " (secondary)"
+        };
+        let name = format!("{}{slot}", case.name);
+        assert_eq!(status, case.status, "{name}: {body}");
         match status {
-            200 => assert!(body.contains("<Dial"), "{}: {body}", case.name),
+            200 => assert!(body.contains("<Dial"), "{name}: {body}"),
             500 if case.shared_key_secret.is_none() => assert_eq!(
                 body,
                 "this request is signed with a webhook SharedKey \
                  (X-Twilio-Webhooks-Signature-Settings): set TWILIO_WEBHOOK_SHARED_KEY_SECRET\n",
-                "{}",
-                case.name
+                "{name}"
             ),
             _ => {}
         }
