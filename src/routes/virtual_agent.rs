@@ -4,7 +4,8 @@
 //! `/connect` connects the call to the agent's one-click integration; when
 //! the session ends Twilio requests `/complete` (the `<Connect action>`)
 //! with `VirtualAgentStatus` (`completed`, `live-agent-handoff`, `hangup`,
-//! `failed`), `VirtualAgentProviderData` (JSON: `ConversationId`,
+//! `failed`; with session resumption also `paused` and `timeout`),
+//! `VirtualAgentProviderData` (JSON: `ConversationId`,
 //! `EndUserId` and, on a handoff, the agent's `AgentHandoffParameters`) and,
 //! on a failure, `VirtualAgentErrorCode`, `VirtualAgentError` and maybe
 //! `VirtualAgentProviderError`
@@ -48,8 +49,9 @@ fn connect_to_agent(
     ))
 }
 
-/// Act on how the session ended: a live-agent handoff or a failure goes to
-/// Flex, a completed session (or a caller who hung up) ends the call.
+/// Act on how the session ended: a live-agent handoff goes to Flex, and so
+/// does any other unfinished session (as a failure); a completed session
+/// (or a caller who hung up) ends the call.
 pub async fn complete(settings: web::Data<Settings>, request: TwilioRequest) -> VoiceAnswer {
     voice::counted(Vendor::DialogflowCx, act_on_session(&settings, &request))
 }
@@ -72,7 +74,12 @@ pub fn act_on_session(
         .and_then(|d| d.get("ConversationId"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let failed = status.eq_ignore_ascii_case("failed") || text("VirtualAgentErrorCode").is_some();
+    // Only `completed` (or no status) says the agent finished. Any other
+    // status with the caller on the line (`failed`; `paused` and `timeout`,
+    // which came with Twilio's session resumption and only a Studio flow can
+    // resume; one added later) must not end the call: a person takes over.
+    let finished = status.is_empty() || status.eq_ignore_ascii_case("completed");
+    let failed = !finished || text("VirtualAgentErrorCode").is_some();
     let end = if status.eq_ignore_ascii_case("hangup") {
         SessionEnd::Over("caller_hung_up")
     } else if status.eq_ignore_ascii_case("live-agent-handoff") {

@@ -147,6 +147,31 @@ fn endings() -> Vec<Ending> {
             outcome: "ai_session_failed",
         },
         Ending {
+            name: "virtual agent: paused, which only a Studio flow can resume",
+            path: AGENT_COMPLETE,
+            params: on_the_line(&[
+                ("VirtualAgentStatus", "paused"),
+                ("VirtualAgentProviderData", r#"{"ConversationId":"c-2"}"#),
+            ]),
+            handoff: Some(json!({
+                "vendor": "dialogflow_cx", "reason": "ai_session_failed", "session_id": "c-2",
+                "context": {"virtual_agent_status": "paused", "error_code": null,
+                            "error_message": null, "provider_error": null},
+            })),
+            outcome: "ai_session_failed",
+        },
+        Ending {
+            name: "virtual agent: timed out, or a status Twilio adds later",
+            path: AGENT_COMPLETE,
+            params: on_the_line(&[("VirtualAgentStatus", "timeout")]),
+            handoff: Some(json!({
+                "vendor": "dialogflow_cx", "reason": "ai_session_failed",
+                "context": {"virtual_agent_status": "timeout", "error_code": null,
+                            "error_message": null, "provider_error": null},
+            })),
+            outcome: "ai_session_failed",
+        },
+        Ending {
             name: "virtual agent: completed",
             path: AGENT_COMPLETE,
             params: on_the_line(&[("VirtualAgentStatus", "completed")]),
