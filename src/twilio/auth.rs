@@ -199,7 +199,7 @@ impl WebhookAuth {
             return Ok(());
         };
         // No secret at all: refused before anything else, signed or not.
-        if tokens.is_empty() && shared_keys[0].is_empty() {
+        if tokens.is_empty() && shared_keys.iter().all(Vec::is_empty) {
             return Err(AuthError::NotConfigured);
         }
         let signature = req
