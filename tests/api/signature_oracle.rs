@@ -277,11 +277,9 @@ async fn voice_routes_answer_shared_key_webhooks_as_twilio_node_does() {
     assert!(fixture.middleware_cases.len() >= 10);
     let slots = fixture.middleware_cases.iter().flat_map(|case| {
         let secret = case.shared_key_secret.as_deref();
-        let other = secret.map_or("", |_| "another-shared-key-secret");
-        [
-            (case, secret.unwrap_or(""), ""),
-            (case, other, secret.unwrap_or("")),
-        ]
+        // The rotation run exists only for a case that has a secret.
+        let rotated = secret.map(|secret| (case, "another-shared-key-secret", secret));
+        std::iter::once((case, secret.unwrap_or(""), "")).chain(rotated)
     });
     for (case, shared_key, secondary) in slots {
         let url = url::Url::parse(&case.url).unwrap();
