@@ -280,6 +280,38 @@ mod tests {
         }
     }
 
+    /// The signature line names the secrets that are set, pair by pair:
+    /// one alone, or both with the rotation's note.
+    #[test]
+    fn the_signature_line_names_each_pair_of_secrets_that_is_set() {
+        const ROTATING: &str = " (rotating: remove the one Twilio no longer signs with, see flexbridge_signatures_accepted_total{token})";
+        let cases = [
+            (["TWILIO_SECONDARY_AUTH_TOKEN"].as_slice(), "checked with TWILIO_SECONDARY_AUTH_TOKEN only".to_owned()),
+            (
+                &["TWILIO_SECONDARY_AUTH_TOKEN", "TWILIO_SECONDARY_SHARED_KEY_SECRET"],
+                "checked with TWILIO_SECONDARY_AUTH_TOKEN only; SharedKey signatures with TWILIO_SECONDARY_SHARED_KEY_SECRET".to_owned(),
+            ),
+            (
+                &["TWILIO_AUTH_TOKEN", "TWILIO_WEBHOOK_SHARED_KEY_SECRET", "TWILIO_SECONDARY_SHARED_KEY_SECRET"],
+                format!("checked with TWILIO_AUTH_TOKEN; SharedKey signatures with TWILIO_WEBHOOK_SHARED_KEY_SECRET or TWILIO_SECONDARY_SHARED_KEY_SECRET{ROTATING}"),
+            ),
+            (
+                &["TWILIO_AUTH_TOKEN", "TWILIO_SECONDARY_AUTH_TOKEN", "TWILIO_WEBHOOK_SHARED_KEY_SECRET"],
+                format!("checked with TWILIO_AUTH_TOKEN or TWILIO_SECONDARY_AUTH_TOKEN{ROTATING}; SharedKey signatures with TWILIO_WEBHOOK_SHARED_KEY_SECRET"),
+            ),
+            (
+                &["TWILIO_SECONDARY_SHARED_KEY_SECRET"],
+                "checked with TWILIO_SECONDARY_SHARED_KEY_SECRET only: a request signed with the auth token answers 500 until TWILIO_AUTH_TOKEN is set".to_owned(),
+            ),
+        ];
+        for (set, expected) in cases {
+            let lookup = |name: &str| set.contains(&name).then(|| "a-secret".to_owned());
+            let (settings, _) = Settings::load(&lookup, false);
+
+            assert_eq!(signature_status(&settings), Ok(expected), "{set:?}");
+        }
+    }
+
     /// Every value starts in the same column, whichever name is longest.
     #[test]
     fn every_value_in_the_report_starts_in_one_column() {
