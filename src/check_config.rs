@@ -7,6 +7,8 @@ use secrecy::SecretString;
 use crate::config::{ConfigProblem, Settings};
 use crate::domain::HandoverStoreSetting;
 use crate::routes::ROUTES;
+use crate::twilio::client::{ClientError, TwilioClient};
+use crate::upstream::Upstream;
 
 /// Width of the report's first column: the longest variable name,
 /// `CONVERSATION_RELAY_WELCOME_GREETING`, so every value lines up.
@@ -66,6 +68,10 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
         (
             "CONVERSATIONS_API_BASE_URL",
             value(t.conversations_api_base_url.as_ref()),
+        ),
+        (
+            "TASKROUTER_API_BASE_URL",
+            value(t.taskrouter_api_base_url.as_ref()),
         ),
         ("SIP_URI_HOST", opt(&voice.sip_uri_host, "unset")),
         ("SIP_SECURE", value(voice.sip_secure)),
@@ -227,31 +233,99 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
     out
 }
 
-/// How long `check-config --connect` waits for the handover store.
+/// How long `check-config --connect` waits for each thing it reaches.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The `--connect` part of the report: reach the handover store and say
-/// whether it answered. `Err` carries the report when it did not.
+/// The `--connect` part of the report: reach the handover store, and ask
+/// TaskRouter whether `FLEX_WORKFLOW_SID` is a workflow of the workspace.
+/// `Err` carries the report when either failed.
 ///
 /// # Errors
-/// When the store cannot be reached (the text says why, passwords masked).
+/// When the store cannot be reached or the workflow is not confirmed (the
+/// text says why, secrets masked).
 pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<String, String> {
-    let report =
-        |text: String| format!("connections\n  {:<NAME_WIDTH$} {text}\n", "HANDOVER_STORE");
+    let lines = [
+        ("HANDOVER_STORE", reach_store(settings, problems).await),
+        (
+            "FLEX_WORKFLOW_SID",
+            reach_workflow(settings, problems).await,
+        ),
+    ];
+    let mut out = String::from("connections\n");
+    for (name, (text, _)) in &lines {
+        let _ = writeln!(out, "  {name:<NAME_WIDTH$} {text}");
+    }
+    let errors: Vec<_> = lines.iter().filter_map(|(_, (_, error))| *error).collect();
+    for error in &errors {
+        let _ = writeln!(out, "error: {error}");
+    }
+    if errors.is_empty() { Ok(out) } else { Err(out) }
+}
+
+/// A `--connect` line, and the error line when what it reached failed.
+type Reached = (String, Option<&'static str>);
+
+async fn reach_store(settings: &Settings, problems: &[ConfigProblem]) -> Reached {
     if problems.iter().any(|p| p.variable == "HANDOVER_STORE") {
-        return Err(report("not reached: the value is malformed".to_owned()));
+        return ("not reached: the value is malformed".to_owned(), None);
     }
     let HandoverStoreSetting::Redis(url) = &settings.tools.handover_store else {
-        return Ok(report("in-process store: nothing to reach".to_owned()));
+        return ("in-process store: nothing to reach".to_owned(), None);
     };
     match crate::handover::ping(url, CONNECT_TIMEOUT).await {
-        Ok(elapsed) => Ok(report(format!(
-            "reachable: {} answered PING in {:.1} ms",
-            url.masked(),
-            elapsed.as_secs_f64() * 1000.0
-        ))),
-        Err(e) => Err(report(format!("UNREACHABLE: {}: {}", url.masked(), e.0))
-            + "error: the handover store cannot be reached (flexbridge would run, remembering handovers per instance)\n"),
+        Ok(elapsed) => {
+            let ms = elapsed.as_secs_f64() * 1000.0;
+            let text = format!("reachable: {} answered PING in {ms:.1} ms", url.masked());
+            (text, None)
+        }
+        Err(e) => (
+            format!("UNREACHABLE: {}: {}", url.masked(), e.0),
+            Some(
+                "the handover store cannot be reached (flexbridge would run, remembering handovers per instance)",
+            ),
+        ),
+    }
+}
+
+/// The workflow's line: only TaskRouter can tell that a well-formed SID is
+/// not a workflow of the workspace, and a call enqueued into it never
+/// reaches an agent.
+async fn reach_workflow(settings: &Settings, problems: &[ConfigProblem]) -> Reached {
+    const NEEDED: [&str; 3] = [
+        "FLEX_WORKSPACE_SID",
+        "FLEX_WORKFLOW_SID",
+        "TASKROUTER_API_BASE_URL",
+    ];
+    const UNCONFIRMED: Option<&str> = Some("TaskRouter did not confirm FLEX_WORKFLOW_SID");
+    let skip = |why: &str| (format!("not checked: {why}"), None);
+    let flex = &settings.flex;
+    if problems.iter().any(|p| NEEDED.contains(&p.variable)) {
+        return skip("a value it needs is malformed");
+    }
+    let (Some(workspace), Some(workflow)) = (&flex.workspace_sid, &flex.workflow_sid) else {
+        return skip(match flex.workflow_sid {
+            Some(_) => "set FLEX_WORKSPACE_SID to check it",
+            None => "unset",
+        });
+    };
+    if settings.dev {
+        return skip("--dev");
+    }
+    let upstream = match Upstream::new(CONNECT_TIMEOUT, 1) {
+        Ok(upstream) => upstream,
+        Err(e) => return (format!("NOT CHECKED: {e}"), UNCONFIRMED),
+    };
+    let client = TwilioClient::new(settings, upstream);
+    match client.workflow_name(workspace, workflow).await {
+        Ok(name) => (format!("found: \"{name}\" in {workspace}"), None),
+        Err(ClientError::NotConfigured(variable)) => skip(&format!("set {variable} to check it")),
+        Err(e @ ClientError::Refused { status: 404, .. }) => (
+            format!("NOT FOUND in {workspace}: {e}"),
+            Some(
+                "FLEX_WORKFLOW_SID is not a workflow of FLEX_WORKSPACE_SID: a call enqueued into it ends without reaching an agent",
+            ),
+        ),
+        Err(e) => (format!("NOT CHECKED: {e}"), UNCONFIRMED),
     }
 }
 

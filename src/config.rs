@@ -85,6 +85,8 @@ pub struct TwilioSettings {
     pub flex_api_base_url: ApiBaseUrl,
     /// `CONVERSATIONS_API_BASE_URL`.
     pub conversations_api_base_url: ApiBaseUrl,
+    /// `TASKROUTER_API_BASE_URL` (`check-config --connect`).
+    pub taskrouter_api_base_url: ApiBaseUrl,
 }
 
 /// The watsonx voice path (`/receive-call`, `/refer-handler`) and the voice fallback.
@@ -424,6 +426,9 @@ impl Settings {
                 conversations_api_base_url: r
                     .parse("CONVERSATIONS_API_BASE_URL", ApiBaseUrl::parse)
                     .unwrap_or_else(|| ApiBaseUrl::from_static("https://conversations.twilio.com")),
+                taskrouter_api_base_url: r
+                    .parse("TASKROUTER_API_BASE_URL", ApiBaseUrl::parse)
+                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://taskrouter.twilio.com")),
             },
             voice: VoiceSettings {
                 sip_uri_host: r.parse("SIP_URI_HOST", SipHost::parse),

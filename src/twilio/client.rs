@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::config::{Settings, TwilioSettings};
 use crate::domain::{
-    AccountSid, ApiBaseUrl, CallSid, ConversationServiceSid, ConversationSid, FlowSid,
+    AccountSid, ApiBaseUrl, CallSid, ConversationServiceSid, ConversationSid, FlowSid, WorkflowSid,
+    WorkspaceSid,
 };
 use crate::upstream::{Answer, Upstream, UpstreamError};
 
@@ -134,6 +135,7 @@ pub struct TwilioClient {
     api_base: ApiBaseUrl,
     flex_base: ApiBaseUrl,
     conversations_base: ApiBaseUrl,
+    taskrouter_base: ApiBaseUrl,
     account_sid: Option<AccountSid>,
     credentials: Result<Credentials, &'static str>,
     dry_run: bool,
@@ -142,6 +144,11 @@ pub struct TwilioClient {
 #[derive(Deserialize)]
 struct WithSid {
     sid: String,
+}
+
+#[derive(Deserialize)]
+struct Workflow {
+    friendly_name: String,
 }
 
 /// `POST /v1/Interactions` form.
@@ -178,6 +185,7 @@ impl TwilioClient {
             api_base: t.api_base_url.clone(),
             flex_base: t.flex_api_base_url.clone(),
             conversations_base: t.conversations_api_base_url.clone(),
+            taskrouter_base: t.taskrouter_api_base_url.clone(),
             account_sid: t.account_sid.clone(),
             credentials,
             dry_run: settings.dev,
@@ -241,6 +249,24 @@ impl TwilioClient {
         .await
     }
 
+    /// The friendly name of TaskRouter's workflow `workflow` in `workspace`
+    /// (`GET /v1/Workspaces/{WS}/Workflows/{WW}`).
+    ///
+    /// # Errors
+    /// [`ClientError`] when credentials are missing or Twilio fails (404:
+    /// no such workflow in that workspace).
+    pub async fn workflow_name(
+        &self,
+        workspace: &WorkspaceSid,
+        workflow: &WorkflowSid,
+    ) -> Result<String, ClientError> {
+        let url = self
+            .taskrouter_base
+            .join(&format!("/v1/Workspaces/{workspace}/Workflows/{workflow}"));
+        let request = || self.upstream.http().get(&url);
+        decode(&self.send(request).await?).map(|w: Workflow| w.friendly_name)
+    }
+
     async fn post(&self, url: String, form: &impl Serialize) -> Result<Sent, ClientError> {
         let body = serde_urlencoded::to_string(form)?;
         if self.dry_run {
@@ -254,31 +280,39 @@ impl TwilioClient {
                 form,
             }));
         }
+        let request = || {
+            self.upstream
+                .http()
+                .post(&url)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body.clone())
+        };
+        decode(&self.send(request).await?).map(|r: WithSid| Sent::Done(r.sid))
+    }
+
+    /// Send what `request` builds with the credentials, asking for JSON.
+    async fn send(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Answer, ClientError> {
         let credentials = self
             .credentials
             .as_ref()
             .map_err(|variable| ClientError::NotConfigured(variable))?;
-        let answer = self
-            .upstream
-            .send(UPSTREAM, || {
-                self.upstream
-                    .http()
-                    .post(&url)
-                    .basic_auth(&credentials.user, Some(credentials.secret.expose_secret()))
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .header(reqwest::header::ACCEPT, "application/json")
-                    .body(body.clone())
-            })
-            .await?;
-        decode_sid(&answer)
+        let answer = self.upstream.send(UPSTREAM, || {
+            request()
+                .basic_auth(&credentials.user, Some(credentials.secret.expose_secret()))
+                .header(reqwest::header::ACCEPT, "application/json")
+        });
+        Ok(answer.await?)
     }
 }
 
-/// The `sid` of a success answer, or the typed refusal.
-fn decode_sid(answer: &Answer) -> Result<Sent, ClientError> {
+/// The document of a success answer, or the typed refusal.
+fn decode<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, ClientError> {
     let status = answer.status.as_u16();
     if !answer.status.is_success() {
         return Err(ClientError::Refused {
@@ -287,9 +321,7 @@ fn decode_sid(answer: &Answer) -> Result<Sent, ClientError> {
             attempts: answer.attempts,
         });
     }
-    serde_json::from_slice::<WithSid>(&answer.body)
-        .map(|r| Sent::Done(r.sid))
-        .map_err(|_| ClientError::Decode { status })
+    serde_json::from_slice(&answer.body).map_err(|_| ClientError::Decode { status })
 }
 
 #[cfg(test)]

@@ -394,3 +394,146 @@ fn the_readme_documents_every_setting_check_config_reports() {
     assert!(reported.len() >= 38, "{out}");
     assert_readme_lists(&documented, &reported);
 }
+
+/// `check-config --connect` asks TaskRouter for `FLEX_WORKFLOW_SID` in
+/// `FLEX_WORKSPACE_SID`, with the REST credentials: 0 when it is there; 1,
+/// with Twilio's reason, when it is not (a call enqueued into it would end)
+/// or the credentials are refused. Without what it needs it says so and
+/// does not fail.
+#[tokio::test]
+async fn check_config_connect_asks_taskrouter_whether_the_workflow_is_the_workspaces() {
+    use base64::Engine as _;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const WS: &str = "WS0123456789abcdef0123456789abcdef";
+    const WW: &str = "WW0123456789abcdef0123456789abcdef";
+    const KEY: &str = "SK0123456789abcdef0123456789abcdef";
+    const SECRET: &str = "api-secret-kept-out-7";
+    let taskrouter = MockServer::start().await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:{SECRET}"))
+    );
+    let run = |args: &'static [&'static str], env: Vec<(&'static str, String)>| {
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            check_config(args, &env)
+        })
+    };
+    let env = |workspace: &str, credentials: bool| {
+        let mut env = vec![
+            ("TASKROUTER_API_BASE_URL", taskrouter.uri()),
+            ("FLEX_WORKSPACE_SID", workspace.to_owned()),
+            ("FLEX_WORKFLOW_SID", WW.to_owned()),
+        ];
+        if credentials {
+            env.extend([
+                ("TWILIO_API_KEY", KEY.into()),
+                ("TWILIO_API_SECRET", SECRET.into()),
+            ]);
+        }
+        env
+    };
+    let line = |text: &str| format!("\n  FLEX_WORKFLOW_SID                   {text}\n");
+
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/Workspaces/{WS}/Workflows/{WW}")))
+        .and(header("authorization", basic.as_str()))
+        .and(header("accept", "application/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "sid": WW, "workspace_sid": WS, "friendly_name": "Assign to Anyone",
+        })))
+        .expect(1)
+        .mount(&taskrouter)
+        .await;
+    let (code, out) = run(&["--connect"], env(WS, true)).await.unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&line(&format!("found: \"Assign to Anyone\" in {WS}"))),
+        "{out}"
+    );
+    assert!(!out.contains(SECRET), "{out}");
+    taskrouter.verify().await;
+    taskrouter.reset().await;
+
+    // Another workspace's workflow, or a deleted one: Twilio's 404.
+    let other = "WSfedcba9876543210fedcba9876543210";
+    let not_found =
+        format!("The requested resource /Workspaces/{other}/Workflows/{WW} was not found");
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/Workspaces/{other}/Workflows/{WW}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({
+            "code": 20404, "message": not_found, "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404,
+        })))
+        .mount(&taskrouter)
+        .await;
+    let (code, out) = run(&["--connect"], env(other, true)).await.unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&line(&format!(
+            "NOT FOUND in {other}: Twilio answered 404 (error 20404: {not_found})"
+        ))),
+        "{out}"
+    );
+    assert!(out.ends_with("error: FLEX_WORKFLOW_SID is not a workflow of FLEX_WORKSPACE_SID: a call enqueued into it ends without reaching an agent\n"), "{out}");
+    taskrouter.reset().await;
+
+    // Credentials Twilio refuses.
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401,
+        })))
+        .mount(&taskrouter)
+        .await;
+    let (code, out) = run(&["--connect"], env(WS, true)).await.unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&line(
+            "NOT CHECKED: Twilio answered 401 (error 20003: Authenticate)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("error: TaskRouter did not confirm FLEX_WORKFLOW_SID\n"),
+        "{out}"
+    );
+    assert!(!out.contains(SECRET), "{out}");
+    taskrouter.reset().await;
+
+    // Nothing is asked without a workspace, credentials or real SIDs.
+    let dev = vec![("TASKROUTER_API_BASE_URL", taskrouter.uri())];
+    let cases: [(&'static [&'static str], _, _); 3] = [
+        (
+            &["--connect"],
+            env("", true),
+            "not checked: set FLEX_WORKSPACE_SID to check it",
+        ),
+        (
+            &["--connect"],
+            env(WS, false),
+            "not checked: set TWILIO_ACCOUNT_SID to check it",
+        ),
+        (&["--dev", "--connect"], dev, "not checked: --dev"),
+    ];
+    for (args, env, text) in cases {
+        let (code, out) = run(args, env).await.unwrap();
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&line(text)), "{out}");
+    }
+    // A malformed SID is the report's error, not a question for TaskRouter.
+    let (code, out) = run(&["--connect"], env("WS-typo", true)).await.unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&line("not checked: a value it needs is malformed")),
+        "{out}"
+    );
+    assert_eq!(
+        taskrouter
+            .received_requests()
+            .await
+            .expect("wiremock records requests")
+            .len(),
+        0
+    );
+}
