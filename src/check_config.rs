@@ -73,6 +73,7 @@ fn variables(s: &Settings) -> Vec<(&'static str, Shown)> {
             "TASKROUTER_API_BASE_URL",
             value(t.taskrouter_api_base_url.as_ref()),
         ),
+        ("STUDIO_API_BASE_URL", value(t.studio_api_base_url.as_ref())),
         ("SIP_URI_HOST", opt(&voice.sip_uri_host, "unset")),
         ("SIP_SECURE", value(voice.sip_secure)),
         (
@@ -237,12 +238,12 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The `--connect` part of the report: reach the handover store, and ask
-/// TaskRouter whether `FLEX_WORKFLOW_SID` is a workflow of the workspace.
-/// `Err` carries the report when either failed.
+/// Twilio whether the workflow and the Studio flow flexbridge sends calls to
+/// exist. `Err` carries the report when any of them failed.
 ///
 /// # Errors
-/// When the store cannot be reached or the workflow is not confirmed (the
-/// text says why, secrets masked).
+/// When the store cannot be reached or Twilio does not confirm a resource
+/// (the text says why, secrets masked).
 pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<String, String> {
     let lines = [
         ("HANDOVER_STORE", reach_store(settings, problems).await),
@@ -250,19 +251,23 @@ pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<St
             "FLEX_WORKFLOW_SID",
             reach_workflow(settings, problems).await,
         ),
+        ("STUDIO_WEBHOOK_URL", reach_flow(settings, problems).await),
     ];
     let mut out = String::from("connections\n");
     for (name, (text, _)) in &lines {
         let _ = writeln!(out, "  {name:<NAME_WIDTH$} {text}");
     }
-    let errors: Vec<_> = lines.iter().filter_map(|(_, (_, error))| *error).collect();
-    for error in &errors {
-        let _ = writeln!(out, "error: {error}");
+    let mut failed = false;
+    for (name, (_, error)) in &lines {
+        if let Some(error) = error {
+            let _ = writeln!(out, "error: {name}: {error}");
+            failed = true;
+        }
     }
-    if errors.is_empty() { Ok(out) } else { Err(out) }
+    if failed { Err(out) } else { Ok(out) }
 }
 
-/// A `--connect` line, and the error line when what it reached failed.
+/// A `--connect` line, and what its error line says when it failed.
 type Reached = (String, Option<&'static str>);
 
 async fn reach_store(settings: &Settings, problems: &[ConfigProblem]) -> Reached {
@@ -280,51 +285,75 @@ async fn reach_store(settings: &Settings, problems: &[ConfigProblem]) -> Reached
         }
         Err(e) => (
             format!("UNREACHABLE: {}: {}", url.masked(), e.0),
-            Some(
-                "the handover store cannot be reached (flexbridge would run, remembering handovers per instance)",
-            ),
+            Some("cannot be reached (flexbridge would run, remembering handovers per instance)"),
         ),
     }
 }
 
-/// The workflow's line: only TaskRouter can tell that a well-formed SID is
-/// not a workflow of the workspace, and a call enqueued into it never
-/// reaches an agent.
+/// Only TaskRouter can tell that a well-formed SID is not a workflow of the
+/// workspace, and a call enqueued into it never reaches an agent.
 async fn reach_workflow(settings: &Settings, problems: &[ConfigProblem]) -> Reached {
-    const NEEDED: [&str; 3] = [
+    let (base, flex) = (&settings.twilio.taskrouter_api_base_url, &settings.flex);
+    let url = match (&flex.workspace_sid, &flex.workflow_sid) {
+        (Some(ws), Some(ww)) => Ok(base.join(&format!("/v1/Workspaces/{ws}/Workflows/{ww}"))),
+        (None, Some(_)) => Err("set FLEX_WORKSPACE_SID to check it"),
+        (_, None) => Err("unset"),
+    };
+    let needed = &[
         "FLEX_WORKSPACE_SID",
         "FLEX_WORKFLOW_SID",
         "TASKROUTER_API_BASE_URL",
     ];
-    const UNCONFIRMED: Option<&str> = Some("TaskRouter did not confirm FLEX_WORKFLOW_SID");
+    let gone = "not a workflow of FLEX_WORKSPACE_SID: a call enqueued into it ends without reaching an agent";
+    look_up(settings, problems, needed, url, gone).await
+}
+
+/// A Studio webhook URL of no flow of this account ends every call sent
+/// back to Studio: the watsonx transfers and every voice fallback.
+async fn reach_flow(settings: &Settings, problems: &[ConfigProblem]) -> Reached {
+    let base = &settings.twilio.studio_api_base_url;
+    let url = match &settings.voice.studio_webhook_url {
+        Some(webhook) => webhook
+            .flow_sid()
+            .map(|flow| base.join(&format!("/v2/Flows/{flow}")))
+            .ok_or("not a Trigger webhook URL of Twilio's US1 region (https://webhooks.twilio.com/…/Flows/FW…)"),
+        None => Err("unset"),
+    };
+    let needed = &["STUDIO_WEBHOOK_URL", "STUDIO_API_BASE_URL"];
+    let gone = "not a Studio flow of this account: a call sent back to Studio ends there";
+    look_up(settings, problems, needed, url, gone).await
+}
+
+/// Ask Twilio for the resource at `url` (built from the `needed`
+/// variables) with the REST credentials: found, Twilio's 404 (`gone` says
+/// what that means for callers), or why it was not checked.
+async fn look_up(
+    settings: &Settings,
+    problems: &[ConfigProblem],
+    needed: &[&str],
+    url: Result<String, &str>,
+    gone: &'static str,
+) -> Reached {
+    const UNCONFIRMED: Option<&str> = Some("Twilio did not confirm it");
     let skip = |why: &str| (format!("not checked: {why}"), None);
-    let flex = &settings.flex;
-    if problems.iter().any(|p| NEEDED.contains(&p.variable)) {
+    if problems.iter().any(|p| needed.contains(&p.variable)) {
         return skip("a value it needs is malformed");
     }
-    let (Some(workspace), Some(workflow)) = (&flex.workspace_sid, &flex.workflow_sid) else {
-        return skip(match flex.workflow_sid {
-            Some(_) => "set FLEX_WORKSPACE_SID to check it",
-            None => "unset",
-        });
+    let url = match url {
+        Ok(_) if settings.dev => return skip("--dev"),
+        Ok(url) => url,
+        Err(why) => return skip(why),
     };
-    if settings.dev {
-        return skip("--dev");
-    }
-    let upstream = match Upstream::new(CONNECT_TIMEOUT, 1) {
-        Ok(upstream) => upstream,
+    let client = match Upstream::new(CONNECT_TIMEOUT, 1) {
+        Ok(upstream) => TwilioClient::new(settings, upstream),
         Err(e) => return (format!("NOT CHECKED: {e}"), UNCONFIRMED),
     };
-    let client = TwilioClient::new(settings, upstream);
-    match client.workflow_name(workspace, workflow).await {
-        Ok(name) => (format!("found: \"{name}\" in {workspace}"), None),
+    match client.friendly_name(&url).await {
+        Ok(name) => (format!("found: \"{name}\""), None),
         Err(ClientError::NotConfigured(variable)) => skip(&format!("set {variable} to check it")),
-        Err(e @ ClientError::Refused { status: 404, .. }) => (
-            format!("NOT FOUND in {workspace}: {e}"),
-            Some(
-                "FLEX_WORKFLOW_SID is not a workflow of FLEX_WORKSPACE_SID: a call enqueued into it ends without reaching an agent",
-            ),
-        ),
+        Err(e @ ClientError::Refused { status: 404, .. }) => {
+            (format!("NOT FOUND: {e}"), Some(gone))
+        }
         Err(e) => (format!("NOT CHECKED: {e}"), UNCONFIRMED),
     }
 }

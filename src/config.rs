@@ -87,6 +87,8 @@ pub struct TwilioSettings {
     pub conversations_api_base_url: ApiBaseUrl,
     /// `TASKROUTER_API_BASE_URL` (`check-config --connect`).
     pub taskrouter_api_base_url: ApiBaseUrl,
+    /// `STUDIO_API_BASE_URL` (`check-config --connect`).
+    pub studio_api_base_url: ApiBaseUrl,
 }
 
 /// The watsonx voice path (`/receive-call`, `/refer-handler`) and the voice fallback.
@@ -429,6 +431,9 @@ impl Settings {
                 taskrouter_api_base_url: r
                     .parse("TASKROUTER_API_BASE_URL", ApiBaseUrl::parse)
                     .unwrap_or_else(|| ApiBaseUrl::from_static("https://taskrouter.twilio.com")),
+                studio_api_base_url: r
+                    .parse("STUDIO_API_BASE_URL", ApiBaseUrl::parse)
+                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://studio.twilio.com")),
             },
             voice: VoiceSettings {
                 sip_uri_host: r.parse("SIP_URI_HOST", SipHost::parse),

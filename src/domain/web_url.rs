@@ -4,6 +4,8 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use url::Url;
 
+use super::FlowSid;
+
 /// Characters left as they are in query names and values: RFC 3986
 /// "unreserved" only. Everything else is percent-encoded, so a URL we build
 /// is plain ASCII whatever the caller or the assistant sent.
@@ -164,6 +166,16 @@ impl StudioWebhookUrl {
         parse_http_url(text).map(Self)
     }
 
+    /// The flow's SID, when this is a Trigger webhook URL of Twilio's US1
+    /// region (`https://webhooks.twilio.com/…/Flows/FW…`).
+    pub fn flow_sid(&self) -> Option<FlowSid> {
+        let mut segments = self.0.path_segments()?.rev();
+        let sid = segments.next()?;
+        let studio =
+            self.0.host_str() == Some("webhooks.twilio.com") && segments.next()? == "Flows";
+        studio.then(|| FlowSid::parse(sid).ok()).flatten()
+    }
+
     /// This URL with `params` appended to its query, every name and value
     /// percent-encoded: everything but RFC 3986 "unreserved" characters.
     pub fn with_params<'a>(&self, params: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
@@ -196,6 +208,23 @@ as_text!(StudioWebhookUrl, |v| v.0.as_str());
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_us1_trigger_webhook_url_names_a_flow() {
+        let fw = "FW0123456789abcdef0123456789abcdef";
+        let sid = |url: &str| StudioWebhookUrl::parse(url).unwrap().flow_sid();
+        let trigger = format!("https://webhooks.twilio.com/v1/Accounts/AC1/Flows/{fw}?x=1");
+        assert_eq!(sid(&trigger).map(|s| s.to_string()), Some(fw.to_owned()));
+        for other in [
+            format!("https://webhooks.dublin.ie1.twilio.com/v1/Accounts/AC1/Flows/{fw}"),
+            format!("https://webhooks.twilio.com/v1/Accounts/AC1/Executions/{fw}"),
+            format!("https://webhooks.twilio.com/v1/Accounts/AC1/Flows/{fw}/"),
+            "https://webhooks.twilio.com/v1/Accounts/AC1/Flows/FW1".to_owned(),
+            "https://webhooks.twilio.com/".to_owned(),
+        ] {
+            assert!(sid(&other).is_none(), "{other}");
+        }
+    }
 
     #[test]
     fn websocket_urls_must_be_wss_with_a_host_and_are_kept_as_written() {

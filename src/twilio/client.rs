@@ -10,8 +10,7 @@ use serde_json::Value;
 
 use crate::config::{Settings, TwilioSettings};
 use crate::domain::{
-    AccountSid, ApiBaseUrl, CallSid, ConversationServiceSid, ConversationSid, FlowSid, WorkflowSid,
-    WorkspaceSid,
+    AccountSid, ApiBaseUrl, CallSid, ConversationServiceSid, ConversationSid, FlowSid,
 };
 use crate::upstream::{Answer, Upstream, UpstreamError};
 
@@ -135,7 +134,6 @@ pub struct TwilioClient {
     api_base: ApiBaseUrl,
     flex_base: ApiBaseUrl,
     conversations_base: ApiBaseUrl,
-    taskrouter_base: ApiBaseUrl,
     account_sid: Option<AccountSid>,
     credentials: Result<Credentials, &'static str>,
     dry_run: bool,
@@ -147,7 +145,7 @@ struct WithSid {
 }
 
 #[derive(Deserialize)]
-struct Workflow {
+struct Named {
     friendly_name: String,
 }
 
@@ -185,7 +183,6 @@ impl TwilioClient {
             api_base: t.api_base_url.clone(),
             flex_base: t.flex_api_base_url.clone(),
             conversations_base: t.conversations_api_base_url.clone(),
-            taskrouter_base: t.taskrouter_api_base_url.clone(),
             account_sid: t.account_sid.clone(),
             credentials,
             dry_run: settings.dev,
@@ -249,22 +246,15 @@ impl TwilioClient {
         .await
     }
 
-    /// The friendly name of TaskRouter's workflow `workflow` in `workspace`
-    /// (`GET /v1/Workspaces/{WS}/Workflows/{WW}`).
+    /// `GET` the Twilio resource at `url` (a TaskRouter workflow, a Studio
+    /// flow) and answer its `friendly_name`.
     ///
     /// # Errors
     /// [`ClientError`] when credentials are missing or Twilio fails (404:
-    /// no such workflow in that workspace).
-    pub async fn workflow_name(
-        &self,
-        workspace: &WorkspaceSid,
-        workflow: &WorkflowSid,
-    ) -> Result<String, ClientError> {
-        let url = self
-            .taskrouter_base
-            .join(&format!("/v1/Workspaces/{workspace}/Workflows/{workflow}"));
-        let request = || self.upstream.http().get(&url);
-        decode(&self.send(request).await?).map(|w: Workflow| w.friendly_name)
+    /// no such resource in this account).
+    pub async fn friendly_name(&self, url: &str) -> Result<String, ClientError> {
+        let request = || self.upstream.http().get(url);
+        decode(&self.send(request).await?).map(|r: Named| r.friendly_name)
     }
 
     async fn post(&self, url: String, form: &impl Serialize) -> Result<Sent, ClientError> {

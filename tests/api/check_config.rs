@@ -395,6 +395,55 @@ fn the_readme_documents_every_setting_check_config_reports() {
     assert_readme_lists(&documented, &reported);
 }
 
+const WS: &str = "WS0123456789abcdef0123456789abcdef";
+const WW: &str = "WW0123456789abcdef0123456789abcdef";
+const FW: &str = "FW0123456789abcdef0123456789abcdef";
+const API_KEY: &str = "SK0123456789abcdef0123456789abcdef";
+const API_SECRET: &str = "api-secret-kept-out-7";
+
+/// `check-config --connect` with `args` before it, the API key and secret
+/// and then `env`, off the test's runtime (it blocks until the process
+/// exits); the secret must not be in what it prints.
+async fn connect(args: &'static [&'static str], env: &[(&'static str, &str)]) -> (i32, String) {
+    // `env` comes last, so an empty value there unsets a credential.
+    let credentials = [
+        ("TWILIO_API_KEY", API_KEY),
+        ("TWILIO_API_SECRET", API_SECRET),
+    ];
+    let env: Vec<(&str, String)> = credentials
+        .iter()
+        .chain(env)
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
+    let (code, out) = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        check_config(&[args, &["--connect"]].concat(), &env)
+    })
+    .await
+    .expect("check-config ran");
+    assert!(!out.contains(API_SECRET), "{out}");
+    (code, out)
+}
+
+/// Twilio's answer to a REST `GET` it refuses, as its error document.
+fn twilio_error(status: u16, code: u32, message: &str) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(status).set_body_json(serde_json::json!({
+        "code": code, "message": message, "status": status,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+    }))
+}
+
+/// Assert that `server`, standing in for Twilio, received no request.
+async fn assert_nothing_asked(server: &wiremock::MockServer) {
+    let asked = server.received_requests().await;
+    assert_eq!(asked.expect("wiremock records requests").len(), 0);
+}
+
+/// A `--connect` line.
+fn connection(name: &str, text: &str) -> String {
+    format!("\n  {name:<35} {text}\n")
+}
+
 /// `check-config --connect` asks TaskRouter for `FLEX_WORKFLOW_SID` in
 /// `FLEX_WORKSPACE_SID`, with the REST credentials: 0 when it is there; 1,
 /// with Twilio's reason, when it is not (a call enqueued into it would end)
@@ -406,40 +455,21 @@ async fn check_config_connect_asks_taskrouter_whether_the_workflow_is_the_worksp
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    const WS: &str = "WS0123456789abcdef0123456789abcdef";
-    const WW: &str = "WW0123456789abcdef0123456789abcdef";
-    const KEY: &str = "SK0123456789abcdef0123456789abcdef";
-    const SECRET: &str = "api-secret-kept-out-7";
     let taskrouter = MockServer::start().await;
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:{SECRET}"))
-    );
-    let run = |args: &'static [&'static str], env: Vec<(&'static str, String)>| {
-        tokio::task::spawn_blocking(move || {
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            check_config(args, &env)
-        })
+    let base = taskrouter.uri();
+    let env = |workspace| {
+        [
+            ("TASKROUTER_API_BASE_URL", base.as_str()),
+            ("FLEX_WORKSPACE_SID", workspace),
+            ("FLEX_WORKFLOW_SID", WW),
+        ]
     };
-    let env = |workspace: &str, credentials: bool| {
-        let mut env = vec![
-            ("TASKROUTER_API_BASE_URL", taskrouter.uri()),
-            ("FLEX_WORKSPACE_SID", workspace.to_owned()),
-            ("FLEX_WORKFLOW_SID", WW.to_owned()),
-        ];
-        if credentials {
-            env.extend([
-                ("TWILIO_API_KEY", KEY.into()),
-                ("TWILIO_API_SECRET", SECRET.into()),
-            ]);
-        }
-        env
-    };
-    let line = |text: &str| format!("\n  FLEX_WORKFLOW_SID                   {text}\n");
+    let line = |text: &str| connection("FLEX_WORKFLOW_SID", text);
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{API_KEY}:{API_SECRET}"));
 
     Mock::given(method("GET"))
         .and(path(format!("/v1/Workspaces/{WS}/Workflows/{WW}")))
-        .and(header("authorization", basic.as_str()))
+        .and(header("authorization", format!("Basic {basic}").as_str()))
         .and(header("accept", "application/json"))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
             "sid": WW, "workspace_sid": WS, "friendly_name": "Assign to Anyone",
@@ -447,13 +477,9 @@ async fn check_config_connect_asks_taskrouter_whether_the_workflow_is_the_worksp
         .expect(1)
         .mount(&taskrouter)
         .await;
-    let (code, out) = run(&["--connect"], env(WS, true)).await.unwrap();
+    let (code, out) = connect(&[], &env(WS)).await;
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains(&line(&format!("found: \"Assign to Anyone\" in {WS}"))),
-        "{out}"
-    );
-    assert!(!out.contains(SECRET), "{out}");
+    assert!(out.contains(&line("found: \"Assign to Anyone\"")), "{out}");
     taskrouter.verify().await;
     taskrouter.reset().await;
 
@@ -463,77 +489,112 @@ async fn check_config_connect_asks_taskrouter_whether_the_workflow_is_the_worksp
         format!("The requested resource /Workspaces/{other}/Workflows/{WW} was not found");
     Mock::given(method("GET"))
         .and(path(format!("/v1/Workspaces/{other}/Workflows/{WW}")))
-        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({
-            "code": 20404, "message": not_found, "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404,
-        })))
+        .respond_with(twilio_error(404, 20404, &not_found))
         .mount(&taskrouter)
         .await;
-    let (code, out) = run(&["--connect"], env(other, true)).await.unwrap();
+    let (code, out) = connect(&[], &env(other)).await;
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&line(&format!(
-            "NOT FOUND in {other}: Twilio answered 404 (error 20404: {not_found})"
-        ))),
-        "{out}"
-    );
-    assert!(out.ends_with("error: FLEX_WORKFLOW_SID is not a workflow of FLEX_WORKSPACE_SID: a call enqueued into it ends without reaching an agent\n"), "{out}");
+    let text = format!("NOT FOUND: Twilio answered 404 (error 20404: {not_found})");
+    assert!(out.contains(&line(&text)), "{out}");
+    assert!(out.ends_with("error: FLEX_WORKFLOW_SID: not a workflow of FLEX_WORKSPACE_SID: a call enqueued into it ends without reaching an agent\n"), "{out}");
     taskrouter.reset().await;
 
     // Credentials Twilio refuses.
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
-            "code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401,
-        })))
+        .respond_with(twilio_error(401, 20003, "Authenticate"))
         .mount(&taskrouter)
         .await;
-    let (code, out) = run(&["--connect"], env(WS, true)).await.unwrap();
+    let (code, out) = connect(&[], &env(WS)).await;
     assert_eq!(code, 1, "{out}");
+    let text = "NOT CHECKED: Twilio answered 401 (error 20003: Authenticate)";
+    assert!(out.contains(&line(text)), "{out}");
     assert!(
-        out.contains(&line(
-            "NOT CHECKED: Twilio answered 401 (error 20003: Authenticate)"
-        )),
+        out.ends_with("error: FLEX_WORKFLOW_SID: Twilio did not confirm it\n"),
         "{out}"
     );
-    assert!(
-        out.ends_with("error: TaskRouter did not confirm FLEX_WORKFLOW_SID\n"),
-        "{out}"
-    );
-    assert!(!out.contains(SECRET), "{out}");
     taskrouter.reset().await;
 
-    // Nothing is asked without a workspace, credentials or real SIDs.
-    let dev = vec![("TASKROUTER_API_BASE_URL", taskrouter.uri())];
-    let cases: [(&'static [&'static str], _, _); 3] = [
-        (
-            &["--connect"],
-            env("", true),
-            "not checked: set FLEX_WORKSPACE_SID to check it",
-        ),
-        (
-            &["--connect"],
-            env(WS, false),
-            "not checked: set TWILIO_ACCOUNT_SID to check it",
-        ),
-        (&["--dev", "--connect"], dev, "not checked: --dev"),
+    // Nothing is asked without a workspace, credentials or real SIDs; a
+    // malformed SID is the report's error, not a question for TaskRouter.
+    let dev = [("TASKROUTER_API_BASE_URL", base.as_str())];
+    let no_key = [
+        env(WS).as_slice(),
+        &[("TWILIO_API_KEY", ""), ("TWILIO_API_SECRET", "")],
+    ]
+    .concat();
+    let cases: [(&[(&str, &str)], _, _); 3] = [
+        (&env(""), 0, "set FLEX_WORKSPACE_SID to check it"),
+        (&no_key, 0, "set TWILIO_ACCOUNT_SID to check it"),
+        (&env("WS-typo"), 1, "a value it needs is malformed"),
     ];
-    for (args, env, text) in cases {
-        let (code, out) = run(args, env).await.unwrap();
+    for (env, expected, why) in cases {
+        let (code, out) = connect(&[], env).await;
+        assert_eq!(code, expected, "{out}");
+        assert!(out.contains(&line(&format!("not checked: {why}"))), "{out}");
+    }
+    let (code, out) = connect(&["--dev"], &dev).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&line("not checked: --dev")), "{out}");
+    assert_nothing_asked(&taskrouter).await;
+}
+
+/// `check-config --connect` asks Studio for the flow of
+/// `STUDIO_WEBHOOK_URL`: a URL of no flow of the account sends every call
+/// returned to Studio (each watsonx transfer, each voice fallback) to its end.
+#[tokio::test]
+async fn check_config_connect_asks_studio_whether_the_webhook_urls_flow_exists() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let studio = MockServer::start().await;
+    let base = studio.uri();
+    let webhook = format!(
+        "https://webhooks.twilio.com/v1/Accounts/AC0123456789abcdef0123456789abcdef/Flows/{FW}?source=ivr"
+    );
+    let env = |url| {
+        [
+            ("STUDIO_API_BASE_URL", base.as_str()),
+            ("STUDIO_WEBHOOK_URL", url),
+        ]
+    };
+    let line = |text: &str| connection("STUDIO_WEBHOOK_URL", text);
+
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/Flows/{FW}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "sid": FW, "friendly_name": "Watson IVR", "status": "published",
+        })))
+        .expect(1)
+        .mount(&studio)
+        .await;
+    let (code, out) = connect(&[], &env(&webhook)).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&line("found: \"Watson IVR\"")), "{out}");
+    studio.verify().await;
+    studio.reset().await;
+
+    let not_found = format!("The requested resource /Flows/{FW} was not found");
+    Mock::given(method("GET"))
+        .respond_with(twilio_error(404, 20404, &not_found))
+        .mount(&studio)
+        .await;
+    let (code, out) = connect(&[], &env(&webhook)).await;
+    assert_eq!(code, 1, "{out}");
+    let text = format!("NOT FOUND: Twilio answered 404 (error 20404: {not_found})");
+    assert!(out.contains(&line(&text)), "{out}");
+    assert!(out.ends_with("error: STUDIO_WEBHOOK_URL: not a Studio flow of this account: a call sent back to Studio ends there\n"), "{out}");
+    studio.reset().await;
+
+    // Only a Trigger webhook URL of US1 names a flow Studio's API there has.
+    let ie1 = webhook.replace("webhooks.twilio.com", "webhooks.dublin.ie1.twilio.com");
+    for url in [ie1.as_str(), "https://ivr-1234.twil.io/studio-return"] {
+        let (code, out) = connect(&[], &env(url)).await;
         assert_eq!(code, 0, "{out}");
+        let text = "not checked: not a Trigger webhook URL of Twilio's US1 region (https://webhooks.twilio.com/…/Flows/FW…)";
         assert!(out.contains(&line(text)), "{out}");
     }
-    // A malformed SID is the report's error, not a question for TaskRouter.
-    let (code, out) = run(&["--connect"], env("WS-typo", true)).await.unwrap();
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&line("not checked: a value it needs is malformed")),
-        "{out}"
-    );
-    assert_eq!(
-        taskrouter
-            .received_requests()
-            .await
-            .expect("wiremock records requests")
-            .len(),
-        0
-    );
+    let (code, out) = connect(&[], &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&line("not checked: unset")), "{out}");
+    assert_nothing_asked(&studio).await;
 }
