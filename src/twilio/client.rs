@@ -1,6 +1,7 @@
 //! A small typed client for the Twilio REST calls flexbridge makes: create a
 //! Flex Interaction, update a live call with TwiML, add a conversation-scoped
-//! Studio webhook. Checked against Twilio's Flex v1 OpenAPI description
+//! Studio webhook, and (for `check-config --connect`) look up a workflow or
+//! a Studio flow. Checked against Twilio's Flex v1 OpenAPI description
 //! (`POST /v1/Interactions`: form fields `Channel` and `Routing`, JSON
 //! strings; 200 with `sid: KD…`).
 
