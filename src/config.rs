@@ -280,6 +280,12 @@ impl Reader<'_> {
         })
     }
 
+    /// An API origin; `default` (Twilio's, a vendor's) when unset.
+    fn origin(&mut self, variable: &'static str, default: &'static str) -> ApiBaseUrl {
+        self.parse(variable, ApiBaseUrl::parse)
+            .unwrap_or_else(|| ApiBaseUrl::from_static(default))
+    }
+
     fn flag(&mut self, variable: &'static str, default: bool) -> bool {
         self.parse_or(variable, default, parse_bool)
     }
@@ -419,21 +425,17 @@ impl Settings {
                 }),
                 api_secret: r.secret("TWILIO_API_SECRET"),
                 validate_signatures: r.flag("TWILIO_VALIDATE_SIGNATURES", true) && !dev,
-                api_base_url: r
-                    .parse("TWILIO_API_BASE_URL", ApiBaseUrl::parse)
-                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://api.twilio.com")),
-                flex_api_base_url: r
-                    .parse("FLEX_API_BASE_URL", ApiBaseUrl::parse)
-                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://flex-api.twilio.com")),
-                conversations_api_base_url: r
-                    .parse("CONVERSATIONS_API_BASE_URL", ApiBaseUrl::parse)
-                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://conversations.twilio.com")),
-                taskrouter_api_base_url: r
-                    .parse("TASKROUTER_API_BASE_URL", ApiBaseUrl::parse)
-                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://taskrouter.twilio.com")),
-                studio_api_base_url: r
-                    .parse("STUDIO_API_BASE_URL", ApiBaseUrl::parse)
-                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://studio.twilio.com")),
+                api_base_url: r.origin("TWILIO_API_BASE_URL", "https://api.twilio.com"),
+                flex_api_base_url: r.origin("FLEX_API_BASE_URL", "https://flex-api.twilio.com"),
+                conversations_api_base_url: r.origin(
+                    "CONVERSATIONS_API_BASE_URL",
+                    "https://conversations.twilio.com",
+                ),
+                taskrouter_api_base_url: r.origin(
+                    "TASKROUTER_API_BASE_URL",
+                    "https://taskrouter.twilio.com",
+                ),
+                studio_api_base_url: r.origin("STUDIO_API_BASE_URL", "https://studio.twilio.com"),
             },
             voice: VoiceSettings {
                 sip_uri_host: r.parse("SIP_URI_HOST", SipHost::parse),
@@ -475,9 +477,7 @@ impl Settings {
                 api_secret: r.header_secret("ASAPP_API_SECRET"),
             },
             polyai: PolyAiSettings {
-                api_base_url: r
-                    .parse("POLYAI_API_BASE_URL", ApiBaseUrl::parse)
-                    .unwrap_or_else(|| ApiBaseUrl::from_static("https://api.polyai.app")),
+                api_base_url: r.origin("POLYAI_API_BASE_URL", "https://api.polyai.app"),
                 api_key: r.header_secret("POLYAI_API_KEY"),
                 connector_id: r.text("POLYAI_CONNECTOR_ID"),
                 connect_message: r.text("POLYAI_CONNECT_MESSAGE"),
