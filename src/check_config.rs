@@ -1,6 +1,7 @@
 //! `flexbridge check-config`: what the service would run with.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use secrecy::SecretString;
 
@@ -237,13 +238,14 @@ pub fn report(settings: &Settings, problems: &[ConfigProblem]) -> String {
 /// How long `check-config --connect` waits for each thing it reaches.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The `--connect` part of the report: reach the handover store, and ask
+/// The `--connect` part of the report: reach the handover store, ask
 /// Twilio whether the workflow and the Studio flow flexbridge sends calls to
-/// exist. `Err` carries the report when any of them failed.
+/// exist, and resolve the SIP host it dials. `Err` carries the report when
+/// any of them failed.
 ///
 /// # Errors
-/// When the store cannot be reached or Twilio does not confirm a resource
-/// (the text says why, secrets masked).
+/// When the store cannot be reached, Twilio does not confirm a resource or
+/// the SIP host has no public address (the text says why, secrets masked).
 pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<String, String> {
     let lines = [
         ("HANDOVER_STORE", reach_store(settings, problems).await),
@@ -252,6 +254,7 @@ pub async fn reach(settings: &Settings, problems: &[ConfigProblem]) -> Result<St
             reach_workflow(settings, problems).await,
         ),
         ("STUDIO_WEBHOOK_URL", reach_flow(settings, problems).await),
+        ("SIP_URI_HOST", reach_sip_host(settings, problems).await),
     ];
     let mut out = String::from("connections\n");
     for (name, (text, _)) in &lines {
@@ -324,6 +327,97 @@ async fn reach_flow(settings: &Settings, problems: &[ConfigProblem]) -> Reached 
     look_up(settings, problems, needed, url, gone).await
 }
 
+/// Twilio dials a SIP host only when it resolves to a public address (its
+/// warning 13254), and `/receive-call`'s `<Dial>` has no `action`: a call
+/// whose SIP leg cannot start ends there.
+async fn reach_sip_host(settings: &Settings, problems: &[ConfigProblem]) -> Reached {
+    let host = settings.voice.sip_uri_host.as_ref().ok_or("unset");
+    let host: &str = match checkable(settings, problems, &["SIP_URI_HOST"], host) {
+        Ok(host) => host.as_ref(),
+        Err(skipped) => return skipped,
+    };
+    // DNS answers for the name alone; the port only completes the address.
+    let name = host.split(':').next().unwrap_or(host);
+    let resolved =
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((name, 5060))).await {
+            Ok(Ok(addresses)) => Ok(addresses.map(|a| a.ip()).collect()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+        };
+    sip_host_line(resolved)
+}
+
+/// The `SIP_URI_HOST` line for what DNS answered.
+fn sip_host_line(resolved: Result<Vec<IpAddr>, String>) -> Reached {
+    const UNDIALLED: Option<&str> = Some(
+        "Twilio dials only a host that resolves to a public address (its warning 13254): a call /receive-call sends to the assistant ends there",
+    );
+    let mut addresses = match resolved {
+        Ok(addresses) if !addresses.is_empty() => addresses,
+        Ok(_) => return ("NOT RESOLVED: no address".to_owned(), UNDIALLED),
+        Err(e) => return (format!("NOT RESOLVED: {e}"), UNDIALLED),
+    };
+    addresses.sort_unstable();
+    addresses.dedup();
+    let listed = addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if addresses.iter().copied().any(is_public) {
+        (format!("resolves to {listed}"), None)
+    } else {
+        (format!("NOT PUBLIC: resolves to {listed} only"), UNDIALLED)
+    }
+}
+
+/// Whether Twilio could reach `ip` from the internet: not loopback, private,
+/// link-local, shared (carrier-grade NAT), documentation or unspecified.
+fn is_public(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(ip) => {
+            let [a, b, ..] = ip.octets();
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_documentation()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || (a == 100 && b & 0xc0 == 64))
+        }
+        IpAddr::V6(ip) => {
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_unique_local()
+                || ip.is_unicast_link_local())
+        }
+    }
+}
+
+/// The line of a check that is not run.
+fn skip(why: &str) -> Reached {
+    (format!("not checked: {why}"), None)
+}
+
+/// `value` when a `--connect` check can use it: not under `--dev` (demo
+/// values), and with every `needed` variable well formed (the report above
+/// already fails on one that is not); else the line saying why not.
+fn checkable<T>(
+    settings: &Settings,
+    problems: &[ConfigProblem],
+    needed: &[&str],
+    value: Result<T, &str>,
+) -> Result<T, Reached> {
+    if problems.iter().any(|p| needed.contains(&p.variable)) {
+        return Err(skip("a value it needs is malformed"));
+    }
+    match value {
+        Ok(_) if settings.dev => Err(skip("--dev")),
+        Ok(value) => Ok(value),
+        Err(why) => Err(skip(why)),
+    }
+}
+
 /// Ask Twilio for the resource at `url` (built from the `needed`
 /// variables) with the REST credentials: found, Twilio's 404 (`gone` says
 /// what that means for callers), or why it was not checked.
@@ -335,14 +429,9 @@ async fn look_up(
     gone: &'static str,
 ) -> Reached {
     const UNCONFIRMED: Option<&str> = Some("Twilio did not confirm it");
-    let skip = |why: &str| (format!("not checked: {why}"), None);
-    if problems.iter().any(|p| needed.contains(&p.variable)) {
-        return skip("a value it needs is malformed");
-    }
-    let url = match url {
-        Ok(_) if settings.dev => return skip("--dev"),
+    let url = match checkable(settings, problems, needed, url) {
         Ok(url) => url,
-        Err(why) => return skip(why),
+        Err(skipped) => return skipped,
     };
     let client = match Upstream::new(CONNECT_TIMEOUT, 1) {
         Ok(upstream) => TwilioClient::new(settings, upstream),
@@ -412,6 +501,53 @@ mod tests {
             let (settings, _) = Settings::load(&lookup, false);
 
             assert_eq!(signature_status(&settings), Ok(expected), "{set:?}");
+        }
+    }
+
+    /// Twilio's warning 13254: a SIP host must resolve, and to an address
+    /// Twilio can reach from the internet.
+    #[test]
+    fn the_sip_host_line_fails_unless_an_address_is_public() {
+        let ips = |list: &[&str]| Ok(list.iter().map(|ip| ip.parse().unwrap()).collect());
+        let cases = [
+            (
+                ips(&["52.1.2.3", "10.0.0.7", "52.1.2.3"]),
+                "resolves to 10.0.0.7, 52.1.2.3",
+                true,
+            ),
+            (ips(&["2600:1f18::7"]), "resolves to 2600:1f18::7", true),
+            (
+                ips(&["127.0.0.1", "::1"]),
+                "NOT PUBLIC: resolves to 127.0.0.1, ::1 only",
+                false,
+            ),
+            (
+                ips(&["100.64.0.1", "169.254.1.1", "192.168.1.9", "0.0.0.0"]),
+                "NOT PUBLIC: resolves to 0.0.0.0, 100.64.0.1, 169.254.1.1, 192.168.1.9 only",
+                false,
+            ),
+            (
+                ips(&["203.0.113.5", "255.255.255.255"]),
+                "NOT PUBLIC: resolves to 203.0.113.5, 255.255.255.255 only",
+                false,
+            ),
+            (
+                ips(&["fd00::1", "fe80::1", "::ffff:172.16.0.1", "::"]),
+                "NOT PUBLIC: resolves to ::, ::ffff:172.16.0.1, fd00::1, fe80::1 only",
+                false,
+            ),
+            (ips(&[]), "NOT RESOLVED: no address", false),
+            (
+                Err("failed to lookup address information: Name or service not known".to_owned()),
+                "NOT RESOLVED: failed to lookup address information: Name or service not known",
+                false,
+            ),
+        ];
+        for (resolved, line, public) in cases {
+            let (text, error) = sip_host_line(resolved);
+
+            assert_eq!(text, line);
+            assert_eq!(error.is_none(), public, "{line}");
         }
     }
 

@@ -598,3 +598,49 @@ async fn check_config_connect_asks_studio_whether_the_webhook_urls_flow_exists()
     assert!(out.contains(&line("not checked: unset")), "{out}");
     assert_nothing_asked(&studio).await;
 }
+
+/// `check-config --connect` resolves `SIP_URI_HOST`: Twilio dials only a
+/// host with a public address (its warning 13254), and a call whose SIP leg
+/// cannot start ends at `/receive-call`'s `<Dial>`. An address needs no DNS,
+/// and `localhost` is answered from the hosts file, so nothing leaves the
+/// machine.
+#[tokio::test]
+async fn check_config_connect_resolves_the_sip_host_twilio_dials() {
+    let line = |text: &str| connection("SIP_URI_HOST", text);
+    let error = "error: SIP_URI_HOST: Twilio dials only a host that resolves to a public address (its warning 13254): a call /receive-call sends to the assistant ends there\n";
+
+    let (code, out) = connect(&[], &[("SIP_URI_HOST", "52.1.2.3")]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&line("resolves to 52.1.2.3")), "{out}");
+
+    let (code, out) = connect(&[], &[("SIP_URI_HOST", "10.1.2.3:5061")]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&line("NOT PUBLIC: resolves to 10.1.2.3 only")),
+        "{out}"
+    );
+    assert!(out.ends_with(error), "{out}");
+
+    let (code, out) = connect(&[], &[("SIP_URI_HOST", "localhost")]).await;
+    assert_eq!(code, 1, "{out}");
+    let resolved = "\n  SIP_URI_HOST                        NOT PUBLIC: resolves to 127.0.0.1";
+    assert!(out.contains(resolved), "{out}");
+    assert!(out.ends_with(error), "{out}");
+
+    let cases: [(&[(&str, &str)], _, _); 2] = [
+        (&[], 0, "unset"),
+        (
+            &[("SIP_URI_HOST", "sips:assistant.example.com")],
+            1,
+            "a value it needs is malformed",
+        ),
+    ];
+    for (env, expected, why) in cases {
+        let (code, out) = connect(&[], env).await;
+        assert_eq!(code, expected, "{out}");
+        assert!(out.contains(&line(&format!("not checked: {why}"))), "{out}");
+    }
+    let (code, out) = connect(&["--dev"], &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&line("not checked: --dev")), "{out}");
+}
