@@ -516,6 +516,7 @@ mod tests {
                 true,
             ),
             (ips(&["2600:1f18::7"]), "resolves to 2600:1f18::7", true),
+            (ips(&["100.128.0.1"]), "resolves to 100.128.0.1", true),
             (
                 ips(&["127.0.0.1", "::1"]),
                 "NOT PUBLIC: resolves to 127.0.0.1, ::1 only",
