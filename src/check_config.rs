@@ -372,7 +372,8 @@ fn sip_host_line(resolved: Result<Vec<IpAddr>, String>) -> Reached {
 }
 
 /// Whether Twilio could reach `ip` from the internet: not loopback, private,
-/// link-local, shared (carrier-grade NAT), documentation or unspecified.
+/// link-local, shared (carrier-grade NAT), documentation, unspecified or
+/// broadcast, nor an IPv6 loopback, unique-local or link-local address.
 fn is_public(ip: IpAddr) -> bool {
     match ip.to_canonical() {
         IpAddr::V4(ip) => {
