@@ -102,6 +102,16 @@ fn endings() -> Vec<Ending> {
             outcome: "ended",
         },
         Ending {
+            name: "relay: a status flexbridge does not know ends the call (docs/decisions.md)",
+            path: RELAY_COMPLETE,
+            params: on_the_line(&[
+                ("SessionId", SESSION),
+                ("SessionStatus", "not-a-known-status"),
+            ]),
+            handoff: None,
+            outcome: "ended",
+        },
+        Ending {
             name: "relay: the caller hung up",
             path: RELAY_COMPLETE,
             params: vec![
