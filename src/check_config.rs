@@ -332,12 +332,11 @@ async fn reach_flow(settings: &Settings, problems: &[ConfigProblem]) -> Reached 
 /// whose SIP leg cannot start ends there.
 async fn reach_sip_host(settings: &Settings, problems: &[ConfigProblem]) -> Reached {
     let host = settings.voice.sip_uri_host.as_ref().ok_or("unset");
-    let host: &str = match checkable(settings, problems, &["SIP_URI_HOST"], host) {
-        Ok(host) => host.as_ref(),
+    let name = match checkable(settings, problems, &["SIP_URI_HOST"], host) {
+        Ok(host) => host.name(),
         Err(skipped) => return skipped,
     };
-    // DNS answers for the name alone; the port only completes the address.
-    let name = host.split(':').next().unwrap_or(host);
+    // The port only completes the socket address lookup_host wants.
     let resolved =
         match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((name, 5060))).await {
             Ok(Ok(addresses)) => Ok(addresses.map(|a| a.ip()).collect()),

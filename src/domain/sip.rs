@@ -55,6 +55,11 @@ impl SipHost {
             Err(SipHostError)
         }
     }
+
+    /// The host without its port: the name DNS resolves.
+    pub fn name(&self) -> &str {
+        self.0.rsplit_once(':').map_or(&self.0, |(host, _)| host)
+    }
 }
 
 /// Whether `host` is a DNS name (letters, digits and inner hyphens in dot-
@@ -387,6 +392,9 @@ mod tests {
             SipHost::parse("SIP.Example.COM").unwrap().as_ref(),
             "sip.example.com"
         );
+        let name = |text| SipHost::parse(text).unwrap().name().to_owned();
+        assert_eq!(name("Sip.Example.com:5061"), "sip.example.com");
+        assert_eq!(name("10.0.0.1"), "10.0.0.1");
     }
 
     #[test]
