@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
             SessionId::Voice { call } => call.as_ref(),
         };
         assert!(text.contains(sid), "{sid} is not in {text:?}");
-        assert_eq!(SessionId::parse(&session.to_string()).as_ref(), Ok(&session));
+        assert_eq!(
+            SessionId::parse(&session.to_string()).as_ref(),
+            Ok(&session)
+        );
     }
 
     if let Ok(identity) = Identity::parse(&text) {
