@@ -217,19 +217,17 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Bytes, reqwest:
     Ok(Bytes::from(body))
 }
 
-/// A `Retry-After` value: a number of seconds (what Twilio sends) or an
-/// HTTP date, as the wait from `now` (zero for a date already past); `None`
-/// for anything else and for a wait too long to hold.
+/// A `Retry-After` value: whole seconds (what Twilio sends) or an HTTP
+/// date, as the wait from `now` (zero for a date already past); `None` for
+/// anything else. RFC 9110's seconds are digits only, as urllib3 reads them.
 fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    match value.parse::<f64>() {
-        // `try_`: `from_secs_f64` panics on what does not fit (`1e20`).
-        Ok(seconds) => Duration::try_from_secs_f64(seconds).ok(),
-        Err(_) => {
-            let date = httpdate::parse_http_date(value).ok()?;
-            Some(date.duration_since(now).unwrap_or(Duration::ZERO))
-        }
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits fail to parse only past `u64::MAX`: longer than any deadline.
+        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
     }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -265,17 +263,19 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_and_dates_and_refuses_what_does_not_fit() {
+    fn retry_after_reads_whole_seconds_and_dates_and_nothing_else() {
         // 2015-10-21 07:28:00 UTC.
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
         let cases = [
             ("0", Some(Duration::ZERO)),
-            ("2", Some(Duration::from_secs(2))),
-            (" 1.5 ", Some(Duration::from_millis(1500))),
+            (" 2 ", Some(Duration::from_secs(2))),
+            ("18446744073709551615", Some(Duration::from_secs(u64::MAX))),
+            ("99999999999999999999", Some(Duration::MAX)),
+            ("1.5", None),
             ("1e20", None),
-            ("inf", None),
-            ("NaN", None),
+            ("+2", None),
             ("-1", None),
+            ("inf", None),
             (
                 "Wed, 21 Oct 2015 07:28:03 GMT",
                 Some(Duration::from_secs(3)),

@@ -385,7 +385,7 @@ fn asapp_faults() -> Vec<Fault> {
         Fault::answer("503", ResponseTemplate::new(503), "asapp_refused"),
         Fault::answer(
             "429 asking for a wait no clock can hold",
-            ResponseTemplate::new(429).insert_header("Retry-After", "1e20"),
+            ResponseTemplate::new(429).insert_header("Retry-After", "99999999999999999999"),
             "asapp_refused",
         ),
         Fault::answer(

@@ -79,7 +79,7 @@ fn polyai_faults() -> Vec<Fault> {
         Fault::answer("503", ResponseTemplate::new(503), "polyai_refused"),
         Fault::answer(
             "429 asking for a wait no clock can hold",
-            ResponseTemplate::new(429).insert_header("Retry-After", "1e20"),
+            ResponseTemplate::new(429).insert_header("Retry-After", "99999999999999999999"),
             "polyai_refused",
         ),
         Fault::answer(
