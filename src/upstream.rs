@@ -217,9 +217,9 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Bytes, reqwest:
     Ok(Bytes::from(body))
 }
 
-/// A `Retry-After` value: whole seconds (what Twilio sends) or an HTTP
-/// date, as the wait from `now` (zero for a date already past); `None` for
-/// anything else. RFC 9110's seconds are digits only, as urllib3 reads them.
+/// A `Retry-After` value: whole seconds or an HTTP date, as the wait from
+/// `now` (zero for a date already past); `None` for anything else. RFC
+/// 9110's seconds are digits only, as urllib3 reads them.
 fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
