@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-pub use redis_store::{RedisStore, ping};
-pub use store::{Claim, Clock, HandoverStore, MemoryStore, StoreError, StoreState, StoreStatus};
+pub use redis_store::{RedisStore, StoreError, ping};
+pub use store::{Claim, Clock, HandoverStore, MemoryStore, StoreState, StoreStatus};
 
 use crate::config::Settings;
 use crate::domain::{
@@ -83,9 +83,6 @@ pub enum HandoverError {
     /// The Twilio call failed.
     #[error(transparent)]
     Twilio(#[from] ClientError),
-    /// The handover store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
     /// A concurrent handover of the same session did not finish in time.
     #[error("a handover of this conversation is still in progress")]
     InProgress,
@@ -218,7 +215,7 @@ impl Handovers {
         // The lease outlives the upstream deadline, so a live request keeps it.
         let lease = self.wait + Duration::from_secs(2);
         loop {
-            match self.store.claim(key, lease).await? {
+            match self.store.claim(key, lease).await {
                 Claim::Existing(sid) => return Ok(Outcome::AlreadyHandedOver(sid)),
                 Claim::InProgress(waiter) => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -235,18 +232,15 @@ impl Handovers {
                 Claim::Acquired => {
                     return match call().await {
                         Ok(Sent::Done(sid)) => {
-                            if let Err(e) = self.store.complete(key, &sid, self.dedup).await {
-                                // The customer is handed over; only the memory of it failed.
-                                tracing::warn!(error.message = %e, "handover done but not remembered");
-                            }
+                            self.store.complete(key, &sid, self.dedup).await;
                             Ok(Outcome::HandedOver(sid))
                         }
                         Ok(Sent::DryRun(request)) => {
-                            let _ = self.store.release(key).await;
+                            self.store.release(key).await;
                             Ok(Outcome::DryRun(request))
                         }
                         Err(e) => {
-                            let _ = self.store.release(key).await;
+                            self.store.release(key).await;
                             Err(e.into())
                         }
                     };

@@ -48,7 +48,7 @@ use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
 
-use super::store::{Claim, HandoverStore, MemoryStore, StoreError, StoreState, StoreStatus};
+use super::store::{Claim, HandoverStore, MemoryStore, StoreState, StoreStatus};
 use crate::domain::RedisUrl;
 
 /// Namespace of every key flexbridge writes, so a shared Redis stays readable.
@@ -87,6 +87,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 ";
+
+/// Why Redis could not be used, by [`RedisStore::connect`] at start-up or
+/// by [`ping`] (`check-config --connect`). Handovers never see it: they
+/// fail open.
+#[derive(Debug, thiserror::Error)]
+#[error("handover store unavailable: {0}")]
+pub struct StoreError(pub String);
 
 /// The handover store shared by every instance through Redis, failing open
 /// to the in-process store when Redis cannot be reached.
@@ -161,24 +168,15 @@ impl RedisStore {
 }
 
 impl HandoverStore for RedisStore {
-    fn claim<'a>(
-        &'a self,
-        key: &'a str,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+    fn claim<'a>(&'a self, key: &'a str, lease: Duration) -> BoxFuture<'a, Claim> {
         Box::pin(self.inner.claim(key, lease))
     }
 
-    fn complete<'a>(
-        &'a self,
-        key: &'a str,
-        sid: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn complete<'a>(&'a self, key: &'a str, sid: &'a str, ttl: Duration) -> BoxFuture<'a, ()> {
         Box::pin(self.inner.complete(key, sid, ttl))
     }
 
-    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(self.inner.release(key))
     }
 
@@ -191,14 +189,14 @@ impl HandoverStore for RedisStore {
 }
 
 impl Inner {
-    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
-        match self.local.claim(key, lease).await? {
+    async fn claim(&self, key: &str, lease: Duration) -> Claim {
+        match self.local.claim(key, lease).await {
             Claim::Acquired => {}
-            other => return Ok(other),
+            other => return other,
         }
         if self.state() == StoreState::Down {
             self.hold(key, Holder::Local);
-            return Ok(Claim::Acquired);
+            return Claim::Acquired;
         }
         let record = record_key(key);
         // Unique across every instance, so a release deletes only its own claim.
@@ -211,7 +209,7 @@ impl Inner {
             Ok((current, _)) if current.is_empty() => {
                 self.mark_up();
                 self.hold(key, Holder::Redis(value));
-                Ok(Claim::Acquired)
+                Claim::Acquired
             }
             Ok((current, ttl_ms)) => {
                 self.mark_up();
@@ -221,28 +219,28 @@ impl Inner {
                         // asking Redis, and survive an outage.
                         self.local
                             .complete(key, sid, Duration::from_millis(ttl_ms))
-                            .await?;
-                        Ok(Claim::Existing(sid.to_owned()))
+                            .await;
+                        Claim::Existing(sid.to_owned())
                     }
                     (Some(sid), _) => {
-                        self.local.release(key).await?;
-                        Ok(Claim::Existing(sid.to_owned()))
+                        self.local.release(key).await;
+                        Claim::Existing(sid.to_owned())
                     }
                     (None, _) => {
-                        self.local.release(key).await?;
-                        Ok(Claim::InProgress(None))
+                        self.local.release(key).await;
+                        Claim::InProgress(None)
                     }
                 }
             }
             Err(error) => {
                 self.mark_down(&error);
                 self.hold(key, Holder::Local);
-                Ok(Claim::Acquired)
+                Claim::Acquired
             }
         }
     }
 
-    async fn complete(&self, key: &str, sid: &str, ttl: Duration) -> Result<(), StoreError> {
+    async fn complete(&self, key: &str, sid: &str, ttl: Duration) {
         let holder = self.take(key);
         if self.state() != StoreState::Down {
             let record = record_key(key);
@@ -270,7 +268,7 @@ impl Inner {
         self.local.complete(key, sid, ttl).await
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str) {
         if let Some(Holder::Redis(value)) = self.take(key)
             && self.state() != StoreState::Down
         {

@@ -24,11 +24,6 @@ pub enum Claim {
     InProgress(Option<watch::Receiver<()>>),
 }
 
-/// Why the store could not answer.
-#[derive(Debug, thiserror::Error)]
-#[error("handover store unavailable: {0}")]
-pub struct StoreError(pub String);
-
 /// Whether a store can be reached right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreState {
@@ -60,25 +55,17 @@ pub struct StoreStatus {
     pub state: StoreState,
 }
 
-/// Where handovers are remembered.
+/// Where handovers are remembered. A store never refuses a handover: one
+/// that cannot reach its backend answers from this process (fails open).
 pub trait HandoverStore: Send + Sync + 'static {
     /// Atomically claim `key` unless it is handed over or in progress. The
     /// claim lapses after `lease`, so a request that died mid-handover
     /// cannot block its conversation for ever.
-    fn claim<'a>(
-        &'a self,
-        key: &'a str,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Claim, StoreError>>;
+    fn claim<'a>(&'a self, key: &'a str, lease: Duration) -> BoxFuture<'a, Claim>;
     /// Record the SID of a successful handover for `ttl`.
-    fn complete<'a>(
-        &'a self,
-        key: &'a str,
-        sid: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn complete<'a>(&'a self, key: &'a str, sid: &'a str, ttl: Duration) -> BoxFuture<'a, ()>;
     /// Forget a claim whose handover failed, so the next attempt tries again.
-    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()>;
     /// What the store is and whether it answers; the default suits an
     /// in-process store, which cannot be unreachable.
     fn status(&self) -> StoreStatus {
@@ -170,20 +157,11 @@ impl MemoryStore {
 }
 
 impl HandoverStore for MemoryStore {
-    fn claim<'a>(
-        &'a self,
-        key: &'a str,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
-        Box::pin(async move { Ok(self.claim_now(key, lease)) })
+    fn claim<'a>(&'a self, key: &'a str, lease: Duration) -> BoxFuture<'a, Claim> {
+        Box::pin(async move { self.claim_now(key, lease) })
     }
 
-    fn complete<'a>(
-        &'a self,
-        key: &'a str,
-        sid: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn complete<'a>(&'a self, key: &'a str, sid: &'a str, ttl: Duration) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let expires = (self.clock)() + ttl;
             self.lock().insert(
@@ -193,14 +171,12 @@ impl HandoverStore for MemoryStore {
                     expires,
                 },
             );
-            Ok(())
         })
     }
 
-    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             self.lock().remove(key);
-            Ok(())
         })
     }
 }
@@ -226,22 +202,17 @@ mod tests {
         let (clock, now) = fake_clock();
         let store = MemoryStore::with_clock(clock);
 
-        assert!(matches!(
-            block(store.claim("CH1", LEASE)).unwrap(),
-            Claim::Acquired
-        ));
-        block(store.complete("CH1", "KD1", Duration::from_secs(600))).unwrap();
+        assert!(matches!(block(store.claim("CH1", LEASE)), Claim::Acquired));
+        block(store.complete("CH1", "KD1", Duration::from_secs(600)));
+        assert!(matches!(block(store.claim("CH1", LEASE)), Claim::Existing(sid) if sid == "KD1"));
         assert!(
-            matches!(block(store.claim("CH1", LEASE)).unwrap(), Claim::Existing(sid) if sid == "KD1")
-        );
-        assert!(
-            matches!(block(store.claim("CH2", LEASE)).unwrap(), Claim::Acquired),
+            matches!(block(store.claim("CH2", LEASE)), Claim::Acquired),
             "other keys are independent"
         );
 
         *now.lock().unwrap() += Duration::from_secs(601);
         assert!(
-            matches!(block(store.claim("CH1", LEASE)).unwrap(), Claim::Acquired),
+            matches!(block(store.claim("CH1", LEASE)), Claim::Acquired),
             "expired entries are forgotten"
         );
     }
@@ -249,22 +220,19 @@ mod tests {
     #[test]
     fn a_second_claim_waits_and_is_woken_when_the_first_ends() {
         let store = MemoryStore::default();
-        assert!(matches!(
-            block(store.claim("CH1", LEASE)).unwrap(),
-            Claim::Acquired
-        ));
-        let Claim::InProgress(Some(mut waiter)) = block(store.claim("CH1", LEASE)).unwrap() else {
+        assert!(matches!(block(store.claim("CH1", LEASE)), Claim::Acquired));
+        let Claim::InProgress(Some(mut waiter)) = block(store.claim("CH1", LEASE)) else {
             panic!("a concurrent claim must see the handover in progress");
         };
 
-        block(store.release("CH1")).unwrap();
+        block(store.release("CH1"));
 
         assert!(
             futures_util::FutureExt::now_or_never(waiter.changed()).is_some(),
             "release wakes waiters"
         );
         assert!(
-            matches!(block(store.claim("CH1", LEASE)).unwrap(), Claim::Acquired),
+            matches!(block(store.claim("CH1", LEASE)), Claim::Acquired),
             "a released claim can be retried"
         );
     }
@@ -277,29 +245,26 @@ mod tests {
         let store = MemoryStore::with_clock(clock);
         for i in 0..10 {
             let key = format!("CH{i}");
-            assert!(matches!(
-                block(store.claim(&key, LEASE)).unwrap(),
-                Claim::Acquired
-            ));
-            block(store.complete(&key, "KD", Duration::from_secs(5))).unwrap();
+            assert!(matches!(block(store.claim(&key, LEASE)), Claim::Acquired));
+            block(store.complete(&key, "KD", Duration::from_secs(5)));
         }
         let stored = |store: &MemoryStore| store.lock().len();
         assert_eq!(stored(&store), 10);
 
         *now.lock().unwrap() += Duration::from_secs(6);
-        block(store.claim("fresh", LEASE)).unwrap();
+        block(store.claim("fresh", LEASE));
         assert_eq!(
             stored(&store),
             1,
             "the expired ten are gone, the new claim stays"
         );
 
-        block(store.complete("fresh", "KD", Duration::from_millis(500))).unwrap();
+        block(store.complete("fresh", "KD", Duration::from_millis(500)));
         *now.lock().unwrap() += Duration::from_millis(500);
-        block(store.claim("other", LEASE)).unwrap();
+        block(store.claim("other", LEASE));
         assert_eq!(stored(&store), 2, "no second sweep within the interval");
         assert!(
-            matches!(block(store.claim("fresh", LEASE)).unwrap(), Claim::Acquired),
+            matches!(block(store.claim("fresh", LEASE)), Claim::Acquired),
             "an entry expires at the end of its time, swept or not"
         );
     }
@@ -308,20 +273,14 @@ mod tests {
     fn an_abandoned_claim_lapses_at_the_end_of_its_lease() {
         let (clock, now) = fake_clock();
         let store = MemoryStore::with_clock(clock);
+        assert!(matches!(block(store.claim("CH1", LEASE)), Claim::Acquired));
         assert!(matches!(
-            block(store.claim("CH1", LEASE)).unwrap(),
-            Claim::Acquired
-        ));
-        assert!(matches!(
-            block(store.claim("CH1", LEASE)).unwrap(),
+            block(store.claim("CH1", LEASE)),
             Claim::InProgress(_)
         ));
 
         *now.lock().unwrap() += LEASE;
 
-        assert!(matches!(
-            block(store.claim("CH1", LEASE)).unwrap(),
-            Claim::Acquired
-        ));
+        assert!(matches!(block(store.claim("CH1", LEASE)), Claim::Acquired));
     }
 }

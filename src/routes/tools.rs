@@ -57,8 +57,6 @@ impl ToolError {
         let cannot =
             |e: &dyn std::fmt::Display| format!("I can't hand this conversation over: {e}.");
         let retry = "Please try again in a moment.";
-        let under_way =
-            "A handover of this conversation is already under way. Please wait a moment.";
         match self {
             Self::Request(RequestError::Auth(AuthError::MissingSignature)) => (
                 "missing_signature",
@@ -118,15 +116,11 @@ impl ToolError {
                     format!("I couldn't reach our team just now ({e}). {retry}"),
                 )
             }
-            Self::Handover(HandoverError::Store(_)) => (
-                "store_unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
-                under_way.into(),
-            ),
             Self::Handover(HandoverError::InProgress) => (
                 "handover_in_progress",
                 StatusCode::CONFLICT,
-                under_way.into(),
+                "A handover of this conversation is already under way. Please wait a moment."
+                    .into(),
             ),
             Self::MethodNotAllowed => (
                 "method_not_allowed",
@@ -359,7 +353,6 @@ mod tests {
     use actix_web::error::PayloadError;
 
     use super::*;
-    use crate::handover::StoreError;
 
     #[actix_web::test]
     async fn every_tool_error_has_its_status_code_and_sentence() {
@@ -468,12 +461,6 @@ mod tests {
                     "I couldn't reach our team just now (the request form could not be \
                      encoded: a map key). {retry}"
                 ),
-            ),
-            (
-                ToolError::Handover(HandoverError::Store(StoreError("down".into()))),
-                503,
-                "store_unavailable",
-                under_way.to_owned(),
             ),
             (
                 ToolError::Handover(HandoverError::InProgress),
