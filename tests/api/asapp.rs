@@ -346,6 +346,14 @@ impl Fault {
         }
     }
 
+    /// How many requests the vendor receives: one for a fault in its
+    /// answer, none for one in the settings. No answer in the tables is
+    /// retried: only a refused connection is, and a 429 whose wait fits
+    /// the deadline.
+    pub fn requests(&self) -> usize {
+        usize::from(self.response.is_some())
+    }
+
     /// The app's variables: `base`, this fault's, then the deadline: 300 ms
     /// where the deadline is the fault, else long enough that a loaded
     /// machine never turns the fault's own answer into a timeout.
@@ -441,6 +449,8 @@ async fn engage_says_the_fallback_message_then_returns_to_studio_on_each_asapp_f
             "{}",
             fault.name
         );
+        let received = asapp.received_requests().await.unwrap().len();
+        assert_eq!(received, fault.requests(), "{}", fault.name);
     }
 }
 
@@ -674,6 +684,8 @@ async fn call_complete_falls_back_on_each_asapp_fault() {
         let twiml = app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
 
         assert_eq!(twiml, studio_fallback(fault.code), "{}", fault.name);
+        let received = asapp.received_requests().await.unwrap().len();
+        assert_eq!(received, fault.requests(), "{}", fault.name);
     }
 }
 

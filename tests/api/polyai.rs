@@ -253,6 +253,8 @@ async fn handoff_state_errors_are_json_with_the_right_status() {
         assert_eq!(body["error"], fault.code, "{name}: {body}");
         assert!(!body["message"].as_str().unwrap().is_empty(), "{name}");
         assert!(!body.to_string().contains(API_KEY), "{name}");
+        let received = polyai.received_requests().await.unwrap().len();
+        assert_eq!(received, fault.requests(), "{name}");
     }
 }
 
@@ -354,6 +356,8 @@ async fn polyai_call_complete_falls_back_on_each_fault() {
             "{}",
             fault.name
         );
+        let received = polyai.received_requests().await.unwrap().len();
+        assert_eq!(received, fault.requests(), "{}", fault.name);
     }
 }
 
