@@ -516,6 +516,25 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_takes_the_usual_spellings_of_yes_and_no_in_any_case() {
+        for (text, flag) in [
+            ("true", true),
+            ("1", true),
+            ("Yes", true),
+            ("ON", true),
+            ("False", false),
+            ("0", false),
+            ("no", false),
+            ("off", false),
+        ] {
+            assert_eq!(parse_bool(text), Ok(flag), "{text}");
+        }
+        for text in ["", "y", "enabled", "2", "truee"] {
+            assert!(parse_bool(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
     fn a_language_is_hyphenated_parts_of_one_to_eight_letters_or_digits() {
         let longest = "abcdefgh-abcdefgh-abcdefgh-abcdefgh";
         for tag in ["en-US", "pt-BR", "multi", "es-419", longest] {

@@ -497,6 +497,40 @@ mod tests {
         }
     }
 
+    /// Twilio's final `CallStatus` values, in any case, mean the caller is
+    /// gone, whatever the session asked for; a live call is handed over.
+    #[test]
+    fn a_caller_gone_by_any_final_call_status_is_hung_up_on() {
+        let workflow = "WW0123456789abcdef0123456789abcdef";
+        let lookup = |name: &str| (name == "FLEX_WORKFLOW_SID").then(|| workflow.to_owned());
+        let (settings, _) = Settings::load(&lookup, false);
+        let cases = [
+            (Some("completed"), "caller_hung_up"),
+            (Some("Busy"), "caller_hung_up"),
+            (Some("no-answer"), "caller_hung_up"),
+            (Some("CANCELED"), "caller_hung_up"),
+            (Some("failed"), "caller_hung_up"),
+            (Some("in-progress"), "handed_over"),
+            (Some("ringing"), "handed_over"),
+            (None, "handed_over"),
+        ];
+        for (status, expected) in cases {
+            let form = status
+                .map(|status| ("CallStatus", status))
+                .into_iter()
+                .collect();
+            let request = TwilioRequest::from_form(form);
+            let handoff = Handoff::new(Vendor::ConversationRelay, None, json!({}));
+
+            let (twiml, outcome) =
+                session_ended(&settings, &request, SessionEnd::HandedOver(handoff)).unwrap();
+
+            assert_eq!(outcome, expected, "{status:?}");
+            let hung_up = matches!(twiml.verbs(), [Verb::Hangup]);
+            assert_eq!(hung_up, expected == "caller_hung_up", "{status:?}");
+        }
+    }
+
     #[test]
     fn a_failure_is_answered_with_the_fallback_that_names_its_code() {
         let studio = "https://webhooks.twilio.com/v1/Accounts/AC0123456789abcdef0123456789abcdef/Flows/FW0123456789abcdef0123456789abcdef";

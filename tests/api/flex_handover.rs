@@ -245,7 +245,9 @@ async fn flex_handover_applies_overrides_and_keeps_routing_attributes() {
         .bearer_auth(TOOL_KEY)
         .header("X-Session-Id", conversation_session())
         .header("X-Identity", "phone:+14155550100")
-        .json(&json!({"FlexWorkflowSid": other_ww, "from": "spoofed", "customerAddress": "spoofed", "customerName": "Jane"}))
+        // `FlowSid` is the Studio tool's target: an input both tools share
+        // may carry it, and it describes no customer.
+        .json(&json!({"FlexWorkflowSid": other_ww, "FlowSid": "FW33333333333333333333333333333333", "from": "spoofed", "customerAddress": "spoofed", "customerName": "Jane"}))
         .send()
         .await
         .unwrap();
@@ -255,7 +257,7 @@ async fn flex_handover_applies_overrides_and_keeps_routing_attributes() {
     let routing: Value = serde_json::from_str(&field(&requests[0], "Routing")).unwrap();
     assert_eq!(routing["properties"]["workspace_sid"], other_ws);
     assert_eq!(routing["properties"]["workflow_sid"], other_ww);
-    // The tool input is the handoff's context, as sent (but the overrides).
+    // The tool input is the handoff's context, as sent (but the targets).
     let input = json!({"from": "spoofed", "customerAddress": "spoofed", "customerName": "Jane"});
     assert_eq!(
         routing["properties"]["attributes"],

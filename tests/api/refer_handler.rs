@@ -1,5 +1,6 @@
 use crate::helpers::{
-    CALL_SID, STUDIO, WORKFLOW, assert_handoff_schema, redirect_url, spawn_app, spawn_studio_app,
+    CALL_SID, STUDIO, WORKFLOW, assert_handoff_schema, enqueued_attributes, redirect_url,
+    spawn_app, spawn_studio_app,
 };
 
 const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
@@ -439,6 +440,35 @@ async fn refer_handler_enqueues_into_flex_when_studio_is_not_configured() {
             "session_history_key": "k\"ey",
             "sip_headers": sip_headers,
             "handoff": {"vendor": "watsonx", "session_id": "k\"ey", "context": sip_headers},
+        })
+    );
+    assert_handoff_schema(&attributes);
+}
+
+/// A key too long for a Flex task (TaskRouter caps its attributes) is cut
+/// wherever it is repeated, the handoff's copies first, so the call is still
+/// enqueued, with its SID.
+#[tokio::test]
+async fn refer_handler_cuts_a_key_too_long_for_a_task_and_still_enqueues() {
+    let app = spawn_app(&[("FLEX_WORKFLOW_SID", WORKFLOW)]).await;
+    let key = "k".repeat(20_000);
+    let refer_to = format!("<sip:+18005551234@twilio.com?{KEY_HEADER}={key}>");
+
+    let twiml = app
+        .voice(
+            "/refer-handler",
+            &[("CallSid", CALL_SID), ("ReferTransferTarget", &refer_to)],
+        )
+        .await;
+
+    let attributes = enqueued_attributes(&twiml);
+    let size = attributes.to_string().len();
+    assert!(size <= 16_000, "{size} bytes");
+    assert_eq!(
+        attributes,
+        serde_json::json!({
+            "call_sid": CALL_SID,
+            "handoff": {"vendor": "watsonx", "session_id": "", "context": {}, "truncated": true},
         })
     );
     assert_handoff_schema(&attributes);

@@ -34,7 +34,8 @@ fn uuid_like(id: &str) -> bool {
 }
 
 /// Run as a process with JSON logs: one line per request span with its id,
-/// route, status, latency and the call SID.
+/// route, status, latency and the call SID, under each name Twilio and
+/// Studio flows give it.
 #[tokio::test]
 async fn each_request_is_one_json_span_with_id_route_status_latency_and_call_sid() {
     let process = start_binary(&["--dev"], &[]).await;
@@ -46,8 +47,30 @@ async fn each_request_is_one_json_span_with_id_route_status_latency_and_call_sid
         .send()
         .await
         .unwrap();
+    // Studio's Make HTTP Request widgets, as the vendors' samples name it.
+    let by_widget = [
+        ("req-log-test-2", "/polyai/handoff-state", "call_sid"),
+        ("req-log-test-3", "/call-complete?format=json", "callSid"),
+    ];
+    for (id, path, name) in by_widget {
+        let response = client
+            .post(format!("{}{path}", process.address))
+            .header("X-Request-Id", id)
+            .form(&[(name, CALL_SID)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
 
     let logs = process.stop_and_read_logs();
+    for (id, path, _) in by_widget {
+        let span = request_spans(&logs)
+            .into_iter()
+            .find(|span| span["request_id"] == id)
+            .unwrap_or_else(|| panic!("no span for {path}: {logs}"));
+        assert_eq!(span["call_sid"], CALL_SID, "{path}: {span}");
+    }
     let spans: Vec<_> = request_spans(&logs)
         .into_iter()
         .filter(|span| span["request_id"] == "req-log-test-1")
