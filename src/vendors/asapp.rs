@@ -456,6 +456,25 @@ mod tests {
         );
     }
 
+    /// However long ASAPP's message, what reaches logs and Studio is its
+    /// first 200 characters (not bytes).
+    #[test]
+    fn a_refusal_keeps_the_start_of_a_long_error_message() {
+        let message = "é".repeat(1_000);
+        let body = serde_json::json!({"error": {"code": "401-01", "message": message, "requestId": "r-1"}});
+        let answer = Answer {
+            status: StatusCode::UNAUTHORIZED,
+            body: serde_json::to_vec(&body).unwrap().into(),
+            attempts: 1,
+        };
+
+        let VendorError::Refused { detail, .. } = refused(&answer) else {
+            panic!("a refusal");
+        };
+
+        assert_eq!(detail, Some(format!("error 401-01, {}", "é".repeat(186))));
+    }
+
     #[test]
     fn statuses_and_transfer_types_are_matched_in_any_case_and_kept_otherwise() {
         assert_eq!(known_or_as_sent("completed"), "COMPLETED");
