@@ -503,6 +503,8 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
@@ -513,6 +515,32 @@ mod tests {
         for host in ["", "not a host!", "http://localhost", "[::]"] {
             assert!(parse_listen_host(host).is_err(), "{host}");
         }
+    }
+
+    /// A secret mounted from a file ends with a newline, which no signature
+    /// or header must carry; blank counts as unset.
+    #[test]
+    fn values_are_trimmed_and_blank_ones_are_unset() {
+        let env = |name: &str| match name {
+            "TWILIO_AUTH_TOKEN" => Some("token-from-a-file\n".to_owned()),
+            "PORT" => Some(" 9090 ".to_owned()),
+            "FLEX_WORKFLOW_SID" => Some("\tWW0123456789abcdef0123456789abcdef ".to_owned()),
+            "SIP_URI_HOST" => Some("  \n".to_owned()),
+            _ => None,
+        };
+
+        let settings = Settings::from_lookup(&env, false).unwrap();
+
+        let token = settings
+            .twilio
+            .auth_token
+            .as_ref()
+            .map(ExposeSecret::expose_secret);
+        assert_eq!(token, Some("token-from-a-file"));
+        assert_eq!(settings.port, 9090);
+        let workflow = settings.flex.workflow_sid.as_ref().map(AsRef::as_ref);
+        assert_eq!(workflow, Some("WW0123456789abcdef0123456789abcdef"));
+        assert!(settings.voice.sip_uri_host.is_none());
     }
 
     #[test]

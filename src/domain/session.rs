@@ -124,7 +124,7 @@ impl Identity {
     /// # Errors
     /// [`IdentityError`] without a `:` or with an empty trait or value.
     pub fn parse(text: &str) -> Result<Self, IdentityError> {
-        let (trait_name, value) = text.trim().split_once(':').ok_or(IdentityError)?;
+        let (trait_name, value) = text.split_once(':').ok_or(IdentityError)?;
         let (trait_name, value) = (trait_name.trim(), value.trim());
         if trait_name.is_empty() || value.is_empty() || value.chars().any(char::is_control) {
             return Err(IdentityError);
@@ -186,7 +186,11 @@ mod tests {
 
     #[test]
     fn parses_voice_sessions_with_or_without_a_suffix() {
-        for text in [format!("voice:{CA}"), format!("voice:{CA}/UT0123")] {
+        for text in [
+            format!("voice:{CA}"),
+            format!("voice:{CA}/UT0123"),
+            format!(" voice:{CA}\t"),
+        ] {
             assert_eq!(
                 SessionId::parse(&text).unwrap(),
                 SessionId::Voice {
@@ -225,6 +229,16 @@ mod tests {
                 "whatsapp:+14155550100",
             ),
             ("phone:+14155550100", ChannelType::Sms, "+14155550100"),
+            (
+                " whatsapp : +14155550100 ",
+                ChannelType::Whatsapp,
+                "whatsapp:+14155550100",
+            ),
+            (
+                "WhatsApp:+14155550100",
+                ChannelType::Whatsapp,
+                "whatsapp:+14155550100",
+            ),
             ("user_id:FX0123", ChannelType::Web, "FX0123"),
             ("email:a@b.c", ChannelType::Chat, "a@b.c"),
             ("user_id:customer:42", ChannelType::Chat, "customer:42"),
