@@ -724,11 +724,11 @@ async fn call_complete_answers_studio_with_the_transfer_as_json() {
         &app,
         "/call-complete",
         &[("CallSid", CALL_SID)],
-        Some("text/html;q=0.5, application/json"),
+        Some("text/html;q=0.5, Application/JSON"),
     )
     .await;
     let by_get = app
-        .get_signed(&format!("/call-complete?callSid={CALL_SID}&format=json"))
+        .get_signed(&format!("/call-complete?callSid={CALL_SID}&format=JSON"))
         .await;
 
     for response in [by_query, by_accept, by_get] {

@@ -54,13 +54,17 @@ const DOCUMENTED_EXAMPLE: [&str; 7] = [
 
 #[test]
 fn sign_prints_twilios_documented_signature() {
-    let (code, out, _) = sign(&DOCUMENTED_EXAMPLE, Some("12345"));
+    // A token read from a file keeps its newline; the service trims it, and
+    // so does `sign`.
+    for token in ["12345", "12345\n"] {
+        let (code, out, _) = sign(&DOCUMENTED_EXAMPLE, Some(token));
 
-    assert_eq!(code, 0);
-    assert!(
-        out.starts_with("X-Twilio-Signature: GvWf1cFY/Q7PnoempGyD5oXAezc=\ncurl "),
-        "{out}"
-    );
+        assert_eq!(code, 0, "{token:?}");
+        assert!(
+            out.starts_with("X-Twilio-Signature: GvWf1cFY/Q7PnoempGyD5oXAezc=\ncurl "),
+            "{token:?}: {out}"
+        );
+    }
 }
 
 /// With `--shared-key`, the HMAC-SHA256 twilio-node computes with that
@@ -101,11 +105,13 @@ fn sign_with_a_shared_key_prints_twilios_hmac_sha256_and_the_settings_header() {
 
 #[test]
 fn sign_without_a_token_explains_what_to_set() {
-    let (code, out, err) = sign(&["--url", "https://a.b/receive-call"], None);
+    for token in [None, Some(" \n")] {
+        let (code, out, err) = sign(&["--url", "https://a.b/receive-call"], token);
 
-    assert_eq!(code, 2);
-    assert!(out.is_empty());
-    assert!(err.contains("set TWILIO_AUTH_TOKEN"), "{err}");
+        assert_eq!(code, 2, "{token:?}");
+        assert!(out.is_empty(), "{token:?}");
+        assert!(err.contains("set TWILIO_AUTH_TOKEN"), "{token:?}: {err}");
+    }
 }
 
 /// The pasted form and JSON commands are accepted, and so is one signed
