@@ -102,6 +102,18 @@ fn endings() -> Vec<Ending> {
             outcome: "ended",
         },
         Ending {
+            name: "relay: blank parameters count as absent",
+            path: RELAY_COMPLETE,
+            params: on_the_line(&[
+                ("SessionId", SESSION),
+                ("SessionStatus", "ended"),
+                ("HandoffData", " "),
+                ("ErrorCode", " "),
+            ]),
+            handoff: None,
+            outcome: "ended",
+        },
+        Ending {
             name: "relay: a status flexbridge does not know ends the call (docs/decisions.md)",
             path: RELAY_COMPLETE,
             params: on_the_line(&[
