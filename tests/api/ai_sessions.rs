@@ -153,6 +153,22 @@ fn endings() -> Vec<Ending> {
             outcome: "handed_over",
         },
         Ending {
+            name: "virtual agent: live-agent handoff in any case",
+            path: AGENT_COMPLETE,
+            params: on_the_line(&[
+                ("VirtualAgentStatus", "Live-Agent-Handoff"),
+                (
+                    "VirtualAgentProviderData",
+                    r#"{"ConversationId":"c-2","AgentHandoffParameters":{"reason":"upgrade"}}"#,
+                ),
+            ]),
+            handoff: Some(json!({
+                "vendor": "dialogflow_cx", "reason": "upgrade", "session_id": "c-2",
+                "context": {"reason": "upgrade"},
+            })),
+            outcome: "handed_over",
+        },
+        Ending {
             name: "virtual agent: failed, the caller still on the line",
             path: AGENT_COMPLETE,
             params: on_the_line(&[
@@ -199,6 +215,31 @@ fn endings() -> Vec<Ending> {
             params: on_the_line(&[("VirtualAgentStatus", "completed")]),
             handoff: None,
             outcome: "ended",
+        },
+        Ending {
+            name: "virtual agent: blank parameters count as absent",
+            path: AGENT_COMPLETE,
+            params: on_the_line(&[
+                ("VirtualAgentStatus", " "),
+                ("VirtualAgentErrorCode", " "),
+                ("VirtualAgentProviderData", " "),
+            ]),
+            handoff: None,
+            outcome: "ended",
+        },
+        Ending {
+            name: "virtual agent: statuses in any case",
+            path: AGENT_COMPLETE,
+            params: on_the_line(&[("VirtualAgentStatus", "Completed")]),
+            handoff: None,
+            outcome: "ended",
+        },
+        Ending {
+            name: "virtual agent: hangup in any case",
+            path: AGENT_COMPLETE,
+            params: on_the_line(&[("VirtualAgentStatus", "HANGUP")]),
+            handoff: None,
+            outcome: "caller_hung_up",
         },
         Ending {
             name: "virtual agent: hangup",

@@ -48,9 +48,10 @@ async fn the_tool_key_is_accepted_as_bearer_x_api_key_or_key_parameter() {
     })
     .await;
     let query = call(&app, &format!("/tools/flex-handover?key={TOOL_KEY}"), |r| r).await;
-    // The scheme in any case; an empty one does not hide the key sent next.
+    // The scheme in any case, with any spaces after it; an empty one does
+    // not hide the key sent next.
     let upper_case = call(&app, "/tools/flex-handover", |r| {
-        r.header("Authorization", format!("BEARER {TOOL_KEY}"))
+        r.header("Authorization", format!("BEARER   {TOOL_KEY}"))
     })
     .await;
     let empty_bearer = call(&app, "/tools/flex-handover", |r| {
