@@ -173,13 +173,14 @@ async fn polyai_connect_without_a_connector_apologises_and_falls_back() {
 /// `CallSid`: PolyAI's JSON, byte for byte.
 #[tokio::test]
 async fn handoff_state_answers_polyais_json_unchanged() {
-    // A blank `call_sid` (a Studio variable that came out empty) does not
-    // hide `CallSid`.
+    // `call_sid` first, as the widget sends it; a blank one (a Studio
+    // variable that came out empty) does not hide `CallSid`.
     let cases = [
         "get call_sid",
         "post CallSid",
         "get CallSid",
         "post blank call_sid",
+        "post call_sid before CallSid",
     ];
     for case in cases {
         let polyai = MockServer::start().await;
@@ -197,6 +198,11 @@ async fn handoff_state_answers_polyais_json_unchanged() {
             }
             "post blank call_sid" => {
                 let form = [("call_sid", " "), ("CallSid", CALL_SID)];
+                app.post_form("/polyai/handoff-state", &form).await
+            }
+            "post call_sid before CallSid" => {
+                let other = "CA99999999999999999999999999999999";
+                let form = [("CallSid", other), ("call_sid", CALL_SID)];
                 app.post_form("/polyai/handoff-state", &form).await
             }
             _ => {

@@ -63,6 +63,25 @@ async fn receive_call_accepts_get_with_query_parameters() {
     );
 }
 
+/// A parameter in both the form and the query is read from the form, where
+/// Twilio puts its own.
+#[tokio::test]
+async fn receive_call_reads_a_parameter_from_the_form_before_the_query() {
+    let app = spawn_studio_app().await;
+
+    let twiml = app
+        .voice(
+            "/receive-call?Called=%2B19995550000",
+            &[("Called", "+18005551234")],
+        )
+        .await;
+
+    assert!(
+        twiml.contains("<Sip>sip:+18005551234@sip.example.com;secure=true</Sip>"),
+        "{twiml}"
+    );
+}
+
 /// Nothing but `+` and digits may reach the SIP URI: anything else could
 /// send the call to another host or add SIP headers or URI parameters.
 #[tokio::test]

@@ -92,6 +92,12 @@ async fn without_credentials_a_tool_request_gets_401_and_a_wrong_key_403() {
     })
     .await;
     let wrong_query = call(&app, "/tools/flex-handover?key=nope", |r| r).await;
+    // The first key presented is the one checked: a right key sent after a
+    // wrong one does not let the request in.
+    let wrong_then_right = call(&app, &format!("/tools/flex-handover?key={TOOL_KEY}"), |r| {
+        r.bearer_auth("not-the-key").header("X-Api-Key", TOOL_KEY)
+    })
+    .await;
 
     assert_eq!(
         none_body,
@@ -105,6 +111,7 @@ async fn without_credentials_a_tool_request_gets_401_and_a_wrong_key_403() {
         )
     );
     assert_eq!(wrong_query.0, 403);
+    assert_eq!(wrong_then_right.0, 403);
     assert!(twilio.received_requests().await.unwrap().is_empty());
 }
 
