@@ -894,6 +894,12 @@ async fn studio_handover_adds_a_conversation_scoped_studio_webhook() {
     assert_eq!(body["status"], "handed_over");
     assert_eq!(body["webhook_sid"], wh);
     assert_eq!(repeat["status"], "already_handed_over");
+    let metrics = app.metrics_text().await;
+    for outcome in ["handed_over", "already_handed_over"] {
+        let series =
+            format!(r#"flexbridge_handovers_total{{vendor="twilio_studio",outcome="{outcome}"}} "#);
+        assert!(value(&metrics, &series).is_some(), "{series} in\n{metrics}");
+    }
     let requests = twilio.received_requests().await.unwrap();
     assert_eq!(
         requests[0].headers["authorization"],

@@ -3,7 +3,7 @@
 
 use flexbridge::metrics::UPKEEP_THREAD;
 
-use crate::helpers::{CALL_SID, spawn_app, spawn_studio_app};
+use crate::helpers::{CALL_SID, STUDIO, WORKFLOW, spawn_app, spawn_studio_app};
 use crate::process::start_binary;
 
 /// The value of the series whose line starts with `prefix`.
@@ -72,6 +72,33 @@ async fn metrics_count_requests_fallbacks_and_signature_rejections() {
         ),
         "{metrics}"
     );
+}
+
+/// A watsonx transfer is counted under where it went: the outcomes
+/// `docs/routes.md` lists and the alert rules read.
+#[tokio::test]
+async fn watsonx_transfers_are_counted_under_where_they_went() {
+    let refer_to = "<sip:+18005551234@twilio.com?X-Watson-Assistant-Session-History-Key=k>";
+    let cases = [
+        (("STUDIO_WEBHOOK_URL", STUDIO), "returned_to_studio"),
+        (("FLEX_WORKFLOW_SID", WORKFLOW), "enqueued_to_flex"),
+        (("FALLBACK_MESSAGE", "Goodbye."), "no_destination"),
+    ];
+    for (setting, outcome) in cases {
+        let app = spawn_app(&[setting]).await;
+        let params = [("CallSid", CALL_SID), ("ReferTransferTarget", refer_to)];
+
+        app.voice("/refer-handler", &params).await;
+
+        // The recorder is process-wide: other tests may have counted too.
+        let metrics = app.metrics_text().await;
+        let series =
+            format!(r#"flexbridge_handovers_total{{vendor="watsonx",outcome="{outcome}"}} "#);
+        assert!(
+            value(&metrics, &series).is_some_and(|n| n >= 1.0),
+            "{series} in\n{metrics}"
+        );
+    }
 }
 
 /// Probes cannot create series without bound: a path that is no route is

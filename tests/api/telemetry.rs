@@ -1,5 +1,6 @@
 //! Request ids and the shape of the logs.
 
+use crate::flex_handover::{CH, IS};
 use crate::helpers::{CALL_SID, spawn_studio_app};
 use crate::process::{log_events, request_spans, start_binary};
 
@@ -35,7 +36,7 @@ fn uuid_like(id: &str) -> bool {
 
 /// Run as a process with JSON logs: one line per request span with its id,
 /// route, status, latency and the call SID, under each name Twilio and
-/// Studio flows give it.
+/// Studio flows give it (a tool's conversation by its SID).
 #[tokio::test]
 async fn each_request_is_one_json_span_with_id_route_status_latency_and_call_sid() {
     let process = start_binary(&["--dev"], &[]).await;
@@ -52,6 +53,17 @@ async fn each_request_is_one_json_span_with_id_route_status_latency_and_call_sid
         ("req-log-test-2", "/polyai/handoff-state", "call_sid"),
         ("req-log-test-3", "/call-complete?format=json", "callSid"),
     ];
+    // A tool's conversation is recorded by its SID.
+    let tool = client
+        .post(format!("{}/tools/flex-handover", process.address))
+        .header("X-Request-Id", "req-log-test-4")
+        .header("X-Session-Id", format!("conversations__{IS}/{CH}"))
+        .header("X-Identity", "phone:+14155550100")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tool.status(), 200);
     for (id, path, name) in by_widget {
         let response = client
             .post(format!("{}{path}", process.address))
@@ -71,6 +83,15 @@ async fn each_request_is_one_json_span_with_id_route_status_latency_and_call_sid
             .unwrap_or_else(|| panic!("no span for {path}: {logs}"));
         assert_eq!(span["call_sid"], CALL_SID, "{path}: {span}");
     }
+    let spans = request_spans(&logs);
+    let tool_span = spans
+        .iter()
+        .find(|span| span["request_id"] == "req-log-test-4");
+    assert_eq!(
+        tool_span.map(|span| &span["conversation_sid"]),
+        Some(&serde_json::json!(CH)),
+        "{logs}"
+    );
     let spans: Vec<_> = request_spans(&logs)
         .into_iter()
         .filter(|span| span["request_id"] == "req-log-test-1")
