@@ -281,6 +281,24 @@ mod tests {
         );
     }
 
+    /// An agent's variables become attributes, and when they are many and
+    /// small, `call_sid` is the largest: it must still never be cut.
+    #[test]
+    fn many_small_attributes_are_cut_but_never_the_call_sid() {
+        let call = "CA0123456789abcdef0123456789abcdef";
+        let mut base = Map::new();
+        base.insert("call_sid".into(), call.into());
+        for i in 0..2_000 {
+            base.insert(format!("v{i:04}"), "x".repeat(10).into());
+        }
+        let attributes = Handoff::new(Vendor::Asapp, None, json!({})).into_attributes(base);
+
+        let size = serde_json::to_vec(&attributes).unwrap().len();
+        assert!(size <= MAX_ATTRIBUTES_BYTES, "{size}");
+        assert_eq!(attributes["call_sid"], call);
+        assert_eq!(attributes["handoff"]["truncated"], true);
+    }
+
     #[test]
     fn oversized_text_is_cut_at_a_character_boundary_and_everything_fits() {
         // 60 KB of text with escapes and multi-byte characters, a huge

@@ -640,6 +640,9 @@ async fn call_complete_hangs_up_when_the_caller_already_hung_up() {
     let twiml = app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
 
     assert_eq!(twiml, format!("{DECL}<Response><Hangup/></Response>"));
+    let metrics = app.metrics_text().await;
+    let series = r#"flexbridge_handovers_total{vendor="asapp",outcome="caller_hung_up"}"#;
+    assert!(metrics.contains(series), "{metrics}");
 }
 
 /// `EXPIRED` without an agent request: what GenerativeAgent decided is lost,

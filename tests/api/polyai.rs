@@ -323,6 +323,9 @@ async fn polyai_call_complete_enqueues_the_call_with_the_handoff_state() {
     );
     assert_handoff_schema(&enqueued_attributes(&twiml));
     assert_one_state_request(&polyai.received_requests().await.unwrap());
+    let metrics = app.metrics_text().await;
+    let series = r#"flexbridge_handovers_total{vendor="polyai",outcome="handed_over"}"#;
+    assert!(metrics.contains(series), "{metrics}");
 }
 
 /// Every PolyAI fault, a missing state and a missing workflow: 200 and the
