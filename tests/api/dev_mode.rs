@@ -88,6 +88,14 @@ async fn dev_mode_dry_runs_the_handover_and_shows_the_exact_request() {
         .append_pair("Routing", routing)
         .finish();
     assert_eq!(answer["request"]["body"], expected_body);
+    let metrics = reqwest::get(format!("{}/metrics", process.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = r#"flexbridge_handovers_total{vendor="twilio_flex",outcome="dry_run"} 1"#;
+    assert!(metrics.contains(series), "{metrics}");
 }
 
 /// `--dev` never calls ASAPP or PolyAI: every vendor route answers with demo

@@ -30,6 +30,11 @@ async fn metrics_count_requests_fallbacks_and_signature_rejections() {
         .send()
         .await
         .unwrap();
+    app.client
+        .post(app.url("/refer-handler"))
+        .send()
+        .await
+        .unwrap();
 
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
@@ -59,13 +64,13 @@ async fn metrics_count_requests_fallbacks_and_signature_rejections() {
         )
         .is_some_and(|n| n >= 1.0)
     );
-    assert!(
-        value(
-            &metrics,
-            r#"flexbridge_signature_rejections_total{reason="invalid_signature"} "#
-        )
-        .is_some_and(|n| n >= 1.0)
-    );
+    for reason in ["invalid_signature", "missing_signature"] {
+        let series = format!(r#"flexbridge_signature_rejections_total{{reason="{reason}"}} "#);
+        assert!(
+            value(&metrics, &series).is_some_and(|n| n >= 1.0),
+            "{series} in\n{metrics}"
+        );
+    }
     assert!(
         metrics.contains(
             r#"flexbridge_http_request_duration_seconds_bucket{route="/receive-call",le="0.005"}"#
