@@ -95,7 +95,7 @@ async fn dev_mode_dry_runs_the_handover_and_shows_the_exact_request() {
         .await
         .unwrap();
     let series = r#"flexbridge_handovers_total{vendor="twilio_flex",outcome="dry_run"} 1"#;
-    assert!(metrics.contains(series), "{metrics}");
+    assert!(metrics.lines().any(|line| line == series), "{metrics}");
 }
 
 /// `--dev` never calls ASAPP or PolyAI: every vendor route answers with demo
