@@ -12,7 +12,7 @@ use crate::helpers::{
     CALL_SID, STUDIO, TestApp, WORKFLOW, assert_handoff_schema, assert_twiml_response,
     enqueued_attributes, spawn_app,
 };
-use crate::metrics::value;
+use crate::metrics::handovers;
 
 const RELAY_COMPLETE: &str = "/conversation-relay/complete";
 const AGENT_COMPLETE: &str = "/virtual-agent/complete";
@@ -283,11 +283,9 @@ async fn every_ending_of_a_session_gets_its_answer_and_is_counted() {
     }
     assert_eq!(counted.len(), 8, "four outcomes for each vendor");
     for ((vendor, outcome), count) in counted {
-        let series =
-            format!(r#"flexbridge_handovers_total{{vendor="{vendor}",outcome="{outcome}"}} "#);
         assert!(
-            value(&metrics, &series).is_some_and(|n| n >= count),
-            "{series} in\n{metrics}"
+            handovers(&metrics, vendor, outcome).is_some_and(|n| n >= count),
+            "{vendor} {outcome} in\n{metrics}"
         );
     }
 }
@@ -347,11 +345,12 @@ async fn a_handoff_without_a_workflow_returns_the_caller_to_studio() {
         );
     }
     let metrics = app.metrics_text().await;
-    let series = r#"flexbridge_handovers_total{vendor="conversation_relay",outcome="flex_workflow_not_configured"} "#;
-    assert!(
-        value(&metrics, series).is_some_and(|n| n >= 3.0),
-        "{metrics}"
+    let counted = handovers(
+        &metrics,
+        "conversation_relay",
+        "flex_workflow_not_configured",
     );
+    assert!(counted.is_some_and(|n| n >= 3.0), "{metrics}");
 }
 
 /// A handoff near the body limit (60 KB) is cut to TaskRouter's 16 KB, says

@@ -1,6 +1,7 @@
 //! The README's quick start: `flexbridge --dev` answers every route at once.
 
 use crate::helpers::{assert_handoff_schema, enqueued_attributes};
+use crate::metrics::handovers;
 use crate::process::start_binary;
 
 #[tokio::test]
@@ -94,8 +95,9 @@ async fn dev_mode_dry_runs_the_handover_and_shows_the_exact_request() {
         .text()
         .await
         .unwrap();
-    let series = r#"flexbridge_handovers_total{vendor="twilio_flex",outcome="dry_run"} 1"#;
-    assert!(metrics.lines().any(|line| line == series), "{metrics}");
+    // Its own process: exactly this one.
+    let counted = handovers(&metrics, "twilio_flex", "dry_run");
+    assert_eq!(counted, Some(1.0), "{metrics}");
 }
 
 /// `--dev` never calls ASAPP or PolyAI: every vendor route answers with demo

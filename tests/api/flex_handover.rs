@@ -10,7 +10,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::{TestApp, assert_handoff_schema, spawn_app_over};
-use crate::metrics::value;
+use crate::metrics::handovers;
 use crate::process::closed_origin;
 
 pub const AC: &str = "AC0123456789abcdef0123456789abcdef";
@@ -510,13 +510,9 @@ async fn a_refused_connection_is_retried_twice_within_the_deadline_then_reported
             "{deadline_ms}: {body}"
         );
         // The recorder is process-wide: other tests may have counted too.
-        let series =
-            r#"flexbridge_handovers_total{vendor="twilio_flex",outcome="upstream_unavailable"} "#;
         let metrics = app.metrics_text().await;
-        assert!(
-            value(&metrics, series).is_some_and(|n| n >= 1.0),
-            "{series} in\n{metrics}"
-        );
+        let counted = handovers(&metrics, "twilio_flex", "upstream_unavailable");
+        assert!(counted.is_some_and(|n| n >= 1.0), "{metrics}");
     }
 }
 
@@ -896,9 +892,8 @@ async fn studio_handover_adds_a_conversation_scoped_studio_webhook() {
     assert_eq!(repeat["status"], "already_handed_over");
     let metrics = app.metrics_text().await;
     for outcome in ["handed_over", "already_handed_over"] {
-        let series =
-            format!(r#"flexbridge_handovers_total{{vendor="twilio_studio",outcome="{outcome}"}} "#);
-        assert!(value(&metrics, &series).is_some(), "{series} in\n{metrics}");
+        let counted = handovers(&metrics, "twilio_studio", outcome);
+        assert!(counted.is_some(), "{outcome} in\n{metrics}");
     }
     let requests = twilio.received_requests().await.unwrap();
     assert_eq!(

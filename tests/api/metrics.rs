@@ -14,6 +14,12 @@ pub fn value(metrics: &str, prefix: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// The value of `flexbridge_handovers_total` for `vendor` and `outcome`.
+pub fn handovers(metrics: &str, vendor: &str, outcome: &str) -> Option<f64> {
+    let series = format!(r#"flexbridge_handovers_total{{vendor="{vendor}",outcome="{outcome}"}} "#);
+    value(metrics, &series)
+}
+
 #[tokio::test]
 async fn metrics_count_requests_fallbacks_and_signature_rejections() {
     let app = spawn_studio_app().await;
@@ -97,11 +103,9 @@ async fn watsonx_transfers_are_counted_under_where_they_went() {
 
         // The recorder is process-wide: other tests may have counted too.
         let metrics = app.metrics_text().await;
-        let series =
-            format!(r#"flexbridge_handovers_total{{vendor="watsonx",outcome="{outcome}"}} "#);
         assert!(
-            value(&metrics, &series).is_some_and(|n| n >= 1.0),
-            "{series} in\n{metrics}"
+            handovers(&metrics, "watsonx", outcome).is_some_and(|n| n >= 1.0),
+            "{outcome} in\n{metrics}"
         );
     }
 }

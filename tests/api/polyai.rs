@@ -13,6 +13,7 @@ use crate::flex_handover::json_of;
 use crate::helpers::{
     CALL_SID, STUDIO, TestApp, WORKFLOW, assert_handoff_schema, enqueued_attributes, spawn_app_over,
 };
+use crate::metrics::handovers;
 use crate::process::closed_origin;
 
 const API_KEY: &str = "polyai-key-5d2b91";
@@ -324,8 +325,8 @@ async fn polyai_call_complete_enqueues_the_call_with_the_handoff_state() {
     assert_handoff_schema(&enqueued_attributes(&twiml));
     assert_one_state_request(&polyai.received_requests().await.unwrap());
     let metrics = app.metrics_text().await;
-    let series = r#"flexbridge_handovers_total{vendor="polyai",outcome="handed_over"}"#;
-    assert!(metrics.contains(series), "{metrics}");
+    let counted = handovers(&metrics, "polyai", "handed_over");
+    assert!(counted.is_some(), "{metrics}");
 }
 
 /// Every PolyAI fault, a missing state and a missing workflow: 200 and the
