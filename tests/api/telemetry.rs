@@ -76,26 +76,27 @@ async fn each_request_is_one_json_span_with_id_route_status_latency_and_call_sid
     }
 
     let logs = process.stop_and_read_logs();
+    let spans = request_spans(&logs);
+    let spans_of = |id: &str| -> Vec<_> {
+        spans
+            .iter()
+            .filter(|span| span["request_id"] == id)
+            .collect()
+    };
     for (id, path, _) in by_widget {
-        let span = request_spans(&logs)
-            .into_iter()
-            .find(|span| span["request_id"] == id)
+        let found = spans_of(id);
+        let span = found
+            .first()
             .unwrap_or_else(|| panic!("no span for {path}: {logs}"));
         assert_eq!(span["call_sid"], CALL_SID, "{path}: {span}");
     }
-    let spans = request_spans(&logs);
-    let tool_span = spans
-        .iter()
-        .find(|span| span["request_id"] == "req-log-test-4");
+    let tool_span = spans_of("req-log-test-4");
     assert_eq!(
-        tool_span.map(|span| &span["conversation_sid"]),
+        tool_span.first().map(|span| &span["conversation_sid"]),
         Some(&serde_json::json!(CH)),
         "{logs}"
     );
-    let spans: Vec<_> = request_spans(&logs)
-        .into_iter()
-        .filter(|span| span["request_id"] == "req-log-test-1")
-        .collect();
+    let spans = spans_of("req-log-test-1");
     assert_eq!(spans.len(), 1, "exactly one closed request span: {logs}");
     let span = &spans[0];
     assert_eq!(span["http.route"], "/receive-call");
