@@ -543,6 +543,31 @@ mod tests {
         assert!(settings.voice.sip_uri_host.is_none());
     }
 
+    /// Each number is taken at both ends of its range, and refused one past
+    /// either end.
+    #[test]
+    fn a_number_is_taken_up_to_its_bounds_and_no_further() {
+        for (variable, lowest, highest) in [
+            ("KEEP_ALIVE_SECONDS", 1, 86_400),
+            ("HANDOVER_DEDUP_SECONDS", 0, 86_400),
+            ("UPSTREAM_TIMEOUT_MS", 100, 14_000),
+            ("UPSTREAM_MAX_CONNECTIONS", 1, 10_000),
+        ] {
+            let refused = |n: u64| {
+                let env = |name: &str| (name == variable).then(|| n.to_string());
+                let (_, problems) = Settings::load(&env, false);
+                problems.iter().map(|p| p.variable).collect::<Vec<_>>()
+            };
+            for taken in [lowest, highest] {
+                assert_eq!(refused(taken), Vec::<&str>::new(), "{variable}={taken}");
+            }
+            let past = [lowest.checked_sub(1), Some(highest + 1)];
+            for n in past.into_iter().flatten() {
+                assert_eq!(refused(n), [variable], "{variable}={n}");
+            }
+        }
+    }
+
     #[test]
     fn a_flag_takes_the_usual_spellings_of_yes_and_no_in_any_case() {
         for (text, flag) in [
@@ -564,17 +589,26 @@ mod tests {
 
     #[test]
     fn a_language_is_hyphenated_parts_of_one_to_eight_letters_or_digits() {
-        let longest = "abcdefgh-abcdefgh-abcdefgh-abcdefgh";
-        for tag in ["en-US", "pt-BR", "multi", "es-419", longest] {
+        // 35 characters, the length RFC 5646 (§4.4.1) has every implementation take.
+        let longest = "abcdefgh-abcdefgh-abcdefgh-abcd-abc";
+        let one_letter_part = "en-US-x-twilio";
+        for tag in [
+            "en-US",
+            "pt-BR",
+            "multi",
+            "es-419",
+            longest,
+            one_letter_part,
+        ] {
             assert_eq!(parse_language(tag), Ok(tag.to_owned()), "{tag}");
         }
-        let too_long = format!("{longest}-a");
+        let too_long = format!("{longest}d");
         for tag in [
             "",
             "en_US",
             "en--US",
             "-en",
-            "toolongpart",
+            "ninechars",
             "en-US ",
             &too_long,
         ] {

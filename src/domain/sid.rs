@@ -144,4 +144,17 @@ mod tests {
             "\"WS123\" is not a Twilio workflow SID (expected WW followed by 32 hex digits)"
         );
     }
+
+    /// A pasted secret or a huge value is echoed cut to its first 40
+    /// characters, which is enough to recognise a mistyped SID.
+    #[test]
+    fn error_echoes_at_most_forty_characters() {
+        let long = format!("WW{}", "é".repeat(48));
+        let err = WorkflowSid::parse(&long).unwrap_err();
+        let shown = format!("WW{}", "é".repeat(38));
+        assert!(
+            err.to_string().starts_with(&format!("{shown:?} is not")),
+            "{err}"
+        );
+    }
 }

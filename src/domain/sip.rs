@@ -378,13 +378,33 @@ mod tests {
             .map(|k| k.to_string_lossy())
     }
 
+    /// A host name of `length` bytes in labels of at most 63, DNS's limit (a
+    /// name's is 253).
+    fn name_of_length(length: usize) -> String {
+        let mut name = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63),
+        ]
+        .join(".");
+        name.truncate(length);
+        name
+    }
+
     #[test]
     fn sip_host_accepts_names_ports_and_ipv4() {
+        let longest_label = format!("{}.example.com", "a".repeat(63));
+        let longest_name = name_of_length(253);
         for good in [
             "public.voip.us-south.assistant.watson.cloud.ibm.com",
             "localhost",
             "sip.example.com:5061",
             "10.0.0.1",
+            "sip.example.com:1",
+            "sip.example.com:65535",
+            &longest_label,
+            &longest_name,
         ] {
             assert!(SipHost::parse(good).is_ok(), "{good:?}");
         }
@@ -410,7 +430,10 @@ mod tests {
             "host..com",
             "host.com:0",
             "host.com:70000",
+            "host.com:065535",
             "host.com:",
+            &format!("{}.example.com", "a".repeat(64)),
+            &name_of_length(254),
             "[::1]",
             "host.com/path",
         ] {

@@ -223,6 +223,9 @@ mod tests {
         assert_eq!(url.masked(), "redis://127.0.0.1:6379");
         let url = redis("redis://[::1]:6379/0");
         assert_eq!(url.masked(), "redis://[::1]:6379/0");
+        // Five digits at most: a longer database number is a typo.
+        let url = redis("redis://cache.internal:6379/99999");
+        assert_eq!(url.masked(), "redis://cache.internal:6379/99999");
     }
 
     #[test]
@@ -237,6 +240,10 @@ mod tests {
             ("redis://:secret-2@0.0.0.0:6379", StoreUrlError::Host),
             (
                 "redis://:secret-3@cache.example.com/db1",
+                StoreUrlError::Database,
+            ),
+            (
+                "redis://:secret-6@cache.example.com/100000",
                 StoreUrlError::Database,
             ),
             (

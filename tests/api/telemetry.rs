@@ -15,13 +15,17 @@ async fn a_sane_incoming_request_id_is_echoed_and_others_are_replaced() {
         request.send()
     };
 
-    let kept = get(Some("req-42.abc:7".into())).await.unwrap();
-    let too_long = get(Some("x".repeat(200))).await.unwrap();
+    // 1 to 128 characters are kept.
+    for id in ["req-42.abc:7".to_owned(), "7".to_owned(), "x".repeat(128)] {
+        let kept = get(Some(id.clone())).await.unwrap();
+        assert_eq!(kept.headers()["x-request-id"], id.as_str());
+    }
+    let too_long = get(Some("x".repeat(129))).await.unwrap();
+    let empty = get(Some(String::new())).await.unwrap();
     let odd = get(Some("has spaces and \"quotes\"".into())).await.unwrap();
     let none = get(None).await.unwrap();
 
-    assert_eq!(kept.headers()["x-request-id"], "req-42.abc:7");
-    for response in [too_long, odd, none] {
+    for response in [too_long, empty, odd, none] {
         let id = response.headers()["x-request-id"]
             .to_str()
             .unwrap()
