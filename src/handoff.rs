@@ -117,11 +117,11 @@ impl Handoff {
             }
         }
         handoff.insert("context".into(), self.context);
-        // `,"handoff":` joins the two; `,"truncated":true` marks a cut.
+        // `,"handoff":` joins the two, and a byte more keeps the task below the limit.
         let joined = size(&attributes) + size(&handoff) + 12;
         let mut excess = joined.saturating_sub(MAX_ATTRIBUTES_BYTES);
         if excess > 0 {
-            excess += 17;
+            excess += 17; // `,"truncated":true` marks the cut.
             for name in ["context", "summary", "reason", "session_id"] {
                 if let Some(value) = handoff.get_mut(name) {
                     excess = cut(value, excess);
@@ -279,6 +279,27 @@ mod tests {
             json!({"vendor": "conversation_relay", "reason": "billing",
                    "context": {"reason": "billing", "tier": "gold"}, "truncated": true})
         );
+    }
+
+    /// Attributes are kept below 16,000 bytes: a task of 15,999 is left
+    /// whole, and one of 16,000 is cut to 15,999, its `truncated` included.
+    #[test]
+    fn a_task_is_cut_from_exactly_sixteen_thousand_bytes() {
+        let task = |padding: usize| {
+            let mut base = Map::new();
+            base.insert("call_sid".into(), "CA1".into());
+            let context = Value::String("x".repeat(padding));
+            Handoff::new(Vendor::ConversationRelay, None, context).into_attributes(base)
+        };
+        let size = |attributes: &Value| serde_json::to_vec(attributes).unwrap().len();
+        let padding = 1_000 + 15_999 - size(&task(1_000));
+
+        let kept = task(padding);
+        assert_eq!(size(&kept), 15_999);
+        assert_eq!(kept["handoff"].get("truncated"), None);
+        let cut = task(padding + 1);
+        assert_eq!(cut["handoff"]["truncated"], true);
+        assert_eq!(size(&cut), 15_999);
     }
 
     /// An agent's variables become attributes, and when they are many and
