@@ -245,6 +245,68 @@ fn check_config_reports_routes_that_only_fall_back() {
     assert!(out.contains("/refer-handler                      fallback only: set STUDIO_WEBHOOK_URL (or FLEX_WORKFLOW_SID)"), "{out}");
 }
 
+/// With nothing set, every setting reads the SPEC's default: the listen
+/// address, the timeouts, and the origins outbound requests go to (a typo
+/// in one would send production traffic nowhere, and every other test sets
+/// them to a local server).
+#[test]
+fn check_config_shows_the_defaults_of_an_empty_environment() {
+    let (code, out) = check_config(&[], &[]);
+
+    assert_eq!(code, 0, "{out}");
+    let configuration = out
+        .split_once("signatures\n")
+        .map_or(out.as_str(), |(configuration, _)| configuration);
+    assert_eq!(
+        configuration,
+        "flexbridge configuration
+  HOST                                0.0.0.0
+  PORT                                8080
+  PUBLIC_BASE_URL                     (rebuilt per request from X-Forwarded-Proto / X-Forwarded-Host / Host)
+  KEEP_ALIVE_SECONDS                  620
+  TWILIO_ACCOUNT_SID                  (unset)
+  TWILIO_AUTH_TOKEN                   (unset)
+  TWILIO_SECONDARY_AUTH_TOKEN         (unset)
+  TWILIO_WEBHOOK_SHARED_KEY_SECRET    (unset)
+  TWILIO_SECONDARY_SHARED_KEY_SECRET  (unset)
+  TWILIO_API_KEY                      (unset)
+  TWILIO_API_SECRET                   (unset)
+  TWILIO_VALIDATE_SIGNATURES          true
+  TWILIO_API_BASE_URL                 https://api.twilio.com
+  FLEX_API_BASE_URL                   https://flex-api.twilio.com
+  CONVERSATIONS_API_BASE_URL          https://conversations.twilio.com
+  TASKROUTER_API_BASE_URL             https://taskrouter.twilio.com
+  STUDIO_API_BASE_URL                 https://studio.twilio.com
+  SIP_URI_HOST                        (unset)
+  SIP_SECURE                          true
+  STUDIO_WEBHOOK_URL                  (unset)
+  FLEX_WORKSPACE_SID                  (unset)
+  FLEX_WORKFLOW_SID                   (unset)
+  TOOL_API_KEY                        (unset)
+  HANDOVER_DEDUP_SECONDS              600
+  HANDOVER_STORE                      (memory: in-process, dedup per instance)
+  STUDIO_FLOW_SID                     (unset)
+  UPSTREAM_TIMEOUT_MS                 8000
+  UPSTREAM_MAX_CONNECTIONS            64
+  ASAPP_API_HOST                      (unset)
+  ASAPP_API_ID                        (unset)
+  ASAPP_API_SECRET                    (unset)
+  POLYAI_API_BASE_URL                 https://api.polyai.app
+  POLYAI_API_KEY                      (unset)
+  POLYAI_CONNECTOR_ID                 (unset)
+  POLYAI_CONNECT_MESSAGE              (unset: nothing is said)
+  CONVERSATION_RELAY_URL              (unset)
+  CONVERSATION_RELAY_WELCOME_GREETING (unset: the agent speaks first)
+  CONVERSATION_RELAY_LANGUAGE         (unset: Twilio's default, en-US)
+  CONVERSATION_CONFIGURATION_ID       (unset: no Conversation Orchestrator)
+  DIALOGFLOW_CX_CONNECTOR_NAME        (unset)
+  FALLBACK_MESSAGE                    We're sorry, we can't connect your call right now. Please try again later.
+  METRICS_TOKEN                       (unset)
+  LOG_FORMAT                          (pretty on a terminal, else json)
+"
+    );
+}
+
 #[test]
 fn check_config_reports_what_each_vendor_route_still_needs() {
     let (_, none) = check_config(&[], &[]);
