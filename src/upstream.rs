@@ -262,6 +262,43 @@ mod tests {
         }
     }
 
+    /// `UPSTREAM_MAX_CONNECTIONS` holds: a server that keeps each request
+    /// until a second one is open (or 200 ms pass) sees one at a time.
+    #[tokio::test]
+    async fn no_more_requests_are_open_at_once_than_allowed() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (open, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (counted, seen) = (open.clone(), most.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (open, most) = (counted.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let _ = stream.read(&mut [0; 1024]).await;
+                    most.fetch_max(open.fetch_add(1, SeqCst) + 1, SeqCst);
+                    let until = Instant::now() + Duration::from_millis(200);
+                    while open.load(SeqCst) < 2 && Instant::now() < until {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    open.fetch_sub(1, SeqCst);
+                    let answer =
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                    let _ = stream.write_all(answer).await;
+                });
+            }
+        });
+        let upstream = Upstream::new(Duration::from_secs(5), 1).unwrap();
+
+        let sends = (0..3).map(|_| upstream.send("test", || upstream.http().get(&url)));
+        for answer in futures_util::future::join_all(sends).await {
+            assert_eq!(answer.unwrap().status, StatusCode::OK);
+        }
+        assert_eq!(most.load(SeqCst), 1);
+    }
+
     #[test]
     fn retry_after_reads_whole_seconds_and_dates_and_nothing_else() {
         // 2015-10-21 07:28:00 UTC.
