@@ -477,11 +477,18 @@ mod tests {
 
     #[test]
     fn statuses_and_transfer_types_are_matched_in_any_case_and_kept_otherwise() {
-        assert_eq!(known_or_as_sent("completed"), "COMPLETED");
-        assert_eq!(known_or_as_sent("EXPIRED"), "EXPIRED");
-        assert_eq!(known_or_as_sent("Paused"), "Paused");
-        assert_eq!(known_or_as_sent("agent"), "AGENT");
-        assert_eq!(known_or_as_sent("QUEUE"), "QUEUE");
+        for (sent, read) in [
+            ("active", "ACTIVE"),
+            ("Ongoing", "ONGOING"),
+            ("completed", "COMPLETED"),
+            ("EXPIRED", "EXPIRED"),
+            ("agent", "AGENT"),
+            ("system", "SYSTEM"),
+            ("Paused", "Paused"),
+            ("QUEUE", "QUEUE"),
+        ] {
+            assert_eq!(known_or_as_sent(sent), read, "{sent}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::flex_handover::json_of;
 use crate::helpers::{CALL_SID, STUDIO, TestApp, WORKFLOW, assert_handoff_schema, spawn_app_over};
-use crate::metrics::handovers;
+use crate::metrics::{handovers, value};
 use crate::process::closed_origin;
 
 pub const ASAPP_ID: &str = "asapp-id-7f3a";
@@ -869,21 +869,39 @@ async fn call_complete_json_errors_carry_the_right_status_and_code() {
     }
 }
 
+/// In a process of its own, each count is exact: one handover, one request
+/// to ASAPP.
 #[tokio::test]
 async fn call_complete_counts_its_handovers() {
     let asapp = MockServer::start().await;
     mount_transfer(&asapp, transfer("COMPLETED", agent_output())).await;
-    let app = spawn_asapp_app(&asapp, &[]).await;
+    let uri = asapp.uri();
+    let flexbridge = crate::process::start_binary(
+        &[],
+        &[
+            ("ASAPP_API_HOST", uri.as_str()),
+            ("ASAPP_API_ID", ASAPP_ID),
+            ("ASAPP_API_SECRET", ASAPP_SECRET),
+            ("FLEX_WORKFLOW_SID", WORKFLOW),
+            ("TWILIO_VALIDATE_SIGNATURES", "false"),
+        ],
+    )
+    .await;
 
-    app.voice("/call-complete", &[("CallSid", CALL_SID)]).await;
-    let metrics = app.metrics_text().await;
+    let (status, _) = flexbridge
+        .post_form("/call-complete", &[("CallSid", CALL_SID)])
+        .await;
+    let metrics = reqwest::get(format!("{}/metrics", flexbridge.address));
+    let metrics = metrics.await.unwrap().text().await.unwrap();
 
-    let counted = handovers(&metrics, "asapp", "handed_over");
-    assert!(counted.is_some(), "{metrics}");
-    assert!(
-        metrics.contains(r#"flexbridge_upstream_requests_total{upstream="asapp",outcome="200"}"#),
+    assert_eq!(status, 200);
+    assert_eq!(
+        handovers(&metrics, "asapp", "handed_over"),
+        Some(1.0),
         "{metrics}"
     );
+    let series = r#"flexbridge_upstream_requests_total{upstream="asapp",outcome="200"} "#;
+    assert_eq!(value(&metrics, series), Some(1.0), "{metrics}");
 }
 
 /// The API secret never reaches the logs, even at debug level and on failure.

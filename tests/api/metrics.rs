@@ -111,10 +111,24 @@ async fn watsonx_transfers_are_counted_under_where_they_went() {
 }
 
 /// Probes cannot create series without bound: a path that is no route is
-/// `unmatched` and an invented method is `other`.
+/// `unmatched` and an invented method is `other`, while HTTP's own methods
+/// keep their names (CONNECT, which opens a tunnel, is not sent).
 #[tokio::test]
 async fn unknown_paths_and_methods_share_one_label_each() {
     let app = spawn_app(&[]).await;
+    let named = [
+        ("HEAD", 200),
+        ("PUT", 405),
+        ("DELETE", 405),
+        ("OPTIONS", 405),
+        ("PATCH", 405),
+        ("TRACE", 405),
+    ];
+    for (method, status) in named {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app.client.request(method, app.url("/healthz")).send();
+        assert_eq!(response.await.unwrap().status().as_u16(), status);
+    }
     let probe = reqwest::Method::from_bytes(b"PROBE").unwrap();
     for path in ["/wp-admin/setup.php", "/receive-call/CA1", "/RECEIVE-CALL"] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
@@ -145,6 +159,15 @@ async fn unknown_paths_and_methods_share_one_label_each() {
         .is_some_and(|n| n >= 1.0),
         "{metrics}"
     );
+    for (method, status) in named {
+        let series = format!(
+            r#"flexbridge_http_requests_total{{route="/healthz",method="{method}",status="{status}"}} "#
+        );
+        assert!(
+            value(&metrics, &series).is_some_and(|n| n >= 1.0),
+            "{series} in\n{metrics}"
+        );
+    }
     for leaked in ["wp-admin", "CA1", "RECEIVE-CALL", "PROBE"] {
         assert!(!metrics.contains(leaked), "{leaked} in {metrics}");
     }

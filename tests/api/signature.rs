@@ -557,6 +557,8 @@ const SHARED_KEY_SECRET: &str = "webhooks-shared-key-secret-0d9e";
 
 /// A request Twilio signed with a webhook SharedKey is counted and logged
 /// as `shared_key`; the secret appears in neither the metrics nor the logs.
+/// In a process of its own, each count is exact: a forged request is one
+/// rejection.
 #[tokio::test]
 async fn a_shared_key_signature_is_counted_and_logged_as_shared_key() {
     let process = crate::process::start_binary(
@@ -586,6 +588,11 @@ async fn a_shared_key_signature_is_counted_and_logged_as_shared_key() {
         let request = with_header(request, "X-Twilio-Webhooks-Signature-Settings", settings);
         assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
     }
+    let forged = client
+        .post(&url)
+        .header("X-Twilio-Signature", "forged")
+        .form(&[CALLED]);
+    assert_eq!(forged.send().await.unwrap().status().as_u16(), 403);
     let metrics = client
         .get(format!("{}/metrics", process.address))
         .send()
@@ -601,16 +608,18 @@ async fn a_shared_key_signature_is_counted_and_logged_as_shared_key() {
         signed_with,
         [
             serde_json::json!("shared_key"),
-            serde_json::json!("primary")
+            serde_json::json!("primary"),
+            serde_json::Value::Null
         ],
         "{logs}"
     );
-    let series = r#"flexbridge_signatures_accepted_total{token="shared_key"} "#;
-    assert_eq!(
-        crate::metrics::value(&metrics, series),
-        Some(1.0),
-        "{metrics}"
-    );
+    for series in [
+        r#"flexbridge_signatures_accepted_total{token="shared_key"} "#,
+        r#"flexbridge_signature_rejections_total{reason="invalid_signature"} "#,
+    ] {
+        let count = crate::metrics::value(&metrics, series);
+        assert_eq!(count, Some(1.0), "{series} in\n{metrics}");
+    }
     assert!(!logs.contains(SHARED_KEY_SECRET) && !metrics.contains(SHARED_KEY_SECRET));
 }
 
