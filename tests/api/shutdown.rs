@@ -149,3 +149,32 @@ async fn an_idle_connection_does_not_hold_the_exit() {
         "the connection was closed after its answer"
     );
 }
+
+/// The platforms wait out the drain before they kill the process: Fly.io's
+/// `kill_timeout`, and Kubernetes' grace period after the `preStop` pause.
+/// A longer drain than they allow would cut off requests in flight, callers
+/// among them.
+#[test]
+fn the_deployments_wait_longer_than_the_drain() {
+    let drain = flexbridge::startup::SHUTDOWN_TIMEOUT_SECS;
+    let fly_kill: u64 = include_str!("../../fly.toml")
+        .lines()
+        .find_map(|line| line.strip_prefix("kill_timeout = \""))
+        .and_then(|rest| rest.strip_suffix("s\""))
+        .and_then(|seconds| seconds.parse().ok())
+        .expect("fly.toml sets kill_timeout in seconds");
+    assert!(
+        fly_kill > drain,
+        "kill_timeout {fly_kill} s, drain {drain} s"
+    );
+
+    let deployment: serde_norway::Value =
+        serde_norway::from_str(include_str!("../../deploy/kubernetes/base/deployment.yaml"))
+            .expect("the deployment is YAML");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    let pause = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap();
+    assert!(pause + drain < grace, "{pause} s + {drain} s in {grace} s");
+}

@@ -114,6 +114,33 @@ fn sign_without_a_token_explains_what_to_set() {
     }
 }
 
+/// What cannot be signed is refused with exit 2 and the reason, and nothing
+/// on stdout to paste: a parameter without `=`, a body file that cannot be
+/// read.
+#[test]
+fn sign_refuses_what_it_cannot_sign() {
+    let url = "https://a.b/receive-call";
+    let no_body = std::env::temp_dir().join("flexbridge-sign-test-no-such-body.json");
+    let no_body = no_body.to_str().unwrap();
+    let cases: [(&[&str], String); 2] = [
+        (
+            &["--url", url, "CallSid"],
+            "flexbridge sign: parameter \"CallSid\" is not NAME=VALUE\n".to_owned(),
+        ),
+        (
+            &["--url", url, "--body", no_body],
+            format!("flexbridge sign: cannot read {no_body}: "),
+        ),
+    ];
+    for (args, reason) in cases {
+        let (code, out, err) = sign(args, Some(TOKEN));
+
+        assert_eq!(code, 2, "{args:?}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(err.starts_with(&reason), "{args:?}: {err}");
+    }
+}
+
 /// The pasted form and JSON commands are accepted, and so is one signed
 /// with the SharedKey secret; the same command with a parameter changed is
 /// refused; and nothing secret reaches the logs.
