@@ -279,18 +279,27 @@ async fn flex_handover_of_a_call_updates_it_with_enqueue_twiml() {
         .await;
     let app = spawn_tools_app(&twilio, &[]).await;
 
-    let (status, body) = json_of(app.post_tool(
-        "/tools/flex-handover",
-        &format!("voice:{CA}/UT1"),
-        "phone:+14155550100",
-        json!({"summary": "Billing <question> & more"}),
-    ))
-    .await;
+    let session = format!("voice:{CA}/UT1");
+    let hand_over_call = || {
+        json_of(app.post_tool(
+            "/tools/flex-handover",
+            &session,
+            "phone:+14155550100",
+            json!({"summary": "Billing <question> & more"}),
+        ))
+    };
+    let (status, body) = hand_over_call().await;
+    let (_, repeat) = hand_over_call().await;
 
+    // What the assistant tells the caller, as `openapi.yaml` has it.
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"status": "handed_over", "message": body["message"], "call_sid": CA})
+        json!({"status": "handed_over", "message": "I'm connecting you to a member of our team now. Please hold.", "call_sid": CA})
+    );
+    assert_eq!(
+        repeat,
+        json!({"status": "already_handed_over", "message": "You're already on your way to a member of our team. Please hold.", "call_sid": CA})
     );
     let requests = twilio.received_requests().await.unwrap();
     assert_eq!(
@@ -531,10 +540,15 @@ async fn a_repeat_within_the_window_creates_nothing_and_returns_the_first_sid() 
     ))
     .await;
 
-    assert_eq!(first["status"], "handed_over");
+    assert_eq!(
+        first,
+        json!({"status": "handed_over", "message": "Thanks for waiting. I've passed our conversation to a member of our team, who will reply here shortly.", "interaction_sid": KD})
+    );
     assert_eq!(status, 200);
-    assert_eq!(second["status"], "already_handed_over");
-    assert_eq!(second["interaction_sid"], KD);
+    assert_eq!(
+        second,
+        json!({"status": "already_handed_over", "message": "A member of our team already has this conversation and will reply here shortly.", "interaction_sid": KD})
+    );
     assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
 }
 
@@ -644,6 +658,8 @@ struct BadCase<'a> {
     identity: Option<&'a str>,
     body: &'a str,
     code: &'a str,
+    /// What the assistant is told after "I can't hand this conversation over: ".
+    reason: &'a str,
 }
 
 #[tokio::test]
@@ -658,6 +674,7 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
             identity: Some("phone:+1415"),
             body: "{}",
             code: "missing_session_id",
+            reason: "the X-Session-Id header is missing.",
         },
         BadCase {
             name: "malformed session",
@@ -665,6 +682,7 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
             identity: Some("phone:+1415"),
             body: "{}",
             code: "invalid_session_id",
+            reason: "X-Session-Id must look like conversations__IS…/CH… (optionally prefixed with webhook:) or voice:CA….",
         },
         BadCase {
             name: "no identity",
@@ -672,6 +690,7 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
             identity: None,
             body: "{}",
             code: "missing_identity",
+            reason: "the X-Identity header is missing.",
         },
         BadCase {
             name: "identity without trait",
@@ -679,6 +698,7 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
             identity: Some("+14155550100"),
             body: "{}",
             code: "invalid_identity",
+            reason: "X-Identity must look like <trait>:<value>, e.g. phone:+14155550100 or whatsapp:+14155550100.",
         },
         BadCase {
             name: "body not an object",
@@ -686,6 +706,7 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
             identity: Some("phone:+1415"),
             body: "[1,2]",
             code: "invalid_body",
+            reason: "the tool input must be a JSON object.",
         },
         BadCase {
             name: "body not JSON",
@@ -693,6 +714,7 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
             identity: Some("phone:+1415"),
             body: "summary=x",
             code: "invalid_body",
+            reason: "the tool input must be a JSON object.",
         },
         BadCase {
             name: "override not a workflow SID",
@@ -700,6 +722,7 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
             identity: Some("phone:+1415"),
             body: r#"{"FlexWorkflowSid":"WS0123456789abcdef0123456789abcdef"}"#,
             code: "invalid_override",
+            reason: r#"FlexWorkflowSid: "WS0123456789abcdef0123456789abcdef" is not a Twilio workflow SID (expected WW followed by 32 hex digits)."#,
         },
         BadCase {
             name: "override garbage",
@@ -707,6 +730,7 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
             identity: Some("phone:+1415"),
             body: r#"{"FlexWorkspaceSid":"<script>"}"#,
             code: "invalid_override",
+            reason: r#"FlexWorkspaceSid: "<script>" is not a Twilio workspace SID (expected WS followed by 32 hex digits)."#,
         },
     ];
     for BadCase {
@@ -715,6 +739,7 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
         identity,
         body,
         code,
+        reason,
     } in cases
     {
         let mut request = app
@@ -734,13 +759,8 @@ async fn bad_headers_body_and_overrides_get_400_with_a_readable_message() {
 
         assert_eq!(status, 400, "{name}: {answer}");
         assert_eq!(answer["error"], code, "{name}");
-        assert!(
-            answer["message"]
-                .as_str()
-                .unwrap()
-                .starts_with("I can't hand this conversation over: "),
-            "{name}: {answer}"
-        );
+        let told = format!("I can't hand this conversation over: {reason}");
+        assert_eq!(answer["message"], told, "{name}");
     }
     assert!(
         twilio.received_requests().await.unwrap().is_empty(),
@@ -887,9 +907,14 @@ async fn studio_handover_adds_a_conversation_scoped_studio_webhook() {
     .await;
 
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "handed_over");
-    assert_eq!(body["webhook_sid"], wh);
-    assert_eq!(repeat["status"], "already_handed_over");
+    assert_eq!(
+        body,
+        json!({"status": "handed_over", "message": "Thanks for waiting. I've passed our conversation on, and you'll hear from us here shortly.", "webhook_sid": wh})
+    );
+    assert_eq!(
+        repeat,
+        json!({"status": "already_handed_over", "message": "This conversation has already been passed on; you'll hear from us here shortly.", "webhook_sid": wh})
+    );
     let metrics = app.metrics_text().await;
     for outcome in ["handed_over", "already_handed_over"] {
         let counted = handovers(&metrics, "twilio_studio", outcome);
@@ -930,9 +955,10 @@ async fn studio_handover_refuses_voice_sessions_and_needs_a_flow() {
     .await;
 
     assert_eq!(
-        (voice, voice_body["error"].as_str().unwrap()),
-        (400, "unsupported_session")
+        voice_body,
+        json!({"status": "error", "error": "unsupported_session", "message": "I can't hand this conversation over: a Studio handover needs a conversation; voice sessions use /tools/flex-handover."})
     );
+    assert_eq!(voice, 400);
     assert_eq!(
         (unset, unset_body["message"].as_str().unwrap()),
         (

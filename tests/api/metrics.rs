@@ -189,9 +189,15 @@ async fn metrics_require_the_token_when_one_is_set() {
             .unwrap();
 
         assert_eq!(without.status().as_u16(), 401, "{method}");
+        assert_eq!(without.headers()["www-authenticate"], "Bearer", "{method}");
         assert_eq!(wrong.status().as_u16(), 401, "{method}");
         assert_eq!(with.status().as_u16(), 200, "{method}");
     }
+    let refused = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(
+        refused.text().await.unwrap(),
+        "metrics need Authorization: Bearer METRICS_TOKEN\n"
+    );
 }
 
 /// Regression: the Prometheus recorder kept every histogram sample until
