@@ -769,7 +769,9 @@ async fn call_complete_json_errors_carry_the_right_status_and_code() {
                 "asapp_transfer_not_found",
             ),
             404,
-            None,
+            Some(
+                "ASAPP has no call transfer for this call (the caller hung up before GenerativeAgent finished).",
+            ),
         ),
         case(
             Fault::answer(

@@ -259,6 +259,10 @@ async fn handoff_state_errors_are_json_with_the_right_status() {
         assert_eq!(body["status"], "error", "{name}");
         assert_eq!(body["error"], fault.code, "{name}: {body}");
         assert!(!body["message"].as_str().unwrap().is_empty(), "{name}");
+        if status == 404 {
+            let told = "PolyAI has no handoff state for this call.";
+            assert_eq!(body["message"], told, "{name}");
+        }
         assert!(!body.to_string().contains(API_KEY), "{name}");
         let received = polyai.received_requests().await.unwrap().len();
         assert_eq!(received, fault.requests(), "{name}");
