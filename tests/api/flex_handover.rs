@@ -291,7 +291,7 @@ async fn flex_handover_of_a_call_updates_it_with_enqueue_twiml() {
     let (status, body) = hand_over_call().await;
     let (_, repeat) = hand_over_call().await;
 
-    // What the assistant tells the caller, as `openapi.yaml` has it.
+    // What the assistant tells the caller, word for word.
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
