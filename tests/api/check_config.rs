@@ -233,6 +233,116 @@ fn check_config_names_every_malformed_variable_and_exits_non_zero() {
     assert!(out.ends_with("error: 9 malformed value(s)\n"), "{out}");
 }
 
+/// What a user who mistypes a setting reads, for each kind of value: the
+/// line names the variable and says what is expected, in the words `serve`
+/// also refuses to start with.
+#[test]
+fn check_config_says_what_each_malformed_setting_should_be() {
+    let cases = [
+        (
+            "HOST",
+            "not a host!",
+            "expected an IP address or a host name",
+        ),
+        ("PORT", "eighty", "expected a port number from 0 to 65535"),
+        (
+            "PUBLIC_BASE_URL",
+            "ftp://flexbridge.example.com",
+            "the scheme must be https (or http for local testing)",
+        ),
+        (
+            "KEEP_ALIVE_SECONDS",
+            "0",
+            "expected a whole number from 1 to 86400 seconds",
+        ),
+        (
+            "TWILIO_ACCOUNT_SID",
+            "AC1",
+            "expected AC followed by 32 hex digits (the value is not shown: it may be the auth token)",
+        ),
+        (
+            "TWILIO_API_KEY",
+            "SK1",
+            "expected SK followed by 32 hex digits (the value is not shown: it may be the API secret)",
+        ),
+        (
+            "TWILIO_VALIDATE_SIGNATURES",
+            "maybe",
+            "expected true or false",
+        ),
+        (
+            "TWILIO_API_BASE_URL",
+            "api.twilio.com",
+            "not an absolute URL (relative URL without a base)",
+        ),
+        (
+            "SIP_URI_HOST",
+            "sips:host",
+            "expected a host name such as public.voip.us-south.assistant.watson.cloud.ibm.com, optionally with :port, and without sip:/sips: or a phone number",
+        ),
+        ("SIP_SECURE", "maybe", "expected true or false"),
+        (
+            "FLEX_WORKSPACE_SID",
+            "WS1",
+            r#""WS1" is not a Twilio workspace SID (expected WS followed by 32 hex digits)"#,
+        ),
+        (
+            "HANDOVER_DEDUP_SECONDS",
+            "-1",
+            "expected a whole number from 0 to 86400 seconds (0 turns dedup off)",
+        ),
+        (
+            "HANDOVER_STORE",
+            "mem",
+            "expected memory, or a redis:// or rediss:// (TLS) URL",
+        ),
+        (
+            "STUDIO_FLOW_SID",
+            "FW1",
+            r#""FW1" is not a Twilio Studio flow SID (expected FW followed by 32 hex digits)"#,
+        ),
+        (
+            "UPSTREAM_TIMEOUT_MS",
+            "99",
+            "expected a whole number from 100 to 14000 milliseconds (Twilio gives up on a webhook after 15 s)",
+        ),
+        (
+            "ASAPP_API_ID",
+            "a\tb",
+            "must be printable ASCII (it is sent as an HTTP header)",
+        ),
+        (
+            "CONVERSATION_RELAY_URL",
+            "https://agent.example.com",
+            "the scheme must be wss (Twilio connects only to secure WebSockets)",
+        ),
+        (
+            "CONVERSATION_RELAY_LANGUAGE",
+            "en_US",
+            "expected a language tag such as en-US",
+        ),
+        ("LOG_FORMAT", "xml", "expected json or pretty"),
+    ];
+    let env: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|&(name, value, _)| (name, value))
+        .collect();
+
+    let (code, out) = check_config(&[], &env);
+
+    assert_eq!(code, 1, "{out}");
+    let refused: Vec<&str> = out
+        .lines()
+        .filter(|line| line.contains(" INVALID: "))
+        .collect();
+    let expected: Vec<String> = cases
+        .iter()
+        .map(|(name, _, why)| format!("  {name:<35} INVALID: {why}"))
+        .collect();
+    assert_eq!(refused, expected);
+    assert!(out.ends_with(&format!("error: {} malformed value(s)\n", cases.len())));
+}
+
 #[test]
 fn check_config_reports_routes_that_only_fall_back() {
     let (code, out) = check_config(&[], &[]);
