@@ -535,10 +535,11 @@ fn serve_refuses_to_start_with_a_malformed_value() {
         .unwrap();
 
     assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("FLEX_WORKFLOW_SID: \"nope\" is not a Twilio workflow SID"),
-        "{stderr}"
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "flexbridge: refusing to start, malformed configuration: \
+         FLEX_WORKFLOW_SID: \"nope\" is not a Twilio workflow SID (expected WW followed by 32 hex digits)\n\
+         run `flexbridge check-config` for the full report\n"
     );
 }
 
