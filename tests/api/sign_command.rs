@@ -116,13 +116,19 @@ fn sign_without_a_token_explains_what_to_set() {
 
 /// What cannot be signed is refused with exit 2 and the reason, and nothing
 /// on stdout to paste: a parameter without `=`, a body file that cannot be
-/// read.
+/// read, parameters and a body at once, and a URL whose `bodySHA256` is
+/// another body's.
 #[test]
 fn sign_refuses_what_it_cannot_sign() {
     let url = "https://a.b/receive-call";
-    let no_body = std::env::temp_dir().join("flexbridge-sign-test-no-such-body.json");
+    let dir = std::env::temp_dir();
+    let no_body = dir.join("flexbridge-sign-test-no-such-body.json");
     let no_body = no_body.to_str().unwrap();
-    let cases: [(&[&str], String); 2] = [
+    let body = dir.join(format!("flexbridge-sign-test-{}.json", std::process::id()));
+    std::fs::write(&body, r#"{"a":1}"#).unwrap();
+    let body = body.to_str().unwrap();
+    let hashed = format!("{url}?bodySHA256=abc");
+    let cases: [(&[&str], String); 4] = [
         (
             &["--url", url, "CallSid"],
             "flexbridge sign: parameter \"CallSid\" is not NAME=VALUE\n".to_owned(),
@@ -130,6 +136,16 @@ fn sign_refuses_what_it_cannot_sign() {
         (
             &["--url", url, "--body", no_body],
             format!("flexbridge sign: cannot read {no_body}: "),
+        ),
+        (
+            &["--url", url, "--body", body, "CallSid=CA1"],
+            "flexbridge sign: give either NAME=VALUE parameters or --body, not both\n".to_owned(),
+        ),
+        (
+            &["--url", &hashed, "--body", body],
+            "flexbridge sign: the URL's bodySHA256 does not match the body's SHA-256 \
+             (015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862)\n"
+                .to_owned(),
         ),
     ];
     for (args, reason) in cases {
@@ -139,6 +155,7 @@ fn sign_refuses_what_it_cannot_sign() {
         assert!(out.is_empty(), "{args:?}: {out}");
         assert!(err.starts_with(&reason), "{args:?}: {err}");
     }
+    std::fs::remove_file(body).unwrap();
 }
 
 /// The pasted form and JSON commands are accepted, and so is one signed
