@@ -358,17 +358,14 @@ fn check_config_reports_routes_that_only_fall_back() {
 /// With nothing set, every setting reads the SPEC's default: the listen
 /// address, the timeouts, and the origins outbound requests go to (a typo
 /// in one would send production traffic nowhere, and every other test sets
-/// them to a local server).
+/// them to a local server). Each route says what it still needs.
 #[test]
 fn check_config_shows_the_defaults_of_an_empty_environment() {
     let (code, out) = check_config(&[], &[]);
 
     assert_eq!(code, 0, "{out}");
-    let configuration = out
-        .split_once("signatures\n")
-        .map_or(out.as_str(), |(configuration, _)| configuration);
     assert_eq!(
-        configuration,
+        out,
         "flexbridge configuration
   HOST                                0.0.0.0
   PORT                                8080
@@ -413,7 +410,61 @@ fn check_config_shows_the_defaults_of_an_empty_environment() {
   FALLBACK_MESSAGE                    We're sorry, we can't connect your call right now. Please try again later.
   METRICS_TOKEN                       (unset)
   LOG_FORMAT                          (pretty on a terminal, else json)
+signatures
+  X-Twilio-Signature                  FAIL CLOSED: every signed route answers 500 until TWILIO_AUTH_TOKEN is set
+routes
+  /receive-call                       fallback only: set SIP_URI_HOST
+  /refer-handler                      fallback only: set STUDIO_WEBHOOK_URL (or FLEX_WORKFLOW_SID)
+  /tools/flex-handover                not ready: set FLEX_WORKFLOW_SID, FLEX_WORKSPACE_SID, TWILIO_ACCOUNT_SID, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)
+  /tools/studio-handover              not ready: set STUDIO_FLOW_SID, TWILIO_ACCOUNT_SID, TOOL_API_KEY (or TWILIO_AUTH_TOKEN)
+  /engage                             fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET
+  /call-complete                      fallback only: set ASAPP_API_HOST, ASAPP_API_ID, ASAPP_API_SECRET, FLEX_WORKFLOW_SID
+  /polyai/connect                     fallback only: set POLYAI_CONNECTOR_ID
+  /polyai/handoff-state               not ready: set POLYAI_API_KEY
+  /polyai/call-complete               fallback only: set POLYAI_API_KEY, FLEX_WORKFLOW_SID
+  /conversation-relay/connect         fallback only: set CONVERSATION_RELAY_URL
+  /conversation-relay/complete        fallback only: set FLEX_WORKFLOW_SID
+  /virtual-agent/connect              fallback only: set DIALOGFLOW_CX_CONNECTOR_NAME
+  /virtual-agent/complete             fallback only: set FLEX_WORKFLOW_SID
+ok: every set value is well formed
 "
+    );
+}
+
+/// `--dev` makes every route ready, and each line says what it does
+/// instead of calling out.
+#[test]
+fn check_config_in_dev_says_what_each_route_does() {
+    let (code, out) = check_config(&["--dev"], &[]);
+
+    assert_eq!(code, 0, "{out}");
+    let report = out
+        .split_once("\nsignatures\n")
+        .map_or("", |(_, report)| report);
+    assert_eq!(
+        report,
+        "  X-Twilio-Signature                  OFF (--dev)
+routes
+  /receive-call                       ready: dials sip:{Called}@assistant.example.invalid
+  /refer-handler                      ready: returns transfers to the Studio flow
+  /tools/flex-handover                ready: hands sessions to Flex (--dev: dry run, Twilio is not called)
+  /tools/studio-handover              ready: hands conversations to the Studio flow (--dev: dry run, Twilio is not called)
+  /engage                             ready: connects calls to GenerativeAgent (--dev: demo answers, ASAPP is not called)
+  /call-complete                      ready: enqueues AGENT transfers into Flex (--dev: demo answers, ASAPP is not called)
+  /polyai/connect                     ready: connects calls to the PolyAI connector
+  /polyai/handoff-state               ready: answers PolyAI's handoff state (--dev: demo state, PolyAI is not called)
+  /polyai/call-complete               ready: enqueues calls into Flex with the handoff state (--dev: demo state, PolyAI is not called)
+  /conversation-relay/connect         ready: connects calls to wss://agent.example.invalid/conversation-relay
+  /conversation-relay/complete        ready: enqueues handoffs and failed sessions into Flex
+  /virtual-agent/connect              ready: connects calls to the Dialogflow CX connector dev-demo-dialogflow-cx
+  /virtual-agent/complete             ready: enqueues live-agent handoffs and failed sessions into Flex
+ok: every set value is well formed
+"
+    );
+    let (_, flex_only) = check_config(&["--dev"], &[("STUDIO_WEBHOOK_URL", "")]);
+    assert_lines(
+        &flex_only,
+        &["/refer-handler                      ready: enqueues transfers straight into Flex\n"],
     );
 }
 
