@@ -302,18 +302,6 @@ fn check_config_says_what_each_malformed_setting_should_be() {
     assert!(!out.contains("api-secret-pasted-here"), "{out}");
 }
 
-#[test]
-fn check_config_reports_routes_that_only_fall_back() {
-    let (code, out) = check_config(&[], &[]);
-
-    assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("/receive-call                       fallback only: set SIP_URI_HOST"),
-        "{out}"
-    );
-    assert!(out.contains("/refer-handler                      fallback only: set STUDIO_WEBHOOK_URL (or FLEX_WORKFLOW_SID)"), "{out}");
-}
-
 /// With nothing set, every setting reads the SPEC's default: the listen
 /// address, the timeouts, and the origins outbound requests go to (a typo
 /// in one would send production traffic nowhere, and every other test sets
