@@ -141,6 +141,18 @@ fn shows(shown: &str, printed: &str) -> bool {
     from(&shown, &printed)
 }
 
+/// The harness's own rule: only a `…` line stands for other lines.
+#[test]
+fn a_page_leaves_lines_out_only_where_it_shows_an_ellipsis() {
+    assert!(shows("a\nb", "a\nb"));
+    assert!(!shows("a", "a\nb"), "a line more");
+    assert!(!shows("a\nb", "a"), "a line fewer");
+    assert!(!shows("a\nb", "b\na"), "the lines in another order");
+    assert!(shows("…\nb\n…\nd", "a\nb\nc\nd"));
+    assert!(shows("a\n…", "a"), "`…` may stand for no line");
+    assert!(!shows("…\nb", "b\nc"), "the page's last line ends it");
+}
+
 /// Run every `console` example of `pages`, with each `(on the page, here)`
 /// of `swaps` swapped in the commands and settings and back in the output;
 /// returns how many ran and a report of each that printed something else.
