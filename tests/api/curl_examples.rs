@@ -7,16 +7,23 @@ use std::path::Path;
 use std::process::Command;
 
 use flexbridge::config::DEV_DEFAULTS;
+use flexbridge::vendors::asapp::DEV_STREAM_URL;
 use serde_json::Value;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::process::start_binary;
 
 const TOKEN: &str = "curl-examples-token-7d2a91";
 const CALL: &str = "CA0123456789abcdef0123456789abcdef";
 const XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+/// ASAPP's call transfer (as flexbridge passes it on) and PolyAI's handoff
+/// state as `--dev` makes them up, and as the signed test's stand-ins give them.
+const ASAPP_TRANSFER: &str = r#"{"callTransferStatus":"COMPLETED","currentTaskName":"dev_demo","referenceVariables":{"customer_name":"Dev Demo"},"transferType":"AGENT","transferVariables":{"reason":"caller asked for an agent"}}"#;
+const POLYAI_STATE: &str = r#"{"dev_demo":true,"reason":"caller asked for an agent","summary":"Wants to change the delivery address of order 1234."}"#;
 
 /// What each voice script prints, with the `--dev` demo settings.
-fn voice_answers() -> [(&'static str, String); 4] {
+fn voice_answers() -> [(&'static str, String); 6] {
     let studio = "https://webhooks.twilio.com/v1/Accounts/AC00000000000000000000000000000000/Flows/FW00000000000000000000000000000000";
     let enqueue = |task: &str| {
         format!(
@@ -55,7 +62,74 @@ fn voice_answers() -> [(&'static str, String); 4] {
                 ))
             ),
         ),
+        (
+            "asapp",
+            format!(
+                "{XML}<Response><Connect action=\"/call-complete?callSid={CALL}\"><Stream url=\"{DEV_STREAM_URL}\"><Parameter name=\"asapp_callTransferId\" value=\"{CALL}\"/><Parameter name=\"asapp_externalConversationId\" value=\"{CALL}\"/><Parameter name=\"customerId\" value=\"c-42\"/><Parameter name=\"input_accountTier\" value=\"gold\"/></Stream></Connect></Response>\n{}\n",
+                enqueue(&format!(
+                    r#"{{"asapp":{ASAPP_TRANSFER},"call_sid":"{CALL}","handoff":{{"context":{{"reason":"caller asked for an agent"}},"reason":"caller asked for an agent","session_id":"{CALL}","vendor":"asapp"}},"reason":"caller asked for an agent"}}"#
+                ))
+            ),
+        ),
+        (
+            "polyai",
+            format!(
+                "{XML}<Response><Connect connectorId=\"dev-demo-connector\" action=\"/polyai/call-complete\"/></Response>\n{POLYAI_STATE}\n{}\n",
+                enqueue(&format!(
+                    r#"{{"call_sid":"{CALL}","dev_demo":true,"handoff":{{"context":{POLYAI_STATE},"reason":"caller asked for an agent","session_id":"{CALL}","summary":"Wants to change the delivery address of order 1234.","vendor":"polyai"}},"polyai":{POLYAI_STATE},"reason":"caller asked for an agent","summary":"Wants to change the delivery address of order 1234."}}"#
+                ))
+            ),
+        ),
     ]
+}
+
+/// Stand-ins for ASAPP and PolyAI answering what `--dev` makes up, each
+/// expecting the requests one signed run of the scripts makes; the settings
+/// that point flexbridge at them.
+async fn vendor_stand_ins() -> (MockServer, MockServer, Vec<(&'static str, String)>) {
+    let asapp = MockServer::start().await;
+    let polyai = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/mg-genagent/v1/twilio-media-stream-url"))
+        .and(header("asapp-api-id", "curl-id"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({ "streamingUrl": DEV_STREAM_URL })),
+        )
+        .expect(1)
+        .mount(&asapp)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/generativeagent/v1/call-transfers/{CALL}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "status": "COMPLETED",
+            "outputContext": {
+                "transferType": "AGENT",
+                "currentTaskName": "dev_demo",
+                "referenceVariables": {"customer_name": "Dev Demo"},
+                "transferVariables": {"reason": "caller asked for an agent"},
+            },
+        })))
+        .expect(1)
+        .mount(&asapp)
+        .await;
+    // Once for the flow's lookup, once when the call comes back.
+    Mock::given(method("GET"))
+        .and(path("/v1/handoff_state"))
+        .and(query_param("id", CALL))
+        .and(header("x-api-key", "curl-polyai-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(POLYAI_STATE, "application/json"))
+        .expect(2)
+        .mount(&polyai)
+        .await;
+    let settings = vec![
+        ("ASAPP_API_HOST", asapp.uri()),
+        ("ASAPP_API_ID", "curl-id".to_owned()),
+        ("ASAPP_API_SECRET", "curl-secret".to_owned()),
+        ("POLYAI_API_BASE_URL", polyai.uri()),
+        ("POLYAI_API_KEY", "curl-polyai-key".to_owned()),
+    ];
+    (asapp, polyai, settings)
 }
 
 /// Run `examples/curl/{script}.sh` against `base` with only `env` (and
@@ -118,12 +192,15 @@ async fn every_script_gets_its_answer_from_a_dev_instance() {
 }
 
 /// With `TWILIO_AUTH_TOKEN` set the scripts sign through `flexbridge sign`,
-/// and an instance checking signatures answers as `--dev` does; signed
-/// with another token, every request is refused.
+/// and an instance checking signatures (asking stand-ins for ASAPP and
+/// PolyAI) answers as `--dev` does; signed with another token, every
+/// request is refused before it reaches a vendor.
 #[tokio::test]
 async fn the_voice_scripts_sign_their_requests_when_a_token_is_set() {
+    let (_asapp, _polyai, vendors) = vendor_stand_ins().await;
     let mut env: Vec<(&str, &str)> = DEV_DEFAULTS.to_vec();
     env.push(("TWILIO_AUTH_TOKEN", TOKEN));
+    env.extend(vendors.iter().map(|(name, value)| (*name, value.as_str())));
     let process = start_binary(&["serve"], &env).await;
     let base = process.address.clone();
     let signed = |token| {
