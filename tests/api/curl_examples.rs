@@ -232,5 +232,7 @@ async fn the_voice_scripts_sign_their_requests_when_a_token_is_set() {
             "{script}.sh: {refused}"
         );
     }
-    assert!(!logs.contains(TOKEN), "the auth token is never logged");
+    for secret in [TOKEN, "curl-secret", "curl-polyai-key"] {
+        assert!(!logs.contains(secret), "a secret is never logged");
+    }
 }
