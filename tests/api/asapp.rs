@@ -17,7 +17,7 @@ pub const ASAPP_ID: &str = "asapp-id-7f3a";
 pub const ASAPP_SECRET: &str = "asapp-secret-c91e0b";
 const PUBLIC: &str = "https://flexbridge.example.com";
 const STREAM: &str = "wss://media.asapp.test/twilio?token=a1&region=us";
-const STREAM_PATH: &str = "/mg-genagent/v1/twilio-media-stream-url";
+pub const STREAM_PATH: &str = "/mg-genagent/v1/twilio-media-stream-url";
 const SORRY: &str = "Sorry, please hold.";
 pub const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
@@ -44,7 +44,7 @@ pub async fn spawn_asapp_app(asapp: &MockServer, extra: &[(&str, &str)]) -> Test
     .await
 }
 
-fn stream_url_answer(url: &str) -> ResponseTemplate {
+pub fn stream_url_answer(url: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({ "streamingUrl": url }))
 }
 
@@ -64,7 +64,7 @@ async fn mount_transfer(asapp: &MockServer, response: ResponseTemplate) {
         .await;
 }
 
-fn transfer(status: &str, output: Value) -> ResponseTemplate {
+pub fn transfer(status: &str, output: Value) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "id": CALL_SID,
         "externalConversationId": CALL_SID,

@@ -12,6 +12,8 @@ use serde_json::Value;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::asapp::{ASAPP_ID, ASAPP_SECRET, STREAM_PATH, stream_url_answer, transfer};
+use crate::polyai::{API_KEY as POLYAI_API_KEY, STATE_PATH};
 use crate::process::start_binary;
 
 const TOKEN: &str = "curl-examples-token-7d2a91";
@@ -90,44 +92,41 @@ async fn vendor_stand_ins() -> (MockServer, MockServer, Vec<(&'static str, Strin
     let asapp = MockServer::start().await;
     let polyai = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path("/mg-genagent/v1/twilio-media-stream-url"))
-        .and(header("asapp-api-id", "curl-id"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({ "streamingUrl": DEV_STREAM_URL })),
-        )
+        .and(path(STREAM_PATH))
+        .and(header("asapp-api-id", ASAPP_ID))
+        .respond_with(stream_url_answer(DEV_STREAM_URL))
         .expect(1)
         .mount(&asapp)
         .await;
     Mock::given(method("GET"))
         .and(path(format!("/generativeagent/v1/call-transfers/{CALL}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "status": "COMPLETED",
-            "outputContext": {
+        .respond_with(transfer(
+            "COMPLETED",
+            serde_json::json!({
                 "transferType": "AGENT",
                 "currentTaskName": "dev_demo",
                 "referenceVariables": {"customer_name": "Dev Demo"},
                 "transferVariables": {"reason": "caller asked for an agent"},
-            },
-        })))
+            }),
+        ))
         .expect(1)
         .mount(&asapp)
         .await;
     // Once for the flow's lookup, once when the call comes back.
     Mock::given(method("GET"))
-        .and(path("/v1/handoff_state"))
+        .and(path(STATE_PATH))
         .and(query_param("id", CALL))
-        .and(header("x-api-key", "curl-polyai-key"))
+        .and(header("x-api-key", POLYAI_API_KEY))
         .respond_with(ResponseTemplate::new(200).set_body_raw(POLYAI_STATE, "application/json"))
         .expect(2)
         .mount(&polyai)
         .await;
     let settings = vec![
         ("ASAPP_API_HOST", asapp.uri()),
-        ("ASAPP_API_ID", "curl-id".to_owned()),
-        ("ASAPP_API_SECRET", "curl-secret".to_owned()),
+        ("ASAPP_API_ID", ASAPP_ID.to_owned()),
+        ("ASAPP_API_SECRET", ASAPP_SECRET.to_owned()),
         ("POLYAI_API_BASE_URL", polyai.uri()),
-        ("POLYAI_API_KEY", "curl-polyai-key".to_owned()),
+        ("POLYAI_API_KEY", POLYAI_API_KEY.to_owned()),
     ];
     (asapp, polyai, settings)
 }
@@ -232,7 +231,7 @@ async fn the_voice_scripts_sign_their_requests_when_a_token_is_set() {
             "{script}.sh: {refused}"
         );
     }
-    for secret in [TOKEN, "curl-secret", "curl-polyai-key"] {
+    for secret in [TOKEN, ASAPP_SECRET, POLYAI_API_KEY] {
         assert!(!logs.contains(secret), "a secret is never logged");
     }
 }

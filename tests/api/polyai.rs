@@ -16,11 +16,11 @@ use crate::helpers::{
 use crate::metrics::handovers;
 use crate::process::closed_origin;
 
-const API_KEY: &str = "polyai-key-5d2b91";
+pub const API_KEY: &str = "polyai-key-5d2b91";
 const CONNECTOR: &str = "connector-7c1a";
 const PUBLIC: &str = "https://flexbridge.example.com";
 const SORRY: &str = "Sorry, please hold.";
-const STATE_PATH: &str = "/v1/handoff_state";
+pub const STATE_PATH: &str = "/v1/handoff_state";
 /// A handoff state with spacing and key order a re-serialisation would change.
 const STATE: &str = r#"{"reason": "billing", "summary": "Disputes a <charge> & wants \"refund\"", "caller": {"name": "Ana"}}"#;
 
