@@ -3,17 +3,18 @@
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A running `flexbridge` process, killed on drop; its stdout (the logs)
-/// goes to a file the test can read.
+/// goes to a file the test can read, its stderr to another.
 pub struct Process {
     child: Child,
     pub address: String,
     pub port: u16,
     log_path: PathBuf,
+    stderr_path: PathBuf,
 }
 
 impl Process {
@@ -81,6 +82,7 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log_path);
+        let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
 
@@ -156,6 +158,9 @@ pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
     let log_path =
         std::env::temp_dir().join(format!("flexbridge-test-{}-{port}.log", std::process::id()));
     let log = std::fs::File::create(&log_path).expect("a temp log file");
+    // Settings errors and panics go to stderr: kept to say why a start failed.
+    let stderr_path = log_path.with_extension("stderr");
+    let stderr = std::fs::File::create(&stderr_path).expect("a temp stderr file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
     command
         .args(args)
@@ -164,19 +169,21 @@ pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
         .env("PORT", port.to_string())
         .env("LOG_FORMAT", "json")
         .stdout(log)
-        .stderr(Stdio::null());
+        .stderr(stderr);
     for (k, v) in env {
         command.env(k, v);
     }
-    let process = Process {
+    let mut process = Process {
         child: command.spawn().expect("the binary starts"),
         address: format!("http://127.0.0.1:{port}"),
         port,
         log_path,
+        stderr_path,
     };
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
+    // A binary that has exited will never answer: no use waiting it out.
+    while Instant::now() < deadline && process.is_running() {
         if client
             .get(format!("{}/healthz", process.address))
             .send()
@@ -187,7 +194,22 @@ pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("flexbridge did not answer /healthz within 10 s");
+    never_answered(process)
+}
+
+/// Fail a start with what tells why: how the process ended and what it wrote.
+fn never_answered(mut process: Process) -> ! {
+    let state = match process.child.try_wait() {
+        Ok(Some(status)) => format!("it exited ({status})"),
+        _ => "it was still running after 10 s".to_owned(),
+    };
+    let stderr = std::fs::read_to_string(&process.stderr_path).unwrap_or_default();
+    let port = process.port;
+    let logs = process.stop_and_read_logs();
+    panic!(
+        "flexbridge did not answer /healthz on port {port}: {state}\n\
+         stderr:\n{stderr}\nlog:\n{logs}"
+    );
 }
 
 /// Run the binary with `env` (signature checks off, debug logs), POST `form`
