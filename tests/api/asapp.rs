@@ -21,8 +21,9 @@ pub const STREAM_PATH: &str = "/mg-genagent/v1/twilio-media-stream-url";
 const SORRY: &str = "Sorry, please hold.";
 pub const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
-fn transfer_path() -> String {
-    format!("/generativeagent/v1/call-transfers/{CALL_SID}")
+/// Where ASAPP's API reads the call transfer of `call`.
+pub fn transfer_path(call: &str) -> String {
+    format!("/generativeagent/v1/call-transfers/{call}")
 }
 
 /// An app whose ASAPP origin is `asapp`, with Flex and a public base URL;
@@ -58,7 +59,7 @@ async fn mount_stream_url(asapp: &MockServer, response: ResponseTemplate) {
 
 async fn mount_transfer(asapp: &MockServer, response: ResponseTemplate) {
     Mock::given(method("GET"))
-        .and(path(transfer_path()))
+        .and(path(transfer_path(CALL_SID)))
         .respond_with(response)
         .mount(asapp)
         .await;
@@ -554,7 +555,10 @@ async fn call_complete_enqueues_an_agent_transfer_into_flex_with_its_variables()
         assert_handoff_schema(&attributes)["reason"],
         "refund <now> & \"fast\""
     );
-    assert_one_asapp_get(&asapp.received_requests().await.unwrap(), &transfer_path());
+    assert_one_asapp_get(
+        &asapp.received_requests().await.unwrap(),
+        &transfer_path(CALL_SID),
+    );
 }
 
 /// The `callSid` flexbridge put in the action URL wins over the form's.
@@ -578,7 +582,7 @@ async fn call_complete_reads_the_call_sid_from_the_action_url_first() {
         .iter()
         .map(|r| r.url.path().to_owned())
         .collect();
-    assert_eq!(paths, [transfer_path(), transfer_path()]);
+    assert_eq!(paths, [transfer_path(CALL_SID), transfer_path(CALL_SID)]);
 }
 
 /// `SYSTEM`, a completed call without a type, or an unknown type: GenerativeAgent

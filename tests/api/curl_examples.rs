@@ -12,7 +12,9 @@ use serde_json::Value;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::asapp::{ASAPP_ID, ASAPP_SECRET, STREAM_PATH, stream_url_answer, transfer};
+use crate::asapp::{
+    ASAPP_ID, ASAPP_SECRET, STREAM_PATH, stream_url_answer, transfer, transfer_path,
+};
 use crate::polyai::{API_KEY as POLYAI_API_KEY, STATE_PATH};
 use crate::process::start_binary;
 
@@ -99,7 +101,7 @@ async fn vendor_stand_ins() -> (MockServer, MockServer, Vec<(&'static str, Strin
         .mount(&asapp)
         .await;
     Mock::given(method("GET"))
-        .and(path(format!("/generativeagent/v1/call-transfers/{CALL}")))
+        .and(path(transfer_path(CALL)))
         .respond_with(transfer(
             "COMPLETED",
             serde_json::json!({
