@@ -151,8 +151,11 @@ pub fn closed_origin() -> String {
     format!("http://127.0.0.1:{}", closed_port())
 }
 
+/// How long a started binary has to answer `/healthz`.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Start the binary with `args` and `env` (nothing inherited) and wait until
-/// `/healthz` answers, for at most 10 seconds.
+/// `/healthz` answers, for at most [`START_DEADLINE`].
 pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
     let port = free_port();
     let log_path =
@@ -181,7 +184,7 @@ pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
         stderr_path,
     };
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + START_DEADLINE;
     // A binary that has exited will never answer: no use waiting it out.
     while Instant::now() < deadline && process.is_running() {
         if client
@@ -201,7 +204,7 @@ pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
 fn never_answered(mut process: Process) -> ! {
     let state = match process.child.try_wait() {
         Ok(Some(status)) => format!("it exited ({status})"),
-        _ => "it was still running after 10 s".to_owned(),
+        _ => format!("it was still running after {} s", START_DEADLINE.as_secs()),
     };
     let stderr = std::fs::read_to_string(&process.stderr_path).unwrap_or_default();
     let port = process.port;
