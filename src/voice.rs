@@ -14,7 +14,7 @@ use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, Responder, web};
 use serde_json::{Map, Value};
 
 use crate::config::{DEFAULT_FALLBACK_MESSAGE, Settings};
-use crate::domain::{CallSid, ReferTo, ReferToError, SessionHistoryKey, SessionKeyError, SidError};
+use crate::domain::{CallSid, ReferTo, ReferToError, SessionHistoryKey, SidError};
 use crate::handoff::{Handoff, Vendor};
 use crate::twilio::{CallSidProblem, TwilioRequest};
 use crate::twiml::{self, Noun, Parameter, Verb, VoiceResponse};
@@ -38,9 +38,6 @@ pub enum VoiceError {
     /// `ReferTransferTarget` is not a Refer-To value.
     #[error("ReferTransferTarget is malformed: {0}")]
     InvalidReferTarget(#[from] ReferToError),
-    /// The Refer-To carries no usable session history key.
-    #[error(transparent)]
-    SessionKey(#[from] SessionKeyError),
     /// The call SID the route needs is absent.
     #[error("the request has no call SID")]
     MissingCallSid,
@@ -85,7 +82,6 @@ impl VoiceError {
             Self::SipHostNotConfigured => "sip_host_not_configured",
             Self::MissingReferTarget => "missing_refer_target",
             Self::InvalidReferTarget(_) => "invalid_refer_target",
-            Self::SessionKey(e) => e.code(),
             Self::MissingCallSid => "missing_call_sid",
             Self::InvalidCallSid(_) => "invalid_call_sid",
             Self::AgentUnavailable(e) => e.code(),
