@@ -357,6 +357,19 @@ mod tests {
         assert_eq!(text, json!("a"));
     }
 
+    /// Dialogflow CX's handoff parameters may be a list or a number: too
+    /// large, they are dropped whole.
+    #[test]
+    fn a_value_neither_object_nor_text_is_cut_to_null() {
+        let mut list = Value::Array(vec![json!("transcript"); 100]);
+        assert_eq!(cut(&mut list, 10), 0);
+        assert_eq!(list, Value::Null);
+        // `123456` is 6 bytes and `null` 4: 2 of the 10 are saved.
+        let mut number = json!(123_456);
+        assert_eq!(cut(&mut number, 10), 8);
+        assert_eq!(number, Value::Null);
+    }
+
     #[test]
     fn members_are_counted_with_their_name_quotes_colon_and_comma() {
         // `"a":"xxxx",` is 11 bytes and `"b":"yy",` 9.

@@ -207,6 +207,7 @@ mod tests {
             format!("{IS}/{CH}"),
             format!("conversations__{IS}"),
             format!("conversations__{CH}/{IS}"),
+            format!("conversations__{IS}/CH123"),
             "voice:".to_owned(),
             "voice:CA123".to_owned(),
             format!("sms:conversations__{IS}/{CH}"),

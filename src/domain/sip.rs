@@ -517,6 +517,11 @@ mod tests {
         assert_eq!(key(r).unwrap(), "dev::latest::1");
         let hex = "<sip:a@b?user-to-user=6b6579%3B%20Encoding%3DHEX>";
         assert_eq!(key(hex).unwrap(), "key");
+        // A parameter without a value is a name only: no encoding.
+        let bare = "<sip:a@b?User-to-User=6b6579%3Bpurpose%3Bencoding%3Dhex>";
+        assert_eq!(key(bare).unwrap(), "key");
+        let bare = "<sip:a@b?User-to-User=6b6579%3Bencoding>";
+        assert_eq!(key(bare).unwrap(), "6b6579");
     }
 
     #[test]

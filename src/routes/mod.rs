@@ -487,6 +487,7 @@ mod tests {
         );
         let tool = r#"{"error":"internal_error","message":"Something went wrong on our side while handing over. Please try again in a moment.","status":"error"}"#;
         let lookup = r#"{"error":"internal_error","message":"flexbridge failed on this request (a bug; the panic is logged).","status":"error"}"#;
+        let text = "flexbridge failed on this request (a bug; the panic is logged)\n";
         let cases = [
             (
                 "/receive-call",
@@ -503,6 +504,7 @@ mod tests {
             ),
             ("/polyai/handoff-state", 500, "application/json", lookup),
             ("/tools/flex-handover", 500, "application/json", tool),
+            ("/metrics", 500, "text/plain; charset=utf-8", text),
         ];
         for (uri, status, content_type, body) in cases {
             assert_eq!(

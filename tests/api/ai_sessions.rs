@@ -169,6 +169,39 @@ fn endings() -> Vec<Ending> {
             outcome: "handed_over",
         },
         Ending {
+            name: "virtual agent: a handoff without handoff parameters carries the provider data",
+            path: AGENT_COMPLETE,
+            params: on_the_line(&[
+                ("VirtualAgentStatus", "live-agent-handoff"),
+                (
+                    "VirtualAgentProviderData",
+                    r#"{"ConversationId":"c-3","EndUserId":"u-3"}"#,
+                ),
+            ]),
+            handoff: Some(json!({
+                "vendor": "dialogflow_cx", "session_id": "c-3",
+                "context": {"ConversationId": "c-3", "EndUserId": "u-3"},
+            })),
+            outcome: "handed_over",
+        },
+        Ending {
+            name: "virtual agent: a handoff whose provider data is not JSON keeps it as text",
+            path: AGENT_COMPLETE,
+            params: on_the_line(&[
+                ("VirtualAgentStatus", "live-agent-handoff"),
+                ("VirtualAgentProviderData", "wants a person"),
+            ]),
+            handoff: Some(json!({"vendor": "dialogflow_cx", "context": "wants a person"})),
+            outcome: "handed_over",
+        },
+        Ending {
+            name: "virtual agent: a handoff without provider data",
+            path: AGENT_COMPLETE,
+            params: on_the_line(&[("VirtualAgentStatus", "live-agent-handoff")]),
+            handoff: Some(json!({"vendor": "dialogflow_cx", "context": null})),
+            outcome: "handed_over",
+        },
+        Ending {
             name: "virtual agent: failed, the caller still on the line",
             path: AGENT_COMPLETE,
             params: on_the_line(&[

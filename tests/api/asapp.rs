@@ -500,16 +500,18 @@ async fn engage_falls_back_to_flex_or_to_a_single_apology() {
 }
 
 #[tokio::test]
-async fn engage_without_a_valid_call_sid_falls_back_without_calling_asapp() {
+async fn engage_and_call_complete_without_a_valid_call_sid_fall_back_without_calling_asapp() {
     let asapp = MockServer::start().await;
     mount_stream_url(&asapp, stream_url_answer(STREAM)).await;
     let app = spawn_asapp_app(&asapp, &[("STUDIO_WEBHOOK_URL", STUDIO)]).await;
 
-    let missing = app.voice("/engage", &[("From", "+14155550100")]).await;
-    let invalid = app.voice("/engage", &[("CallSid", "CA123")]).await;
+    for path in ["/engage", "/call-complete"] {
+        let missing = app.voice(path, &[("From", "+14155550100")]).await;
+        let invalid = app.voice(path, &[("CallSid", "CA123")]).await;
 
-    assert_eq!(missing, studio_fallback("missing_call_sid"));
-    assert_eq!(invalid, studio_fallback("invalid_call_sid"));
+        assert_eq!(missing, studio_fallback("missing_call_sid"), "{path}");
+        assert_eq!(invalid, studio_fallback("invalid_call_sid"), "{path}");
+    }
     assert!(asapp.received_requests().await.unwrap().is_empty());
 }
 

@@ -1,15 +1,15 @@
 //! `flexbridge check-config` run as a process, as a user would.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use crate::helpers::{assert_readme_lists, readme_rows};
+use crate::process::flexbridge;
 
 /// `flexbridge check-config` with `args` and only `env`: its exit code, and
 /// its stdout then its stderr.
 pub fn check_config(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
-    command.arg("check-config").args(args).env_clear();
+    let mut command = flexbridge();
+    command.arg("check-config").args(args);
     for (k, v) in env {
         command.env(k, v);
     }
@@ -40,10 +40,12 @@ fn check_config_masks_secrets_and_reports_ready_routes() {
             ),
             ("TWILIO_AUTH_TOKEN", "super-secret-token-value"),
             ("TOOL_API_KEY", "tool-key-value"),
+            ("LOG_FORMAT", "Pretty"),
         ],
     );
 
     assert_eq!(code, 0, "{out}");
+    assert_lines(&out, &["\n  LOG_FORMAT                          pretty\n"]);
     assert!(!out.contains("super-secret-token-value"), "{out}");
     assert!(!out.contains("tool-key-value"), "{out}");
     assert!(
@@ -526,8 +528,7 @@ fn a_tool_is_ready_with_either_auth_token_with_signatures_off_and_in_dev() {
 
 #[test]
 fn serve_refuses_to_start_with_a_malformed_value() {
-    let output = Command::new(env!("CARGO_BIN_EXE_flexbridge"))
-        .env_clear()
+    let output = flexbridge()
         .env("FLEX_WORKFLOW_SID", "nope")
         .output()
         .unwrap();
@@ -539,6 +540,30 @@ fn serve_refuses_to_start_with_a_malformed_value() {
          FLEX_WORKFLOW_SID: \"nope\" is not a Twilio workflow SID (expected WW followed by 32 hex digits)\n\
          run `flexbridge check-config` for the full report\n"
     );
+}
+
+/// A second instance on the same port (or anything else listening there)
+/// stops the start with exit code 1, saying why on stderr and in the log.
+#[test]
+fn serve_exits_1_when_its_port_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+
+    let output = flexbridge()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port)
+        .env("LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "flexbridge: Address already in use (os error 98)\n"
+    );
+    let logs = String::from_utf8_lossy(&output.stdout);
+    let failed = r#""level":"ERROR","fields":{"message":"flexbridge failed","error.message":"Address already in use (os error 98)"}"#;
+    assert!(logs.contains(failed), "{logs}");
 }
 
 /// The README's configuration table names exactly the variables

@@ -16,7 +16,7 @@ use crate::asapp::{
     ASAPP_ID, ASAPP_SECRET, STREAM_PATH, stream_url_answer, transfer, transfer_path,
 };
 use crate::polyai::{API_KEY as POLYAI_API_KEY, STATE_PATH};
-use crate::process::start_binary;
+use crate::process::{coverage_env, start_binary};
 
 const TOKEN: &str = "curl-examples-token-7d2a91";
 const CALL: &str = "CA0123456789abcdef0123456789abcdef";
@@ -143,6 +143,7 @@ fn run(script: &str, base: &str, env: &[(&str, &str)]) -> (i32, String) {
     command
         .arg(path)
         .env_clear()
+        .envs(coverage_env())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("BASE", base)
         .envs(env.iter().copied());

@@ -55,10 +55,17 @@ async fn dev_mode_keeps_an_explicitly_empty_variable_unset() {
     );
 }
 
-/// `--dev` never calls Twilio: the answer shows the exact form body instead.
+/// `--dev` never calls Twilio: the answer shows the exact form body instead,
+/// with the dedup window on (the default) or off.
 #[tokio::test]
 async fn dev_mode_dry_runs_the_handover_and_shows_the_exact_request() {
-    let process = start_binary(&["--dev"], &[]).await;
+    for env in [&[][..], &[("HANDOVER_DEDUP_SECONDS", "0")][..]] {
+        dry_run_shows_the_exact_request(env).await;
+    }
+}
+
+async fn dry_run_shows_the_exact_request(env: &[(&str, &str)]) {
+    let process = start_binary(&["--dev"], env).await;
 
     let answer: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/tools/flex-handover", process.address))
@@ -72,7 +79,7 @@ async fn dev_mode_dry_runs_the_handover_and_shows_the_exact_request() {
         .await
         .unwrap();
 
-    assert_eq!(answer["status"], "dry_run");
+    assert_eq!(answer["status"], "dry_run", "{env:?}");
     assert_eq!(answer["request"]["method"], "POST");
     assert_eq!(
         answer["request"]["url"],
@@ -97,7 +104,7 @@ async fn dev_mode_dry_runs_the_handover_and_shows_the_exact_request() {
         .unwrap();
     // Its own process: exactly this one.
     let counted = handovers(&metrics, "twilio_flex", "dry_run");
-    assert_eq!(counted, Some(1.0), "{metrics}");
+    assert_eq!(counted, Some(1.0), "{env:?}: {metrics}");
 }
 
 /// `--dev` never calls ASAPP or PolyAI: every vendor route answers with demo

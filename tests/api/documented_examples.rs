@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::process::{Process, free_port, start_binary};
+use crate::process::{Process, coverage_env, free_port, start_binary};
 use crate::redis_server::{REDIS_PASSWORD, RedisServer};
 
 const PAGES: [&str; 2] = ["README.md", "docs/routes.md"];
@@ -118,6 +118,7 @@ fn run(command: &str, process: &Process) -> String {
         .arg("-c")
         .arg(command.replace("localhost:8080", host))
         .env_clear()
+        .envs(coverage_env())
         .env("PATH", path)
         .output()
         .expect("bash and curl run");

@@ -1,7 +1,7 @@
 //! Upstream faults under load: the real binary with 200 handovers in flight
 //! against a Twilio stand-in that resets connections, stalls past the
-//! deadline, trickles its body, or answers 5xx, while voice requests arrive
-//! at the same time.
+//! deadline, trickles its body, breaks off its body, or answers 5xx, while
+//! voice requests arrive at the same time.
 //!
 //! What must hold in every case: each tool answer is a JSON error with the
 //! status the fault deserves (502 or 504), every request is answered (none
@@ -67,6 +67,8 @@ enum Fault {
     Stall,
     /// Answer 200 headers, then one body byte every 50 ms.
     SlowBody,
+    /// Answer 200 headers and half the body, then reset the connection.
+    BrokenBody,
     /// Answer 503 with Twilio's error document.
     ServerError,
 }
@@ -159,6 +161,13 @@ async fn serve(mut stream: TcpStream, fault: Fault) {
                         return;
                     }
                 }
+                return;
+            }
+            Fault::BrokenBody => {
+                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 40\r\n\r\n{\"sid\":\"KD0123";
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.flush().await;
+                let _ = stream.set_zero_linger();
                 return;
             }
             Fault::ServerError => {
@@ -418,6 +427,19 @@ async fn handovers_answer_504_when_twilio_stalls_past_the_deadline_under_load() 
 #[tokio::test]
 async fn handovers_answer_504_when_twilio_sends_a_slow_body_under_load() {
     survives(Fault::SlowBody, SHORT_DEADLINE_MS, 504, "upstream_timeout").await;
+}
+
+/// A body broken off halfway: the answer never came whole, and the request
+/// may have been applied, so no retry: 502 `upstream_unavailable`.
+#[tokio::test]
+async fn handovers_answer_502_when_twilio_breaks_off_its_body_under_load() {
+    survives(
+        Fault::BrokenBody,
+        LONG_DEADLINE_MS,
+        502,
+        "upstream_unavailable",
+    )
+    .await;
 }
 
 /// Twilio's own error answer: 502 `twilio_error`, with Twilio's code kept.

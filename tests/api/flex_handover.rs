@@ -935,7 +935,7 @@ async fn studio_handover_adds_a_conversation_scoped_studio_webhook() {
 }
 
 #[tokio::test]
-async fn studio_handover_refuses_voice_sessions_and_needs_a_flow() {
+async fn studio_handover_refuses_voice_sessions_and_malformed_flows_and_needs_a_flow() {
     let twilio = MockServer::start().await;
     let app = spawn_tools_app(&twilio, &[("STUDIO_FLOW_SID", "")]).await;
 
@@ -953,12 +953,26 @@ async fn studio_handover_refuses_voice_sessions_and_needs_a_flow() {
         json!({}),
     ))
     .await;
+    let (malformed, malformed_body) = json_of(app.post_tool(
+        "/tools/studio-handover",
+        &conversation_session(),
+        "phone:+1415",
+        json!({"FlowSid": "WW0123456789abcdef0123456789abcdef"}),
+    ))
+    .await;
 
     assert_eq!(
         voice_body,
         json!({"status": "error", "error": "unsupported_session", "message": "I can't hand this conversation over: a Studio handover needs a conversation; voice sessions use /tools/flex-handover."})
     );
     assert_eq!(voice, 400);
+    assert_eq!(
+        (malformed, malformed_body),
+        (
+            400,
+            json!({"status": "error", "error": "invalid_override", "message": "I can't hand this conversation over: FlowSid: \"WW0123456789abcdef0123456789abcdef\" is not a Twilio Studio flow SID (expected FW followed by 32 hex digits)."})
+        )
+    );
     assert_eq!(
         (unset, unset_body["message"].as_str().unwrap()),
         (

@@ -1,13 +1,14 @@
 //! Running the real `flexbridge` binary, as a user or Fly.io would.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// A running `flexbridge` process, killed on drop; its stdout (the logs)
+/// A running `flexbridge` process, stopped on drop; its stdout (the logs)
 /// goes to a file the test can read, its stderr to another.
 pub struct Process {
     child: Child,
@@ -66,21 +67,28 @@ impl Process {
     /// buffered log lines; SIGKILL if it has not exited within 10 s) and
     /// return everything it logged.
     pub fn stop_and_read_logs(mut self) -> String {
+        self.stop(Duration::from_secs(10));
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGTERM, then SIGKILL if the process has not exited within `limit`.
+    fn stop(&mut self, limit: Duration) {
         if self.is_running() {
-            self.signal("TERM");
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
         }
-        if self.wait_for_exit(Duration::from_secs(10)).is_none() {
+        if self.wait_for_exit(limit).is_none() {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Not SIGKILL at once: a process that exits writes out its coverage
+        // profile under `cargo llvm-cov`.
+        self.stop(Duration::from_secs(2));
         let _ = std::fs::remove_file(&self.log_path);
         let _ = std::fs::remove_file(&self.stderr_path);
     }
@@ -151,6 +159,19 @@ pub fn closed_origin() -> String {
     format!("http://127.0.0.1:{}", closed_port())
 }
 
+/// The binary with nothing of the tests' environment but [`coverage_env`].
+pub fn flexbridge() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
+    command.env_clear().envs(coverage_env());
+    command
+}
+
+/// `LLVM_PROFILE_FILE` if set: under `cargo llvm-cov`, the runs of the
+/// binary by a test count too, whatever else the test clears.
+pub fn coverage_env() -> impl Iterator<Item = (OsString, OsString)> {
+    std::env::vars_os().filter(|(name, _)| name == "LLVM_PROFILE_FILE")
+}
+
 /// How long a started binary has to answer `/healthz`.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -164,10 +185,9 @@ pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
     // Settings errors and panics go to stderr: kept to say why a start failed.
     let stderr_path = log_path.with_extension("stderr");
     let stderr = std::fs::File::create(&stderr_path).expect("a temp stderr file");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
+    let mut command = flexbridge();
     command
         .args(args)
-        .env_clear()
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
         .env("LOG_FORMAT", "json")

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::process::start_binary;
+use crate::process::{flexbridge, start_binary};
 
 const TOKEN: &str = "sign-test-token-5f1c0e";
 const SHARED_KEY_SECRET: &str = "sign-test-shared-key-9b2d4a";
@@ -15,8 +15,8 @@ fn sign(args: &[&str], token: Option<&str>) -> (i32, String, String) {
 
 /// [`sign`] with these variables set (those with a value).
 fn sign_with(args: &[&str], env: &[(&str, Option<&str>)]) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flexbridge"));
-    command.arg("sign").args(args).env_clear();
+    let mut command = flexbridge();
+    command.arg("sign").args(args);
     for (name, value) in env {
         if let Some(value) = value {
             command.env(name, value);
@@ -264,9 +264,8 @@ fn output_that_cannot_be_written_fails_and_only_a_departed_reader_goes_unremarke
         ),
     ];
     for (stdout, expected) in cases {
-        let out = Command::new(env!("CARGO_BIN_EXE_flexbridge"))
+        let out = flexbridge()
             .args(["sign", "--url", "https://example.com/receive-call", "A=1"])
-            .env_clear()
             .env("TWILIO_AUTH_TOKEN", TOKEN)
             .stdout(stdout)
             .output()

@@ -113,6 +113,42 @@ async fn each_request_is_one_json_span_with_id_route_status_latency_and_call_sid
     );
 }
 
+/// `LOG_FORMAT=pretty` (the default on a terminal): one human-readable line
+/// per request with the same fields, without colours under `NO_COLOR`.
+#[tokio::test]
+async fn pretty_logs_have_a_line_per_request_with_its_fields() {
+    let env = [("LOG_FORMAT", "pretty"), ("NO_COLOR", "1")];
+    let process = start_binary(&["--dev"], &env).await;
+    reqwest::Client::new()
+        .post(format!("{}/receive-call", process.address))
+        .header("X-Request-Id", "req-pretty-1")
+        .form(&[("CallSid", CALL_SID), ("Called", "+18005551234")])
+        .send()
+        .await
+        .unwrap();
+
+    let logs = process.stop_and_read_logs();
+
+    let fields = format!(
+        " INFO HTTP request{{http.method=\"POST\" http.route=\"/receive-call\" \
+         http.path=\"/receive-call\" request_id=\"req-pretty-1\" call_sid=\"{CALL_SID}\" latency_ms="
+    );
+    let lines: Vec<_> = logs.lines().filter(|l| l.contains(&fields)).collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    assert!(
+        lines[0].contains(" http.status_code=200 otel.status_code=\"OK\"}: flexbridge::telemetry: close time.busy="),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(" INFO flexbridge: flexbridge stopped\n"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains('\u{1b}') && !logs.contains("{\"timestamp\""),
+        "{logs}"
+    );
+}
+
 /// At start-up each route that cannot do its job is named at WARN, with what
 /// it does instead and what to set.
 #[tokio::test]

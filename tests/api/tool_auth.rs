@@ -123,7 +123,7 @@ async fn a_twilio_signed_json_request_is_accepted_without_a_key() {
     let body = br#"{"summary":"signed"}"#;
     let path = format!("/tools/flex-handover?bodySHA256={}", body_sha256_hex(body));
     let key = SignatureKey::new(TEST_AUTH_TOKEN);
-    let send = |signature: String, body: &'static [u8]| {
+    let signed = |signature: String, body: &'static [u8]| {
         app.client
             .post(app.url(&path))
             .header("X-Session-Id", conversation_session())
@@ -131,8 +131,8 @@ async fn a_twilio_signed_json_request_is_accepted_without_a_key() {
             .header("content-type", "application/json")
             .header("X-Twilio-Signature", signature)
             .body(body)
-            .send()
     };
+    let send = |signature, body| signed(signature, body).send();
 
     let valid = send(key.sign(&app.url(&path), &[]), body).await.unwrap();
     let swapped_body = send(key.sign(&app.url(&path), &[]), br#"{"summary":"tampered"}"#)
@@ -141,10 +141,25 @@ async fn a_twilio_signed_json_request_is_accepted_without_a_key() {
     let wrong_token = send(SignatureKey::new("other").sign(&app.url(&path), &[]), body)
         .await
         .unwrap();
+    // A wrong key beside a signature leaves the signature to decide.
+    let beside_wrong_key = |signature| async {
+        let request = signed(signature, body).bearer_auth("not-the-key");
+        request.send().await.unwrap()
+    };
+    let valid_beside_wrong_key = json_of(beside_wrong_key(key.sign(&app.url(&path), &[]))).await;
+    let invalid_beside_wrong_key = json_of(beside_wrong_key("bm9wZQ==".into())).await;
 
     assert_eq!(valid.status().as_u16(), 200);
     assert_eq!(swapped_body.status().as_u16(), 403);
     assert_eq!(wrong_token.status().as_u16(), 403);
+    assert_eq!(valid_beside_wrong_key.1["status"], "already_handed_over");
+    assert_eq!(
+        (
+            invalid_beside_wrong_key.0,
+            invalid_beside_wrong_key.1["error"].as_str()
+        ),
+        (403, Some("invalid_signature"))
+    );
     assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
 }
 
@@ -186,9 +201,10 @@ async fn a_json_tool_request_signed_with_a_shared_key_is_accepted() {
 }
 
 /// A JSON body the signature does not cover (no `bodySHA256`) is refused:
-/// otherwise a captured signature would authorise any body.
+/// otherwise a captured signature would authorise any body. An empty body,
+/// the tool input `{}`, is all the URL's signature covers.
 #[tokio::test]
-async fn a_signed_url_without_body_hash_does_not_cover_a_json_body() {
+async fn a_signed_url_without_body_hash_covers_only_an_empty_json_body() {
     let twilio = twilio_that_creates().await;
     let app = spawn_tools_app(&twilio, &[]).await;
     let signature = SignatureKey::new(TEST_AUTH_TOKEN).sign(&app.url("/tools/flex-handover"), &[]);
@@ -197,11 +213,20 @@ async fn a_signed_url_without_body_hash_does_not_cover_a_json_body() {
         r.header("X-Twilio-Signature", signature.clone())
     })
     .await;
+    let (empty_status, empty_body) = call(&app, "/tools/flex-handover", |r| {
+        r.header("X-Twilio-Signature", signature.clone()).body("")
+    })
+    .await;
 
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (403, "invalid_signature")
     );
+    assert_eq!(
+        (empty_status, empty_body["status"].as_str()),
+        (200, Some("handed_over"))
+    );
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -278,6 +303,16 @@ async fn with_checks_off_a_configured_tool_key_is_still_required() {
             .await
             .0,
         403
+    );
+    // Checks off, no signature can stand in for the key.
+    let (status, body) = call(&keyed, "/tools/flex-handover", |r| {
+        r.bearer_auth("wrong")
+            .header("X-Twilio-Signature", "bm9wZQ==")
+    })
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("invalid_tool_key"))
     );
     assert_eq!(
         call(&keyed, "/tools/flex-handover", |r| r.bearer_auth(TOOL_KEY))
