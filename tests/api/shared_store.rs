@@ -378,6 +378,88 @@ async fn a_handover_found_in_redis_is_remembered_where_it_was_found() {
     );
 }
 
+/// Claim `key` in `store`, which must get it.
+async fn assert_acquired(store: &RedisStore, key: &str) {
+    let claim = store.claim(key, Duration::from_secs(10)).await;
+    assert!(matches!(claim, Claim::Acquired), "{key}: {claim:?}");
+}
+
+/// Wait until `store`'s probe finds Redis answering, for at most 5 s.
+async fn wait_until_up(store: &RedisStore) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.status().state != StoreState::Up {
+        assert!(Instant::now() < deadline, "the probe never found Redis");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Until Redis first answers, the store says it is connecting
+/// (`/healthz?detail=true`), then up.
+#[tokio::test]
+#[ignore = "needs redis-server (and openssl for TLS): cargo test -- --ignored"]
+async fn a_store_is_connecting_until_redis_first_answers() {
+    let redis = RedisServer::start().await;
+    redis.signal("STOP");
+
+    let store = store_on(&redis);
+    let first = store.status().state.as_str();
+    redis.signal("CONT");
+    wait_until_up(&store).await;
+
+    assert_eq!((first, store.status().state.as_str()), ("connecting", "up"));
+}
+
+/// Redis lost between a handover's claim and its end: the handover is still
+/// remembered here (a repeat finds it), a released one can be made again
+/// here, and each store that met the failure says Redis is down.
+#[tokio::test]
+#[ignore = "needs redis-server (and openssl for TLS): cargo test -- --ignored"]
+async fn redis_lost_after_the_claim_still_leaves_the_handover_remembered_here() {
+    let mut redis = RedisServer::start().await;
+    let (a, b) = (store_on(&redis), store_on(&redis));
+    assert_acquired(&a, "flex:CH-done").await;
+    assert_acquired(&b, "flex:CH-failed").await;
+    redis.kill();
+
+    a.complete("flex:CH-done", "KD-done", Duration::from_secs(60))
+        .await;
+    b.release("flex:CH-failed").await;
+
+    assert_eq!(a.status().state, StoreState::Down);
+    assert_eq!(b.status().state, StoreState::Down);
+    let repeat = a.claim("flex:CH-done", Duration::from_secs(10)).await;
+    assert!(
+        matches!(&repeat, Claim::Existing(sid) if sid == "KD-done"),
+        "{repeat:?}"
+    );
+    assert_acquired(&b, "flex:CH-failed").await;
+}
+
+/// A handover claimed here while Redis was down and finished after it came
+/// back is written only where no instance has recorded one since.
+#[tokio::test]
+#[ignore = "needs redis-server (and openssl for TLS): cargo test -- --ignored"]
+async fn a_handover_made_during_an_outage_never_overwrites_one_recorded_since() {
+    let mut redis = RedisServer::start().await;
+    let store = store_on(&redis);
+    redis.kill();
+    assert_acquired(&store, "flex:CH-taken").await;
+    assert_acquired(&store, "flex:CH-free").await;
+    assert_eq!(store.status().state, StoreState::Down);
+    redis.restart().await;
+    wait_until_up(&store).await;
+    let (taken, free) = (record("CH-taken"), record("CH-free"));
+    redis.set(&taken, "sid:KD-elsewhere", 60_000).await;
+
+    let ttl = Duration::from_secs(60);
+    store.complete("flex:CH-taken", "KD-here", ttl).await;
+    store.complete("flex:CH-free", "KD-here", ttl).await;
+
+    assert_eq!(redis.get(&taken).await.as_deref(), Some("sid:KD-elsewhere"));
+    assert_eq!(redis.get(&free).await.as_deref(), Some("sid:KD-here"));
+    assert!(redis.pttl(&free).await > 0);
+}
+
 /// A connection Redis dropped (it restarted) costs nothing: the call is
 /// tried once more on the new connection, the claim is shared and the store
 /// stays up.
