@@ -427,6 +427,7 @@ mod tests {
             "host.com?X=1",
             "host .com",
             "-host.com",
+            "host-.com",
             "host..com",
             "host.com:0",
             "host.com:70000",

@@ -254,6 +254,11 @@ mod tests {
                 "redis://:secret-5@cache.example.com?protocol=resp9",
                 StoreUrlError::Rejected,
             ),
+            // A password that is not UTF-8 once decoded.
+            (
+                "redis://:secret-7%FF@cache.example.com",
+                StoreUrlError::Rejected,
+            ),
         ];
         for (text, expected) in cases {
             let error = HandoverStoreSetting::parse(text).expect_err(text);

@@ -475,6 +475,35 @@ mod tests {
         assert_eq!(detail, Some(format!("error 401-01, {}", "é".repeat(186))));
     }
 
+    /// ASAPP's error document with some of its fields: the others are left
+    /// out, and with none there is no detail.
+    #[test]
+    fn a_refusal_gives_the_fields_asapp_sent() {
+        let detail = |error: serde_json::Value| {
+            let answer = Answer {
+                status: StatusCode::FORBIDDEN,
+                body: serde_json::to_vec(&serde_json::json!({ "error": error }))
+                    .unwrap()
+                    .into(),
+                attempts: 1,
+            };
+            match refused(&answer) {
+                VendorError::Refused { detail, .. } => detail,
+                other => panic!("a refusal: {other:?}"),
+            }
+        };
+
+        assert_eq!(
+            detail(serde_json::json!({"message": "Forbidden"})).as_deref(),
+            Some("Forbidden")
+        );
+        assert_eq!(
+            detail(serde_json::json!({"requestId": "r-2"})).as_deref(),
+            Some("request r-2")
+        );
+        assert_eq!(detail(serde_json::json!({})), None);
+    }
+
     #[test]
     fn statuses_and_transfer_types_are_matched_in_any_case_and_kept_otherwise() {
         for (sent, read) in [

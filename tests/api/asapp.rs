@@ -121,7 +121,7 @@ async fn engage_connects_the_call_to_the_stream_with_the_call_sid_and_forwarded_
 
     let twiml = app
         .voice(
-            "/engage?input_lang=en&taskName=ignored-repeat",
+            "/engage?input_lang=en&taskName=ignored-repeat&input_note=ignored-repeat",
             &[
                 ("CallSid", CALL_SID),
                 ("From", "+14155550100"),

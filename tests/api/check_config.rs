@@ -511,6 +511,8 @@ fn a_tool_is_ready_with_either_auth_token_with_signatures_off_and_in_dev() {
             "TWILIO_SECONDARY_AUTH_TOKEN",
             "0123456789abcdef0123456789abcdef",
         ),
+        ("TWILIO_WEBHOOK_SHARED_KEY_SECRET", "shared-key-secret-1"),
+        ("TWILIO_SECONDARY_SHARED_KEY_SECRET", "shared-key-secret-2"),
         ("TWILIO_VALIDATE_SIGNATURES", "false"),
     ] {
         let (_, out) = check_config(&[], &[&targets[..], &[caller]].concat());

@@ -436,7 +436,8 @@ async fn redis_lost_after_the_claim_still_leaves_the_handover_remembered_here() 
 }
 
 /// A handover claimed here while Redis was down and finished after it came
-/// back is written only where no instance has recorded one since.
+/// back is written only where no instance has recorded one since; one that
+/// failed leaves Redis alone.
 #[tokio::test]
 #[ignore = "needs redis-server (and openssl for TLS): cargo test -- --ignored"]
 async fn a_handover_made_during_an_outage_never_overwrites_one_recorded_since() {
@@ -445,18 +446,26 @@ async fn a_handover_made_during_an_outage_never_overwrites_one_recorded_since() 
     redis.kill();
     assert_acquired(&store, "flex:CH-taken").await;
     assert_acquired(&store, "flex:CH-free").await;
+    assert_acquired(&store, "flex:CH-failed").await;
     assert_eq!(store.status().state, StoreState::Down);
     redis.restart().await;
     wait_until_up(&store).await;
     let (taken, free) = (record("CH-taken"), record("CH-free"));
+    let failed = record("CH-failed");
     redis.set(&taken, "sid:KD-elsewhere", 60_000).await;
+    redis.set(&failed, "sid:KD-elsewhere", 60_000).await;
 
     let ttl = Duration::from_secs(60);
     store.complete("flex:CH-taken", "KD-here", ttl).await;
     store.complete("flex:CH-free", "KD-here", ttl).await;
+    store.release("flex:CH-failed").await;
 
     assert_eq!(redis.get(&taken).await.as_deref(), Some("sid:KD-elsewhere"));
     assert_eq!(redis.get(&free).await.as_deref(), Some("sid:KD-here"));
+    assert_eq!(
+        redis.get(&failed).await.as_deref(),
+        Some("sid:KD-elsewhere")
+    );
     assert!(redis.pttl(&free).await > 0);
 }
 
