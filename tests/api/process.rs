@@ -33,12 +33,7 @@ impl Process {
 
     /// Send a signal (e.g. "TERM", "INT") to the process.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} failed");
+        assert!(send_signal(self.child.id(), name), "kill -{name} failed");
     }
 
     /// Wait up to `limit` for the process to exit; its exit code.
@@ -74,8 +69,8 @@ impl Process {
     /// SIGTERM, then SIGKILL if the process has not exited within `limit`.
     fn stop(&mut self, limit: Duration) {
         if self.is_running() {
-            let pid = self.child.id().to_string();
-            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            // Not asserted: this runs in Drop, where a panic would abort.
+            send_signal(self.child.id(), "TERM");
         }
         if self.wait_for_exit(limit).is_none() {
             let _ = self.child.kill();
@@ -157,6 +152,16 @@ pub fn closed_port() -> u16 {
 /// An HTTP origin on a [`closed_port`].
 pub fn closed_origin() -> String {
     format!("http://127.0.0.1:{}", closed_port())
+}
+
+/// Send signal `name` (e.g. "TERM", "STOP") to process `pid`; whether
+/// `kill` delivered it.
+pub fn send_signal(pid: u32, name: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// The binary with nothing of the tests' environment but [`coverage_env`].

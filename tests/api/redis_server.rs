@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::process::free_port;
+use crate::process::{free_port, send_signal};
 
 /// The password every test server requires, so tests can check it never
 /// shows up in output or logs.
@@ -113,12 +113,7 @@ impl RedisServer {
     /// network black hole.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("the server runs").id();
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} {pid}");
+        assert!(send_signal(pid, signal), "kill -{signal} {pid}");
     }
 
     /// A connection for inspecting what flexbridge wrote.
