@@ -128,6 +128,7 @@ fn serve(dev: bool) -> ExitCode {
     };
     // Held to the end: dropping it writes out the queued log lines.
     let _logs = telemetry::init(settings.log_format);
+    raise_open_files_limit();
     announce(&settings);
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)?;
@@ -144,6 +145,17 @@ fn serve(dev: bool) -> ExitCode {
             eprintln!("flexbridge: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raise the soft limit on open files to the hard limit, as Go's runtime
+/// does: containerd 2 and systemd start a service at 1,024, fewer than a
+/// burst of handovers needs (a connection in and one out for each), and
+/// Kubernetes has no setting to raise it.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error.message = %e, "open files limit could not be raised"),
     }
 }
 

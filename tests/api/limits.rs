@@ -3,6 +3,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{assert_twiml_response, healthz_on, spawn_app, spawn_studio_app};
+use crate::process::{coverage_env, log_events, start_command};
 
 const LIMIT: usize = 64 * 1024;
 
@@ -156,4 +157,37 @@ async fn an_idle_connection_stays_open_for_keep_alive_seconds() {
         assert!(!answer.contains("connection: close"), "{answer}");
     }
     assert_eq!(short.1, "", "closed after 2 s idle");
+}
+
+/// containerd 2 and systemd start a service with 1,024 open files at most
+/// (the soft limit) though it may raise that to the hard limit itself, and
+/// Kubernetes has no setting for it. A burst of 1,000 handovers needs more
+/// (a connection in, and one out to Twilio, for each), so the binary raises
+/// the soft limit to the hard one when it starts, as Go's runtime does.
+#[tokio::test]
+async fn the_binary_raises_its_open_files_limit_to_the_hard_limit() {
+    let mut shell = std::process::Command::new("bash");
+    shell.env_clear().envs(coverage_env()).args([
+        "-c",
+        "ulimit -Sn 128 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_flexbridge"),
+    ]);
+
+    let process = start_command(shell, &[], &[]).await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", process.pid())).unwrap();
+    let logs = process.stop_and_read_logs();
+
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .take(2)
+        .collect();
+    let (soft, hard) = (open_files[0], open_files[1]);
+    assert_eq!(soft, hard, "{limits}");
+    let logged = log_events(&logs)
+        .find(|line| line["fields"]["message"] == "open files limit")
+        .unwrap_or_else(|| panic!("no line for the limit in\n{logs}"));
+    assert_eq!(logged["fields"]["limit"].to_string(), hard, "{logged}");
 }

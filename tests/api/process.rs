@@ -183,6 +183,12 @@ const START_DEADLINE: Duration = Duration::from_secs(10);
 /// Start the binary with `args` and `env` (nothing inherited) and wait until
 /// `/healthz` answers, for at most [`START_DEADLINE`].
 pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
+    start_command(flexbridge(), args, env).await
+}
+
+/// [`start_binary`] through `command`: the binary, or a shell that sets
+/// something up and then `exec`s it (so the process is still the binary).
+pub async fn start_command(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Process {
     let port = free_port();
     let log_path =
         std::env::temp_dir().join(format!("flexbridge-test-{}-{port}.log", std::process::id()));
@@ -190,7 +196,6 @@ pub async fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
     // Settings errors and panics go to stderr: kept to say why a start failed.
     let stderr_path = log_path.with_extension("stderr");
     let stderr = std::fs::File::create(&stderr_path).expect("a temp stderr file");
-    let mut command = flexbridge();
     command
         .args(args)
         .env("HOST", "127.0.0.1")
