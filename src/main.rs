@@ -150,8 +150,8 @@ fn serve(dev: bool) -> ExitCode {
 
 /// Raise the soft limit on open files to the hard limit, as Go's runtime
 /// does: containerd 2 and systemd start a service at 1,024, fewer than a
-/// burst of handovers needs (a connection in and one out for each), and
-/// Kubernetes has no setting to raise it.
+/// burst of 1,000 handovers needs (a connection in for each, and those out
+/// to Twilio), and Kubernetes has no setting to raise it.
 fn raise_open_files_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => tracing::info!(limit, "open files limit"),
