@@ -73,6 +73,7 @@ impl ToolError {
             Self::Request(e) => (
                 match e {
                     RequestError::BodyTooLarge => "body_too_large",
+                    RequestError::BodyTimeout => "body_timeout",
                     _ => "invalid_body",
                 },
                 e.status_code(),
@@ -366,6 +367,12 @@ mod tests {
                 413,
                 "body_too_large",
                 "This request cannot be read: request body is larger than 64 KiB.".to_owned(),
+            ),
+            (
+                ToolError::Request(RequestError::BodyTimeout),
+                408,
+                "body_timeout",
+                "This request cannot be read: request body did not arrive within 5 s.".to_owned(),
             ),
             (
                 ToolError::Request(RequestError::BodyUnreadable(PayloadError::Incomplete(None))),

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::ContentType;
@@ -19,12 +20,20 @@ use crate::twilio::{AuthError, SignedBody, WebhookAuth};
 /// The largest request body accepted, in bytes (64 KiB).
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How long a body may take to arrive: actix-web bounds only the head (to
+/// 5 s), and a body that stops part way would hold its connection, and a
+/// shutdown's drain, for ever.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why a request was refused before any route logic ran.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// The body is larger than 64 KiB (`MAX_BODY_BYTES`).
     #[error("request body is larger than 64 KiB")]
     BodyTooLarge,
+    /// The body did not arrive within 5 s (`BODY_TIMEOUT`).
+    #[error("request body did not arrive within 5 s")]
+    BodyTimeout,
     /// The client stopped sending mid-body, or sent a broken chunked body.
     #[error("request body could not be read")]
     BodyUnreadable(#[source] actix_web::error::PayloadError),
@@ -37,6 +46,7 @@ impl ResponseError for RequestError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyUnreadable(_) | Self::Auth(AuthError::MissingSignature) => {
                 StatusCode::BAD_REQUEST
             }
@@ -238,7 +248,8 @@ pub enum CallSidProblem {
 /// body with a 32 KiB buffer: 8 MiB for 256 requests in flight.)
 ///
 /// # Errors
-/// [`RequestError::BodyTooLarge`] or [`RequestError::BodyUnreadable`].
+/// [`RequestError::BodyTooLarge`], [`RequestError::BodyTimeout`] or
+/// [`RequestError::BodyUnreadable`].
 async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Bytes, RequestError> {
     let declared = req
         .headers()
@@ -249,13 +260,19 @@ async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Bytes, Req
         return Err(RequestError::BodyTooLarge);
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(1024));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(RequestError::BodyUnreadable)?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(RequestError::BodyTooLarge);
+    let read = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(RequestError::BodyUnreadable)?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(RequestError::BodyTooLarge);
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(())
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| RequestError::BodyTimeout)??;
     Ok(body.freeze())
 }
 

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -147,6 +147,74 @@ async fn an_idle_connection_does_not_hold_the_exit() {
     assert!(
         rest.is_empty(),
         "the connection was closed after its answer"
+    );
+}
+
+/// A client that stops sending part way through a body (a proxy or network
+/// that died mid-request) would hold its connection for ever: actix-web
+/// bounds only the head, to 5 s. In a shutdown it held the drain for its
+/// whole 25 s and then actix-web's own graceful stop for 25 s more, past
+/// what Fly.io and Kubernetes wait before they kill the process. Such a
+/// request is refused with 408 after 5 s and its connection closed, on the
+/// voice routes (plain text) and the tool routes (JSON) alike, so the
+/// process exits 0 well within the drain.
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_refused_with_408_and_does_not_hold_the_exit() {
+    let mut process = start_binary(&[], &[]).await;
+    let mut streams = Vec::new();
+    for path in ["/receive-call", "/tools/flex-handover"] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", process.port))
+            .await
+            .unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n\r\nCallSid=CA"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        streams.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    process.signal("TERM");
+    let (exit, logs) = tokio::task::spawn_blocking(move || {
+        // Less than the drain, so only requests that ended early pass.
+        let exit = process.wait_for_exit(Duration::from_secs(20));
+        (exit, process.stop_and_read_logs())
+    })
+    .await
+    .unwrap();
+    let mut answers = Vec::new();
+    for mut stream in streams {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        answers.push(String::from_utf8(answer).unwrap());
+    }
+
+    assert_eq!(exit, Some(0), "{logs}");
+    assert!(!logs.contains("shutdown timeout reached"), "{logs}");
+    for answer in &answers {
+        assert!(
+            answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    }
+    assert!(
+        answers[0].ends_with("\r\n\r\nrequest body did not arrive within 5 s\n"),
+        "{}",
+        answers[0]
+    );
+    let json = answers[1]
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(json).unwrap(),
+        json!({
+            "status": "error",
+            "error": "body_timeout",
+            "message": "This request cannot be read: request body did not arrive within 5 s."
+        })
     );
 }
 
