@@ -83,30 +83,49 @@ async fn a_chunked_body_is_read_up_to_64_kib_and_refused_with_413_past_it() {
     }
 }
 
-/// Content-Length and Transfer-Encoding together frame a body two ways: a
-/// proxy in front that reads one and flexbridge the other would disagree
-/// on where the next request starts (request smuggling). Such a request is
-/// refused and its connection closed, so nothing sent after it is served;
-/// the same signed request framed by chunks alone is answered, and so is
-/// the request after it.
+/// A request framed so that a proxy in front and flexbridge could disagree
+/// on where its body ends, and so on where the next request starts
+/// (request smuggling), is refused and its connection closed, so nothing
+/// sent after it is served: Content-Length and Transfer-Encoding together,
+/// and chunked bodies that RFC 9112 forbids but lenient parsers read (a
+/// bare LF ending the last chunk or a trailer line, a CR LF inside a quoted
+/// chunk extension; CVE-2026-134342, GHSA-9w4r-xc43-v236 and
+/// CVE-2026-140392, fixed in actix-http 3.20.2, 3.21.1 and 3.21.3). The
+/// same signed request framed well, a quoted extension included, is
+/// answered, and so is the request after it.
 #[tokio::test]
-async fn a_request_framed_by_both_content_length_and_chunks_is_refused_and_ends_the_connection() {
+async fn a_request_whose_framing_parsers_could_read_two_ways_is_refused_and_ends_the_connection() {
     let app = spawn_studio_app().await;
     let signature = app
         .signature_for("/receive-call", &[("Called", "+18005551234")])
         .unwrap();
     let form = "Called=%2B18005551234";
-    let chunked = format!("{:x}\r\n{form}\r\n0\r\n\r\n", form.len());
     let next = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    for (framing, answered) in [
-        ("Transfer-Encoding: chunked", true),
-        ("Content-Length: 4\r\nTransfer-Encoding: chunked", false),
-        ("Transfer-Encoding: chunked\r\nContent-Length: 4", false),
+    let chunked = "Transfer-Encoding: chunked";
+    let end = "0\r\n\r\n";
+    for (framing, last, answered) in [
+        (chunked, end, true),
+        (chunked, "0;note=\"a \\\"quoted\\\" value\"\r\n\r\n", true),
+        (
+            "Content-Length: 4\r\nTransfer-Encoding: chunked",
+            end,
+            false,
+        ),
+        (
+            "Transfer-Encoding: chunked\r\nContent-Length: 4",
+            end,
+            false,
+        ),
+        (chunked, "0\r\n\n", false),
+        (chunked, "0\r\nX-Note: a\n\r\n", false),
+        (chunked, "0;note=\"\r\n\r\n", false),
     ] {
         let request = format!(
             "POST /receive-call HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Twilio-Signature: {signature}\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\n{framing}\r\n\r\n{chunked}{next}",
-            app.port
+             Content-Type: application/x-www-form-urlencoded\r\n{framing}\r\n\r\n\
+             {:x}\r\n{form}\r\n{last}{next}",
+            app.port,
+            form.len()
         );
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
             .await
@@ -114,18 +133,29 @@ async fn a_request_framed_by_both_content_length_and_chunks_is_refused_and_ends_
         stream.write_all(request.as_bytes()).await.unwrap();
 
         let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer).await;
+        // The limit only stops a parser that waits for more from hanging the test.
+        let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .is_ok();
         let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            closed,
+            "{framing} {last:?}: the connection stayed open after {answer:?}"
+        );
         // A TwiML body ends without a newline: find status lines anywhere.
         let statuses: Vec<&str> = answer
             .match_indices("HTTP/1.1 ")
             .map(|(at, _)| &answer[at..at + 12])
             .collect();
         if answered {
-            assert_eq!(statuses, ["HTTP/1.1 200", "HTTP/1.1 200"], "{answer}");
+            assert_eq!(
+                statuses,
+                ["HTTP/1.1 200", "HTTP/1.1 200"],
+                "{last:?}: {answer}"
+            );
             assert!(answer.contains("<Dial"), "{answer}");
         } else {
-            assert_eq!(statuses, ["HTTP/1.1 400"], "{framing}: {answer}");
+            assert_eq!(statuses, ["HTTP/1.1 400"], "{framing} {last:?}: {answer}");
         }
     }
 }
@@ -157,6 +187,37 @@ async fn an_idle_connection_stays_open_for_keep_alive_seconds() {
         assert!(!answer.contains("connection: close"), "{answer}");
     }
     assert_eq!(short.1, "", "closed after 2 s idle");
+}
+
+/// The 5 s actix-web gives a request head holds on a kept-alive connection
+/// too: a second request whose head stops part way is answered 408 and
+/// its connection closed, rather than held for the 620 s keep-alive (as
+/// actix-http did before 3.21.2, GHSA-54pm-2wm5-hpmg).
+#[tokio::test]
+async fn a_head_that_stops_arriving_on_a_kept_alive_connection_is_refused_with_408() {
+    let app = spawn_app(&[]).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    let first = healthz_on(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
+
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: loc")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    // The limit only stops a server that waits out the keep-alive from hanging the test.
+    let closed = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .is_ok();
+    let answer = String::from_utf8_lossy(&answer);
+
+    assert!(closed, "the connection stayed open after {answer:?}");
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
 }
 
 /// containerd 2 and systemd start a service with 1,024 open files at most
