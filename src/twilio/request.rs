@@ -21,8 +21,8 @@ use crate::twilio::{AuthError, SignedBody, WebhookAuth};
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How long a body may take to arrive: actix-web bounds only the head (to
-/// 5 s), and a body that stops part way would hold its connection, and a
-/// shutdown's drain, for ever.
+/// 5 s), and a body that stops part way would hold its connection for ever
+/// and a shutdown past the time the platforms give it.
 const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a request was refused before any route logic ran.
