@@ -7,6 +7,21 @@ use crate::process::{coverage_env, log_events, start_command};
 
 const LIMIT: usize = 64 * 1024;
 
+/// What the server sends until it closes `stream`; `Err` with what came so
+/// far if it is still open after `limit`, which only stops a server that
+/// waits for more from hanging the test.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> Result<String, String> {
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(limit, stream.read_to_end(&mut answer))
+        .await
+        .is_ok();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    if closed { Ok(answer) } else { Err(answer) }
+}
+
 /// A form body of exactly `len` bytes carrying a valid `Called`.
 fn form_of_len(len: usize) -> String {
     let head = "Called=%2B18005551234&Pad=";
@@ -132,16 +147,11 @@ async fn a_request_whose_framing_parsers_could_read_two_ways_is_refused_and_ends
             .unwrap();
         stream.write_all(request.as_bytes()).await.unwrap();
 
-        let mut answer = Vec::new();
-        // The limit only stops a parser that waits for more from hanging the test.
-        let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        let answer = read_until_closed(&mut stream, Duration::from_secs(10))
             .await
-            .is_ok();
-        let answer = String::from_utf8_lossy(&answer);
-        assert!(
-            closed,
-            "{framing} {last:?}: the connection stayed open after {answer:?}"
-        );
+            .unwrap_or_else(|answer| {
+                panic!("{framing} {last:?}: the connection stayed open after {answer:?}")
+            });
         // A TwiML body ends without a newline: find status lines anywhere.
         let statuses: Vec<&str> = answer
             .match_indices("HTTP/1.1 ")
@@ -206,14 +216,10 @@ async fn a_head_that_stops_arriving_on_a_kept_alive_connection_is_refused_with_4
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: loc")
         .await
         .unwrap();
-    let mut answer = Vec::new();
-    // The limit only stops a server that waits out the keep-alive from hanging the test.
-    let closed = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+    let answer = read_until_closed(&mut stream, Duration::from_secs(30))
         .await
-        .is_ok();
-    let answer = String::from_utf8_lossy(&answer);
+        .unwrap_or_else(|answer| panic!("the connection stayed open after {answer:?}"));
 
-    assert!(closed, "the connection stayed open after {answer:?}");
     assert!(
         answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
         "{answer}"
